@@ -1,0 +1,93 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+import { loadNetworkList, type NetworkList } from '../cnictl/conf.js';
+import { Lab } from '../conformance/lab.js';
+import { stats, ms, type Stats } from './stats.js';
+
+// `npm run bench`: tether against the reference plugins, interleaved in one run so drift hits both.
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const N = Number(process.env.BENCH_N ?? 50);
+const WARMUP = 3;
+const REF = '/usr/lib/cni';
+const DIST = join(root, 'dist', 'bin');
+
+interface Row { name: string; a: string; b: string; sa: Stats; sb: Stats; unit: string }
+const rows: Row[] = [];
+
+function timeOnce(file: string, args: string[], env: NodeJS.ProcessEnv, input = ''): number {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(file, args, { env, input, stdio: ['pipe', 'ignore', 'ignore'] });
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} exited ${r.status}`);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** Two commands run alternately, A B A B ..., after warm-ups. */
+function interleave(a: () => number, b: () => number): [number[], number[]] {
+  for (let i = 0; i < WARMUP; i++) { a(); b(); }
+  const sa: number[] = [];
+  const sb: number[] = [];
+  for (let i = 0; i < N; i++) { sa.push(a()); sb.push(b()); }
+  return [sa, sb];
+}
+
+function startup(): void {
+  // Runtimes often pass NODE_EXTRA_CA_CERTS on; it must not matter to a Bun binary, so keep it set.
+  const env = { ...process.env, CNI_COMMAND: 'VERSION' };
+  const [sa, sb] = interleave(
+    () => timeOnce(join(DIST, 'cnictl'), ['--version'], env),
+    () => timeOnce(join(REF, 'bridge'), [], env, '{"cniVersion":"1.0.0"}'),
+  );
+  rows.push({ name: 'start-up (exec to exit)', a: 'tether: cnictl --version', b: 'reference: bridge VERSION', sa: stats(sa), sb: stats(sb), unit: 'ms' });
+  const rss = (file: string, args: string[], input = '') => {
+    const r = spawnSync(process.execPath, [fileURLToPath(new URL('./rss.js', import.meta.url)), '20', file, ...args], { env: { ...env, BENCH_STDIN: input }, encoding: 'utf8' });
+    return Number(r.stdout.trim()) / 1024;
+  };
+  const ra = rss(join(DIST, 'cnictl'), ['--version']);
+  const rb = rss(join(REF, 'bridge'), [], '{"cniVersion":"1.0.0"}');
+  rows.push({ name: 'peak RSS of that exec', a: 'tether: cnictl --version', b: 'reference: bridge VERSION', sa: stats([ra]), sb: stats([rb]), unit: 'MiB' });
+}
+
+/** ADD and DEL of two networks, each in its own throwaway host namespace, a fresh container namespace per sample. */
+async function addDel(label: string, listA: NetworkList, pathA: string[], listB: NetworkList, pathB: string[]): Promise<void> {
+  const labA = new Lab(listA, pathA);
+  const labB = new Lab(listB, pathB);
+  try {
+    const sample = async (lab: Lab) => {
+      const c = lab.newContainer();
+      await lab.attach(c);
+      const add = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
+      await lab.detach(c);
+      const del = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
+      lab.removeContainer(c);
+      return [add, del];
+    };
+    for (let i = 0; i < WARMUP; i++) { await sample(labA); await sample(labB); }
+    const a: number[][] = [];
+    const b: number[][] = [];
+    for (let i = 0; i < N; i++) { a.push(await sample(labA)); b.push(await sample(labB)); }
+    const names = [listA.plugins.map((p) => p.type).join('+'), listB.plugins.map((p) => p.type).join('+')];
+    rows.push({ name: `${label} ADD`, a: names[0], b: names[1], sa: stats(a.map((x) => x[0])), sb: stats(b.map((x) => x[0])), unit: 'ms' });
+    rows.push({ name: `${label} DEL`, a: names[0], b: names[1], sa: stats(a.map((x) => x[1])), sb: stats(b.map((x) => x[1])), unit: 'ms' });
+  } finally {
+    labA.close();
+    labB.close();
+  }
+}
+
+function print(): void {
+  const head = ['measure', 'A', 'B', 'A median', 'A p95', 'B median', 'B p95', 'A/B (median)'];
+  const body = rows.map((r) => [r.name, r.a, r.b, `${ms(r.sa.median)} ${r.unit}`, r.sa.n > 1 ? ms(r.sa.p95) : '-', `${ms(r.sb.median)} ${r.unit}`, r.sb.n > 1 ? ms(r.sb.p95) : '-', `${(r.sa.median / r.sb.median).toFixed(2)}x`]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(w[i])).join(' | ')} |`;
+  process.stdout.write(`\ntether bench: N=${N} per side, interleaved, ${WARMUP} warm-ups; ${new Date().toISOString()}\n`);
+  process.stdout.write(`${line(head)}\n| ${w.map((x) => '-'.repeat(x)).join(' | ')} |\n${body.map(line).join('\n')}\n`);
+}
+
+startup();
+const nets = join(root, 'conformance', 'networks');
+await addDel('bridge vs ptp (reference)', loadNetworkList(nets, 'ref-bridge'), [REF], loadNetworkList(nets, 'ref-ptp'), [REF]);
+print();
+writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

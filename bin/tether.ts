@@ -1,0 +1,22 @@
+import { basename } from 'node:path';
+import { LINKS, programs } from './programs.js';
+
+// One binary, many names: the name it was exec'd by picks the program.
+async function main(): Promise<number> {
+  let name = basename(process.argv0 || '');
+  let argv = process.argv.slice(2);
+  if (!programs[name]) {
+    // Invoked as `tether`, or under node/bun during development: the program is the first argument.
+    if (argv[0] && programs[argv[0]]) {
+      name = argv[0];
+      argv = argv.slice(1);
+    } else {
+      process.stderr.write(`tether: one binary for ${LINKS.join(', ')}.\nRun it through a link with one of those names, or as: tether <name> [arguments]\n`);
+      return argv.length ? 2 : 0;
+    }
+  }
+  const program = await programs[name]();
+  return program(argv);
+}
+
+process.exitCode = await main();

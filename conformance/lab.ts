@@ -1,0 +1,141 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
+import { Netlink } from '../lib/netlink/handle.js';
+import { parseIP } from '../lib/ip/addr.js';
+import type { Result } from '../lib/cni/types.js';
+import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
+import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
+
+/** Everything a run created, so it can all be removed: on success, on failure, and on SIGINT. */
+const live = new Set<Lab>();
+let handlersInstalled = false;
+
+function installSignalHandlers(): void {
+  if (handlersInstalled) return;
+  handlersInstalled = true;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      for (const lab of live) lab.close();
+      process.stderr.write(`conformance: interrupted by ${sig}; removed everything the run created\n`);
+      process.exit(130);
+    });
+  }
+}
+
+export interface Container {
+  name: string;
+  path: string;
+  id: string;
+}
+
+/** IPAM types whose reservations live as one file per address under dataDir/<network> (host-local's layout). */
+const FILE_IPAM = new Set(['host-local', 'tether-ipam']);
+
+/**
+ * A throwaway "host" namespace where plugins run (so no bridge, route or rule lands on the real host),
+ * container namespaces created on demand, a private result cache and IPAM data directory.
+ * Names share a random prefix; close() deletes exactly those names.
+ */
+export class Lab {
+  readonly prefix: string;
+  readonly host: string;
+  readonly dir: string;
+  readonly list: NetworkList;
+  readonly runtime: CniRuntime;
+  ipamDataDir?: string;
+  private readonly containers: Container[] = [];
+  private counter = 0;
+  private closed = false;
+
+  constructor(list: NetworkList, path: string[], timeoutMs = 30_000) {
+    installSignalHandlers();
+    this.prefix = `tcf${randomBytes(3).toString('hex')}`;
+    this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
+    live.add(this);
+    try {
+      this.host = netnsPath(this.prefix + '-host');
+      createNamedNetns(`${this.prefix}-host`);
+      this.setLoopbackUp(this.host);
+      // Keep IPAM state inside the run's directory so runs never share (or leak) reservations.
+      const plugins = list.plugins.map((p) => {
+        const ipam = p.ipam as Record<string, unknown> | undefined;
+        if (!ipam || !FILE_IPAM.has(ipam.type as string)) return p;
+        this.ipamDataDir = join(this.dir, 'ipam');
+        return { ...p, ipam: { ...ipam, dataDir: this.ipamDataDir } };
+      });
+      const raw = JSON.parse(list.bytes.toString()) as Record<string, unknown>;
+      this.list = parseNetworkList(Buffer.from(JSON.stringify({ ...raw, plugins })), list.file);
+      this.runtime = new CniRuntime({ path, cacheDir: join(this.dir, 'cache'), timeoutMs, pluginNetns: this.host });
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  /** The same network at another spec version (for the per-version cases). */
+  withVersion(version: string): NetworkList {
+    const raw = JSON.parse(this.list.bytes.toString()) as Record<string, unknown>;
+    delete raw.cniVersions;
+    return parseNetworkList(Buffer.from(JSON.stringify({ ...raw, cniVersion: version })));
+  }
+
+  private setLoopbackUp(path: string): void {
+    const nl = Netlink.at(path);
+    try {
+      const lo = nl.linkByName('lo');
+      if (lo && !lo.up) nl.linkSet(lo.index, { up: true });
+    } finally { nl.close(); }
+  }
+
+  newContainer(): Container {
+    const name = `${this.prefix}-c${++this.counter}`;
+    const path = createNamedNetns(name);
+    this.setLoopbackUp(path);
+    const c = { name, path, id: `${this.prefix}-ctr${this.counter}` };
+    this.containers.push(c);
+    return c;
+  }
+
+  removeContainer(c: Container): void { deleteNamedNetns(c.name); }
+
+  spec(c: Container, ifname = 'eth0'): AttachmentSpec {
+    return { containerID: c.id, netns: c.path, ifname };
+  }
+
+  attach(c: Container, list = this.list, ifname = 'eth0'): Promise<Result> {
+    return this.runtime.add(list, this.spec(c, ifname));
+  }
+
+  detach(c: Container, list = this.list, ifname = 'eth0'): Promise<void> {
+    return this.runtime.del(list, this.spec(c, ifname));
+  }
+
+  /** Addresses IPAM holds now, or null when the IPAM type keeps its state somewhere the harness cannot read. */
+  reservations(): string[] | null {
+    if (!this.ipamDataDir) return null;
+    try {
+      return readdirSync(join(this.ipamDataDir, this.list.name)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+  }
+
+  /** Deletes every namespace and file of this run, by exact name. Safe to call twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.containers) { try { deleteNamedNetns(c.name); } catch { /* keep going */ } }
+    try { deleteNamedNetns(`${this.prefix}-host`); } catch { /* keep going */ }
+    rmSync(this.dir, { recursive: true, force: true });
+    live.delete(this);
+  }
+
+  /** Names under /run/netns still carrying this run's prefix (must be none after close). */
+  leftovers(): string[] {
+    return listNamedNetns().filter((n) => n.startsWith(`${this.prefix}-`));
+  }
+}

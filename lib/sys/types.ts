@@ -1,0 +1,38 @@
+/**
+ * The system calls tether makes directly. Everything else goes through node: APIs, so this
+ * interface is the only place where the Bun and Node runtimes differ.
+ * Every call is synchronous on the calling thread: setns(2) is per thread, so work that must
+ * happen inside a network namespace has to stay on the thread that entered it.
+ */
+export interface Sys {
+  readonly backend: 'bun' | 'koffi';
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, addr: Uint8Array): void;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
+  send(fd: number, buf: Uint8Array, len: number): number;
+  /** Returns the byte count; with MSG_TRUNC the real length even when larger than buf. */
+  recv(fd: number, buf: Uint8Array, flags: number): number;
+  close(fd: number): void;
+  setns(fd: number, nstype: number): void;
+  unshare(flags: number): void;
+  mount(source: string, target: string, fstype: string | null, flags: number): void;
+  umount2(target: string, flags: number): void;
+  /** getrusage(RUSAGE_CHILDREN).ru_maxrss: the largest resident set of any waited-for child, KiB. */
+  childrenMaxRssKiB(): number;
+}
+
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUF = 7;
+export const SO_RCVTIMEO = 20;
+export const SOL_NETLINK = 270;
+export const CLONE_NEWNET = 0x40000000;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+export const MSG_PEEK = 2;
+export const MSG_TRUNC = 0x20;

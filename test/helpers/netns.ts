@@ -1,0 +1,23 @@
+import { randomBytes } from 'node:crypto';
+import { createNamedNetns, deleteNamedNetns, listNamedNetns } from '../../lib/netns/netns.js';
+
+/** Namespaces a test file creates, all under one random prefix, deleted by exact name. */
+export class Namespaces {
+  readonly prefix = `tt${randomBytes(3).toString('hex')}`;
+  private readonly names: string[] = [];
+
+  add(suffix: string): string {
+    const name = `${this.prefix}-${suffix}`;
+    const path = createNamedNetns(name);
+    this.names.push(name);
+    return path;
+  }
+
+  cleanup(): void {
+    for (const n of this.names.splice(0)) deleteNamedNetns(n);
+  }
+
+  leftovers(): string[] {
+    return listNamedNetns().filter((n) => n.startsWith(`${this.prefix}-`));
+  }
+}
