@@ -19,4 +19,8 @@ async function main(): Promise<number> {
   return program(argv);
 }
 
-process.exitCode = await main();
+// No top-level await: it would make the whole module graph asynchronous and slower to start.
+main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+  process.stderr.write(`tether: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});

@@ -1,15 +1,8 @@
-import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
-import { parseCniArgs } from '../lib/cni/args.js';
+import { writeSync } from 'node:fs';
 import { CniError } from '../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../lib/cni/version.js';
-import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
 import { parseArgv, str, UsageError, type Parsed } from './argv.js';
-import { listCache } from './cache.js';
-import { ConfigError, loadNetworkList, scanConfDir } from './conf.js';
-import { describeResult, table } from './format.js';
-import { CniRuntime, type AttachmentSpec } from './runtime.js';
-import { formatResult } from '../lib/cni/result.js';
+import { ConfigError } from './conf.js';
 
 export const TETHER_VERSION = '0.1.0';
 
@@ -41,150 +34,16 @@ Exit status: 0 success, 1 a plugin or CNI error (code, message and details are p
 const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only'] as const;
 const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose'] as const;
 
-interface Ctx {
-  p: Parsed;
-  json: boolean;
-  out(s: string): void;
-  confDir: string;
-  runtime: CniRuntime;
-}
-
-/** cnitool's rule, with our prefix: a stable ID from the namespace path, so detach finds what attach made. */
-export function defaultContainerID(netns: string): string {
-  return `cnictl-${createHash('sha512').update(resolve(netns)).digest('hex').slice(0, 20)}`;
-}
-
-function attachment(c: Ctx, netnsArg: string): AttachmentSpec {
-  const netns = netnsPath(netnsArg);
-  let capabilityArgs: Record<string, unknown> | undefined;
-  const cap = str(c.p, 'cap-args') ?? process.env.CAP_ARGS;
-  if (cap) {
-    try { capabilityArgs = JSON.parse(cap) as Record<string, unknown>; } catch (e) {
-      throw new UsageError(`--cap-args must be a JSON object: ${(e as Error).message}`);
-    }
-  }
-  return {
-    containerID: str(c.p, 'container-id') ?? defaultContainerID(netns),
-    netns,
-    ifname: str(c.p, 'ifname') ?? process.env.CNI_IFNAME ?? 'eth0',
-    args: parseCniArgs(str(c.p, 'args') ?? process.env.CNI_ARGS),
-    capabilityArgs,
-  };
-}
-
-function need(c: Ctx, n: number, what: string): string[] {
-  const rest = c.p.positional.slice(1);
-  if (rest.length < n) throw new UsageError(`${c.p.positional[0]} needs ${what}`);
-  return rest;
-}
-
-async function run(c: Ctx): Promise<number> {
-  const [cmd] = c.p.positional;
-  switch (cmd) {
-    case 'attach': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
-      const result = await c.runtime.add(list, a);
-      if (c.json) c.out(JSON.stringify(formatResult(result, c.runtime.version(list)), null, 2));
-      else c.out(`attached ${a.netns} to ${net} as ${a.ifname} (container ${a.containerID})\n${describeResult(result)}`);
-      return 0;
-    }
-    case 'detach': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
-      await c.runtime.del(list, a);
-      c.out(c.json ? JSON.stringify({ detached: { network: net, containerID: a.containerID, ifname: a.ifname } }) : `detached ${a.containerID}/${a.ifname} from ${net}`);
-      return 0;
-    }
-    case 'check': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
-      await c.runtime.check(list, a);
-      c.out(c.json ? JSON.stringify({ ok: true, disableCheck: list.disableCheck }) : list.disableCheck ? `${net}: disableCheck is set; nothing checked` : `${a.containerID}/${a.ifname} on ${net}: ok`);
-      return 0;
-    }
-    case 'status': {
-      const [net] = need(c, 1, '<network>');
-      const list = loadNetworkList(c.confDir, net);
-      await c.runtime.status(list);
-      c.out(c.json ? JSON.stringify({ network: net, ready: true }) : `${net}: ready`);
-      return 0;
-    }
-    case 'gc': {
-      const [net] = need(c, 1, '<network>');
-      const list = loadNetworkList(c.confDir, net);
-      const validArg = str(c.p, 'valid');
-      const valid = validArg === undefined ? undefined : validArg.split(',').filter(Boolean).map((v) => {
-        const [containerID, ifname] = v.split('/');
-        if (!containerID || !ifname) throw new UsageError(`--valid entries are ID/IFNAME, got ${JSON.stringify(v)}`);
-        return { containerID, ifname };
-      });
-      const { deleted, errors } = await c.runtime.gc(list, valid);
-      if (c.json) c.out(JSON.stringify({ deleted, errors: errors.map((e) => e.message) }));
-      else {
-        c.out(`${net}: removed ${deleted.length} stale attachment(s)${deleted.map((d) => `\n  ${d.containerID}/${d.ifname}`).join('')}`);
-        for (const e of errors) c.out(`  error: ${e.message}`);
-      }
-      return errors.length ? 1 : 0;
-    }
-    case 'list': {
-      const net = c.p.positional[1];
-      const entries = listCache(c.runtime.opts.cacheDir, net);
-      if (c.json) {
-        c.out(JSON.stringify({ attachments: entries.map((e) => ({ network: e.networkName, containerID: e.containerId, ifname: e.ifName, netns: e.netns ?? '', ips: ((e.result.ips ?? []) as { address: string }[]).map((i) => i.address) })) }, null, 2));
-      } else if (!entries.length) {
-        c.out(`no attachments in ${c.runtime.opts.cacheDir}/results${net ? ` for ${net}` : ''}`);
-      } else {
-        c.out(table(['NETWORK', 'CONTAINER', 'IFNAME', 'NETNS', 'ADDRESSES'], entries.map((e) => [
-          e.networkName, e.containerId, e.ifName, e.netns ?? '', ((e.result.ips ?? []) as { address: string }[]).map((i) => i.address).join(','),
-        ])));
-      }
-      return 0;
-    }
-    case 'networks': {
-      const files = scanConfDir(c.confDir);
-      if (c.json) c.out(JSON.stringify({ networks: files.map((f) => ({ file: f.file, name: f.list?.name, cniVersion: f.list?.cniVersion, plugins: f.list?.plugins.map((p) => p.type), error: f.error })) }, null, 2));
-      else c.out(files.length ? table(['NAME', 'VERSION', 'PLUGINS', 'FILE'], files.map((f) => [f.list?.name ?? '(invalid)', f.list?.cniVersion ?? '', f.list ? f.list.plugins.map((p) => p.type).join(' -> ') : f.error ?? '', f.file])) : `no configurations in ${c.confDir}`);
-      return 0;
-    }
-    case 'version': {
-      const [plugin] = need(c, 1, '<plugin>');
-      const v = await c.runtime.versionInfo(plugin);
-      c.out(c.json ? JSON.stringify(v) : `${plugin}: ${v.supportedVersions.join(', ')}`);
-      return 0;
-    }
-    case 'netns': {
-      const [sub, name] = c.p.positional.slice(1);
-      if (sub === 'ls' || sub === 'list') {
-        const names = listNamedNetns();
-        c.out(c.json ? JSON.stringify({ netns: names }) : names.join('\n'));
-        return 0;
-      }
-      if (!name || (sub !== 'add' && sub !== 'del')) throw new UsageError('netns add|del <name> | netns ls');
-      if (sub === 'add') c.out(createNamedNetns(name));
-      else if (!deleteNamedNetns(name)) c.out(`${name}: no such namespace`);
-      return 0;
-    }
-    case 'conformance': {
-      const [net] = need(c, 1, '<network>');
-      const { runConformanceCli } = await import('../conformance/cli.js');
-      return runConformanceCli({ network: net, confDir: c.confDir, path: c.runtime.opts.path, report: str(c.p, 'report'), json: c.json, skipDataplane: c.p.flags.has('skip-dataplane'), only: str(c.p, 'only') });
-    }
-    default:
-      throw new UsageError(cmd ? `unknown command "${cmd}"` : 'no command given');
-  }
-}
+const err = (s: string) => { writeSync(2, s); };
 
 export async function cnictlMain(argv: string[]): Promise<number> {
-  const out = (s: string) => process.stdout.write(`${s}\n`);
+  // writeSync, not process.stdout: creating the stdout stream costs milliseconds per exec under Bun.
+  const out = (s: string) => { writeSync(1, `${s}\n`); };
   let p: Parsed;
   try {
     p = parseArgv(argv, VALUE_FLAGS, BOOL_FLAGS);
   } catch (e) {
-    process.stderr.write(`cnictl: ${(e as Error).message}\n\n${USAGE}\n`);
+    err(`cnictl: ${(e as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
   const json = p.flags.has('json');
@@ -198,36 +57,36 @@ export async function cnictlMain(argv: string[]): Promise<number> {
   }
   const timeout = Number(str(p, 'timeout') ?? 60);
   if (!(timeout > 0)) {
-    process.stderr.write('cnictl: --timeout must be a positive number of seconds\n');
+    err('cnictl: --timeout must be a positive number of seconds\n');
     return 2;
   }
-  const ctx: Ctx = {
-    p, json, out,
-    confDir: str(p, 'conf-dir') ?? process.env.NETCONFPATH ?? '/etc/cni/net.d',
-    runtime: new CniRuntime({
-      path: (str(p, 'cni-path') ?? process.env.CNI_PATH ?? '/opt/cni/bin').split(':').filter(Boolean),
-      cacheDir: str(p, 'cache-dir') ?? '/var/lib/cni',
-      timeoutMs: timeout * 1000,
-    }),
-  };
   try {
-    return await run(ctx);
+    const { run, makeRuntime } = await import('./commands.js');
+    return await run({
+      p, json, out,
+      confDir: str(p, 'conf-dir') ?? process.env.NETCONFPATH ?? '/etc/cni/net.d',
+      runtime: makeRuntime({
+        path: (str(p, 'cni-path') ?? process.env.CNI_PATH ?? '/opt/cni/bin').split(':').filter(Boolean),
+        cacheDir: str(p, 'cache-dir') ?? '/var/lib/cni',
+        timeoutMs: timeout * 1000,
+      }),
+    });
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`cnictl: ${e.message}\n\n${USAGE}\n`);
+      err(`cnictl: ${e.message}\n\n${USAGE}\n`);
       return 2;
     }
     if (e instanceof ConfigError) {
       if (json) out(JSON.stringify({ error: { msg: e.message } }));
-      else process.stderr.write(`cnictl: configuration: ${e.message}\n`);
+      else err(`cnictl: configuration: ${e.message}\n`);
       return 3;
     }
     if (e instanceof CniError) {
       if (json) out(JSON.stringify({ error: e.toJSON() }));
-      else process.stderr.write(`cnictl: error ${e.code}: ${e.message}${e.details ? `\n  details: ${e.details}` : ''}\n`);
+      else err(`cnictl: error ${e.code}: ${e.message}${e.details ? `\n  details: ${e.details}` : ''}\n`);
       return 1;
     }
-    process.stderr.write(`cnictl: ${(e as Error).message}\n`);
+    err(`cnictl: ${(e as Error).message}\n`);
     return 1;
   }
 }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { childProcess } from '../lib/builtin.js';
 import { inNetns } from '../lib/netns/netns.js';
 
 export interface ExecRequest {
@@ -27,7 +27,7 @@ export interface ExecOutcome {
 export function execPlugin(req: ExecRequest): Promise<ExecOutcome> {
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
-    const launch = () => spawn(req.file, [], { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const launch = () => childProcess().spawn(req.file, [], { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let child: ReturnType<typeof launch>;
     try {
       child = req.netns ? inNetns(req.netns, launch) : launch();

@@ -32,5 +32,6 @@ export async function runConformanceCli(o: ConformanceCliOptions): Promise<numbe
 // `npm run conformance -- <conf-dir> <network> [cni-path]`
 if (process.argv[1]?.endsWith('conformance/cli.js')) {
   const [confDir = 'conformance/networks', network = 'ref-bridge', path = '/usr/lib/cni'] = process.argv.slice(2);
-  process.exitCode = await runConformanceCli({ network, confDir, path: path.split(':'), report: 'conformance-report.json' });
+  runConformanceCli({ network, confDir, path: path.split(':'), report: 'conformance-report.json' })
+    .then((code) => { process.exitCode = code; }, (e: unknown) => { process.stderr.write(`conformance: ${(e as Error).message}\n`); process.exitCode = 1; });
 }

@@ -1,7 +1,6 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { parseIP } from '../lib/ip/addr.js';
@@ -52,7 +51,7 @@ export class Lab {
 
   constructor(list: NetworkList, path: string[], timeoutMs = 30_000) {
     installSignalHandlers();
-    this.prefix = `tcf${randomBytes(3).toString('hex')}`;
+    this.prefix = `tcf${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`;
     this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
     live.add(this);
     try {

@@ -1,5 +1,4 @@
-import { createSocket } from 'node:dgram';
-import { createConnection, createServer } from 'node:net';
+import { nodeDgram, nodeNet } from '../lib/builtin.js';
 
 // A tiny traffic endpoint the harness runs inside test namespaces: an echo server (TCP and UDP) and
 // a client that expects its payload back. Bounded in time, talks only to the address it is given.
@@ -14,8 +13,8 @@ function serve(argv: string[]): Promise<number> {
   const port = Number(arg(argv, 'port') ?? 7777);
   const seconds = Number(arg(argv, 'seconds') ?? 20);
   return new Promise((resolve) => {
-    const tcp = createServer((s) => { s.on('data', (d) => s.end(d)); s.on('error', () => {}); });
-    const udp = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    const tcp = nodeNet().createServer((s) => { s.on('data', (d) => s.end(d)); s.on('error', () => {}); });
+    const udp = nodeDgram().createSocket(ip.includes(':') ? 'udp6' : 'udp4');
     udp.on('message', (m, r) => udp.send(m, r.port, r.address));
     let listening = 0;
     const ready = () => { if (++listening === 2) process.stdout.write(`ready ${ip} ${port}\n`); };
@@ -32,7 +31,7 @@ function serve(argv: string[]): Promise<number> {
 
 function connectTcp(ip: string, port: number, payload: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = createConnection({ host: ip, port });
+    const s = nodeNet().createConnection({ host: ip, port });
     let got = '';
     const timer = setTimeout(() => { s.destroy(); reject(new Error(`tcp ${ip}:${port}: no echo within ${timeoutMs} ms`)); }, timeoutMs);
     s.on('connect', () => s.write(payload));
@@ -44,7 +43,7 @@ function connectTcp(ip: string, port: number, payload: string, timeoutMs: number
 
 function connectUdp(ip: string, port: number, payload: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+    const s = nodeDgram().createSocket(ip.includes(':') ? 'udp6' : 'udp4');
     let tries = 0;
     // UDP may be dropped while neighbours resolve; resend a few times within the budget.
     const send = () => { tries++; s.send(payload, port, ip); };

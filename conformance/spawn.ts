@@ -1,16 +1,16 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
+import { childProcess } from '../lib/builtin.js';
 import { inNetns } from '../lib/netns/netns.js';
 
 /** How to run this program again as a child: the compiled binary itself, or node with our entry script. */
 export function selfCommand(): [string, string[]] {
   if ('Bun' in globalThis) return [process.execPath, []];
-  return [process.execPath, [fileURLToPath(new URL('../bin/tether.js', import.meta.url))]];
+  return [process.execPath, [new URL('../bin/tether.js', import.meta.url).pathname]];
 }
 
 /** Starts a process inside a network namespace: fork happens while this thread is in it, so the child is born there. */
 export function startIn(netns: string | undefined, file: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const launch = () => spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+  const launch = () => childProcess().spawn(file, args, { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   return netns ? inNetns(netns, launch) : launch();
 }
 

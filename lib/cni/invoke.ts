@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
+import { childProcess } from '../builtin.js';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from './errors.js';
 import type { Command } from './env.js';
@@ -48,7 +48,7 @@ export async function delegate(command: Command, type: string, ctx: Context<any>
     const where = ctx.args.path.length ? ctx.args.path.join(':') : '(CNI_PATH is empty)';
     throw new CniError(ErrorCode.InvalidNetworkConfig, `plugin "${type}" not found in CNI_PATH ${where}`, `CNI_PATH=${ctx.env.CNI_PATH ?? ''}`);
   }
-  const run = spawnSync(file, [], {
+  const run = childProcess().spawnSync(file, [], {
     env, input: ctx.raw, stdio: ['pipe', 'pipe', 'pipe'], timeout: DELEGATE_TIMEOUT_MS, killSignal: 'SIGKILL',
     maxBuffer: 16 << 20,
   });

@@ -1,4 +1,3 @@
-import { randomFillSync } from 'node:crypto';
 
 export function parseMAC(s: string): Uint8Array | null {
   if (typeof s !== 'string') return null;
@@ -23,7 +22,7 @@ export function isValidUnicastMAC(b: Uint8Array): boolean {
 
 /** Random, locally administered, unicast. */
 export function randomLocalMAC(): Uint8Array {
-  const b = randomFillSync(new Uint8Array(6));
+  const b = crypto.getRandomValues(new Uint8Array(6));
   b[0] = (b[0] & 0xfe) | 0x02;
   return b;
 }

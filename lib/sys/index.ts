@@ -1,10 +1,6 @@
-import type { Sys } from './types.js';
-
+// The backend is picked by package.json "imports" conditions: Bun's bundler takes the "bun" target
+// (bun:ffi), Node takes the default (koffi). The compiled binary therefore holds no reference to
+// koffi at all, and nothing here runs at import time beyond one dlopen.
+export { sys } from '#sys-backend';
 export type { Sys } from './types.js';
 export { SysError, errnoName } from './errno.js';
-
-// The backend is chosen once, by runtime. Only the chosen module is evaluated, so the Bun binary
-// never loads koffi and Node never sees bun:ffi.
-export const sys: Sys = 'Bun' in globalThis
-  ? (await import('./bun.js')).sys
-  : (await import('./koffi.js')).sys;
