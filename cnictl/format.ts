@@ -12,7 +12,7 @@ export function describeResult(r: Result): string {
   const ifaces = r.interfaces ?? [];
   for (const [i, iface] of ifaces.entries()) {
     const where = iface.sandbox ? `in ${iface.sandbox}` : 'on the host';
-    lines.push(`  interface ${i}: ${iface.name} ${iface.mac ?? ''} ${where}${iface.mtu ? ` mtu ${iface.mtu}` : ''}`.replace(/\s+/g, ' ').trimEnd());
+    lines.push(`  interface ${i}: ${[iface.name, iface.mac, where, iface.mtu ? `mtu ${iface.mtu}` : ''].filter(Boolean).join(' ')}`);
   }
   for (const ip of r.ips ?? []) {
     const on = ip.interface !== undefined && ifaces[ip.interface] ? ` on ${ifaces[ip.interface].name}` : '';
