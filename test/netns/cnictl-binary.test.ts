@@ -110,6 +110,17 @@ test.serial('networks, version and netns commands', async (t) => {
   t.false((await run('netns', 'ls')).stdout.split('\n').includes(name));
 });
 
+test.serial('cnictl conformance runs the harness from the compiled binary', async (t) => {
+  const networks = fileURLToPath(new URL('../../../conformance/networks/', import.meta.url));
+  const report = join(data, 'report.json');
+  const out = await runIn(undefined, cnictl, ['conformance', 'ref-bridge', '--conf-dir', networks, '--cni-path', '/usr/lib/cni', '--report', report], 120_000);
+  t.is(out.status, 0, out.stdout + out.stderr);
+  t.regex(out.stdout, /20 cases; pass 20, fail 0/);
+  const r = JSON.parse(readFileSync(report, 'utf8'));
+  t.is(r.summary.failed, 0);
+  t.deepEqual(r.leftovers, []);
+});
+
 test.after.always('nothing left', (t) => {
   ns.cleanup();
   t.deepEqual(ns.leftovers(), []);
