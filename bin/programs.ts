@@ -3,9 +3,21 @@ export type Program = (argv: string[]) => Promise<number>;
 
 export const programs: Record<string, () => Promise<Program>> = {
   cnictl: async () => (await import('../cnictl/cli.js')).cnictlMain,
+  'tether-bridge': async () => {
+    const [{ runPlugin }, { registerInProcess }, { bridgePlugin }, { ipamPlugin }] = await Promise.all([
+      import('../lib/cni/skel.js'), import('../lib/cni/invoke.js'), import('../plugins/bridge/plugin.js'), import('../ipam/plugin.js'),
+    ]);
+    // tether-bridge with tether-ipam pays no second exec: the IPAM plugin runs in this process.
+    registerInProcess('tether-ipam', ipamPlugin);
+    return () => runPlugin(bridgePlugin);
+  },
+  'tether-ipam': async () => {
+    const [{ runPlugin }, { ipamPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../ipam/plugin.js')]);
+    return () => runPlugin(ipamPlugin);
+  },
   // Not linked: the harness's traffic endpoint, run as `tether probe ...` inside test namespaces.
   probe: async () => (await import('../conformance/probe.js')).probeMain,
 };
 
 /** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl'];
+export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam'];

@@ -43,8 +43,18 @@ export interface HarnessOptions {
 
 async function runCases(lab: Lab, o: HarnessOptions, pluginFile: string, log: (l: string) => void): Promise<CaseResult[]> {
   const first = o.list.plugins[0];
-  const info = await lab.runtime.versionInfo(first.type as string);
-  const versions = SUPPORTED_VERSIONS.filter((v) => info.supportedVersions.includes(v));
+  // Every plugin of the chain and every IPAM plugin they delegate to must speak a version for it to be testable.
+  const types = new Set<string>();
+  for (const p of o.list.plugins) {
+    types.add(p.type as string);
+    const ipamType = (p.ipam as { type?: unknown } | undefined)?.type;
+    if (typeof ipamType === 'string' && ipamType) types.add(ipamType);
+  }
+  let versions: string[] = SUPPORTED_VERSIONS.slice();
+  for (const t of types) {
+    const info = await lab.runtime.versionInfo(t);
+    versions = versions.filter((v) => info.supportedVersions.includes(v));
+  }
   const ctx: CaseContext = { lab, plugin: first, pluginFile, versions, log };
   let cases: Case[] = [specCases[0], ...versionCases(versions), ...specCases.slice(1), ...(o.skipDataplane ? [] : dataplaneCases)];
   if (o.only?.length) cases = cases.filter((c) => o.only!.some((id) => c.id === id || c.id.startsWith(`${id}@`)));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { parseIP } from '../lib/ip/addr.js';
+import { FileKV } from '../lib/store/file.js';
 import type { Result } from '../lib/cni/types.js';
 import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
 import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
@@ -45,6 +46,7 @@ export class Lab {
   readonly list: NetworkList;
   readonly runtime: CniRuntime;
   ipamDataDir?: string;
+  ipamType?: string;
   private readonly containers: Container[] = [];
   private counter = 0;
   private closed = false;
@@ -63,6 +65,7 @@ export class Lab {
         const ipam = p.ipam as Record<string, unknown> | undefined;
         if (!ipam || !FILE_IPAM.has(ipam.type as string)) return p;
         this.ipamDataDir = join(this.dir, 'ipam');
+        this.ipamType = ipam.type as string;
         return { ...p, ipam: { ...ipam, dataDir: this.ipamDataDir } };
       });
       const raw = JSON.parse(list.bytes.toString()) as Record<string, unknown>;
@@ -113,8 +116,12 @@ export class Lab {
   }
 
   /** Addresses IPAM holds now, or null when the IPAM type keeps its state somewhere the harness cannot read. */
-  reservations(): string[] | null {
+  async reservations(): Promise<string[] | null> {
     if (!this.ipamDataDir) return null;
+    if (this.ipamType === 'tether-ipam') {
+      const kv = new FileKV(join(this.ipamDataDir, this.list.name));
+      return [...(await kv.range('ip/')).keys()].map((k) => k.slice(3)).sort();
+    }
     try {
       return readdirSync(join(this.ipamDataDir, this.list.name)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();
     } catch (e) {

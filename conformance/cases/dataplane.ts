@@ -79,7 +79,7 @@ export const dataplaneCases: Case[] = [
       await ctx.lab.attach(keeper);
       try {
         const before = snapshot(ctx.lab.host);
-        const held = ctx.lab.reservations();
+        const held = await ctx.lab.reservations();
         const c = ctx.lab.newContainer();
         await ctx.lab.attach(c);
         expect(diffSnapshots(before, snapshot(ctx.lab.host)).some((d) => d.startsWith('links')), 'ADD created nothing on the host; cannot tell whether DEL cleans up');
@@ -90,7 +90,7 @@ export const dataplaneCases: Case[] = [
         try {
           expect(!nl.linkByName('eth0'), 'eth0 is still in the container');
         } finally { nl.close(); }
-        const after = ctx.lab.reservations();
+        const after = await ctx.lab.reservations();
         if (held && after) expect(after.join() === held.join(), `IPAM reservations differ: before ${held.join(',')}; after ${after.join(',')}`);
       } finally { await ctx.lab.detach(keeper); }
     },

@@ -109,35 +109,35 @@ export const specCases: Case[] = [
   {
     id: 'del-twice', title: 'DEL twice succeeds', kind: 'spec',
     async run(ctx) {
-      const before = ctx.lab.reservations();
+      const before = await ctx.lab.reservations();
       const c = ctx.lab.newContainer();
       await ctx.lab.attach(c);
       await ctx.lab.detach(c);
       await ctx.lab.detach(c);
-      const after = ctx.lab.reservations();
+      const after = await ctx.lab.reservations();
       if (before && after) expect(after.length === before.length, `IPAM holds ${after.length} addresses after DEL, ${before.length} before ADD`);
     },
   },
   {
     id: 'del-netns-gone', title: 'DEL succeeds when the namespace is already gone, and releases the address', kind: 'spec',
     async run(ctx) {
-      const before = ctx.lab.reservations();
+      const before = await ctx.lab.reservations();
       const c = ctx.lab.newContainer();
       await ctx.lab.attach(c);
       ctx.lab.removeContainer(c);
       await ctx.lab.detach(c);
-      const after = ctx.lab.reservations();
+      const after = await ctx.lab.reservations();
       if (before && after) expect(after.length === before.length, `IPAM still holds ${after.length - before.length} address(es) after DEL without a namespace`);
     },
   },
   {
     id: 'del-empty-netns', title: 'DEL with an empty CNI_NETNS succeeds and releases the address', kind: 'spec',
     async run(ctx) {
-      const before = ctx.lab.reservations();
+      const before = await ctx.lab.reservations();
       const c = ctx.lab.newContainer();
       await ctx.lab.attach(c);
       await ctx.lab.runtime.del(ctx.lab.list, { ...ctx.lab.spec(c), netns: '' });
-      const after = ctx.lab.reservations();
+      const after = await ctx.lab.reservations();
       if (before && after) expect(after.length === before.length, `IPAM still holds ${after.length - before.length} address(es) after DEL with empty CNI_NETNS`);
       await ctx.lab.detach(c); // the interface itself goes with a proper DEL
     },
@@ -194,7 +194,7 @@ export const specCases: Case[] = [
   {
     id: 'concurrent-adds', title: '20 concurrent ADDs get 20 distinct addresses; DEL releases them all', kind: 'spec',
     async run(ctx) {
-      const before = ctx.lab.reservations();
+      const before = await ctx.lab.reservations();
       const cs = Array.from({ length: 20 }, () => ctx.lab.newContainer());
       const settled = await Promise.allSettled(cs.map((c) => ctx.lab.attach(c)));
       try {
@@ -205,7 +205,7 @@ export const specCases: Case[] = [
       } finally {
         await Promise.allSettled(cs.map((c) => ctx.lab.detach(c)));
       }
-      const after = ctx.lab.reservations();
+      const after = await ctx.lab.reservations();
       if (before && after) expect(after.length === before.length, `IPAM holds ${after.length - before.length} address(es) more after all DELs`);
     },
   },

@@ -10,6 +10,8 @@ export const ErrorCode = {
   TryAgainLater: 11,
   NotAvailable: 50,
   NotAvailableLimitedConnectivity: 51,
+  /** tether's own (the spec leaves 100+ to plugins): CHECK found the attachment differs from what ADD made. */
+  CheckFailed: 100,
   Internal: 999,
 } as const;
 

@@ -2,6 +2,9 @@
 // Only what tether uses; names follow the kernel's so they can be grepped against the headers.
 
 export const NETLINK_ROUTE = 0;
+export const NETLINK_NETFILTER = 12;
+
+export const BR_STATE_FORWARDING = 3;
 
 // nlmsghdr types
 export const NLMSG_NOOP = 1;

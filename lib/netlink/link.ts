@@ -26,6 +26,8 @@ export interface VxlanOptions {
 }
 
 export interface BridgePortOptions {
+  /** Read-only: BR_STATE_* (3 is forwarding). */
+  state?: number;
   hairpin?: boolean;
   isolated?: boolean;
   learning?: boolean;
@@ -228,6 +230,7 @@ function decodeVxlan(a: Attrs): VxlanOptions {
 function decodeBridgePort(a: Attrs): BridgePortOptions {
   const bool = (t: number) => (a.has(t) ? a.u8(t) === 1 : undefined);
   return {
+    state: a.u8(C.IFLA_BRPORT_STATE),
     hairpin: bool(C.IFLA_BRPORT_MODE),
     isolated: bool(C.IFLA_BRPORT_ISOLATED),
     learning: bool(C.IFLA_BRPORT_LEARNING),

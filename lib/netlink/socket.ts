@@ -63,8 +63,8 @@ export class NetlinkSocket {
     this.seq = (Date.now() & 0x7fffffff) >>> 0;
   }
 
-  static open(): NetlinkSocket {
-    const fd = sys.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  static open(protocol = NETLINK_ROUTE): NetlinkSocket {
+    const fd = sys.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     try {
       const one = new Uint8Array(new Uint32Array([1]).buffer);
       sys.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, one);

@@ -13,6 +13,7 @@ const libc = dlopen('libc.so.6', {
   unshare: { args: [i32], returns: i32 },
   mount: { args: [ptr, ptr, ptr, u64, ptr], returns: i32 },
   umount2: { args: [ptr, i32], returns: i32 },
+  flock: { args: [i32, i32], returns: i32 },
   getrusage: { args: [i32, ptr], returns: i32 },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
@@ -31,6 +32,7 @@ export const sys = checked('bun', {
   unshare: libc.unshare,
   mount: (source, target, fstype, flags) => libc.mount(cstr(source), cstr(target), fstype === null ? null : cstr(fstype), flags, null),
   umount2: (target, flags) => libc.umount2(cstr(target), flags),
+  flock: libc.flock,
   getrusage: libc.getrusage,
   errno: () => read.i32(libc.__errno_location() as Pointer, 0),
 });

@@ -13,6 +13,7 @@ export interface Libc {
   unshare(flags: number): number;
   mount(source: string, target: string, fstype: string | null, flags: number): number;
   umount2(target: string, flags: number): number;
+  flock(fd: number, op: number): number;
   getrusage(who: number, usage: BigInt64Array): number;
   /** errno of the calling thread, read straight after the failing call. */
   errno(): number;
@@ -43,6 +44,12 @@ export function checked(backend: Sys['backend'], c: Libc): Sys {
     unshare(flags) { ok(c.unshare(flags), 'unshare'); },
     mount(source, target, fstype, flags) { ok(c.mount(source, target, fstype, flags), 'mount', target); },
     umount2(target, flags) { ok(c.umount2(target, flags), 'umount2', target); },
+    flock(fd, op) {
+      if (c.flock(fd, op) === 0) return true;
+      const errno = c.errno();
+      if (errno === 11 /* EWOULDBLOCK */ || errno === 4 /* EINTR */) return false;
+      throw new SysError('flock', errno);
+    },
     childrenMaxRssKiB() {
       const ru = new BigInt64Array(18);
       ok(c.getrusage(-1 /* RUSAGE_CHILDREN */, ru), 'getrusage');

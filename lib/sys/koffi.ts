@@ -17,6 +17,7 @@ export const sys = checked('koffi', {
   unshare: lib.func('int unshare(int)'),
   mount: (source, target, fstype, flags) => mount(source, target, fstype, flags, null),
   umount2: lib.func('int umount2(const char *, int)'),
+  flock: lib.func('int flock(int, int)'),
   getrusage: lib.func('int getrusage(int, void *)'),
   errno: () => koffi.errno(),
 });

@@ -17,6 +17,8 @@ export interface Sys {
   unshare(flags: number): void;
   mount(source: string, target: string, fstype: string | null, flags: number): void;
   umount2(target: string, flags: number): void;
+  /** flock(2); with LOCK_NB returns false instead of waiting when another holder has it. */
+  flock(fd: number, op: number): boolean;
   /** getrusage(RUSAGE_CHILDREN).ru_maxrss: the largest resident set of any waited-for child, KiB. */
   childrenMaxRssKiB(): number;
 }
@@ -36,3 +38,7 @@ export const MS_SHARED = 1 << 20;
 export const MNT_DETACH = 2;
 export const MSG_PEEK = 2;
 export const MSG_TRUNC = 0x20;
+export const LOCK_SH = 1;
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+export const LOCK_UN = 8;

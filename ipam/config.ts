@@ -1,0 +1,141 @@
+import { isAbsolute } from 'node:path';
+import { invalidConfig } from '../lib/cni/errors.js';
+import type { NetConf, RouteConfig } from '../lib/cni/types.js';
+import {
+  addToIP, cidrContains, cidrsOverlap, compareIP, formatCIDR, formatIP, hostBitsZero, ipToBigInt, lastOf,
+  networkCIDR, networkOf, parseCIDR, parseIP, type CIDR, type IP,
+} from '../lib/ip/addr.js';
+
+export interface Range {
+  subnet: CIDR;
+  start: IP;
+  end: IP;
+  gateway: IP;
+}
+
+/** One range set yields exactly one address (host-local's model: one v4 set + one v6 set = dual stack). */
+export type RangeSet = Range[];
+
+export interface IpamConfig {
+  network: string;
+  ranges: RangeSet[];
+  routes: RouteConfig[];
+  dataDir: string;
+  /** Addresses never handed out (single addresses or whole CIDRs). */
+  exclude: CIDR[];
+  resolvConf?: string;
+}
+
+export const DEFAULT_DATA_DIR = '/var/lib/cni/tether/ipam';
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function ipField(v: unknown, field: string): IP | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const ip = typeof v === 'string' ? parseIP(v) : null;
+  if (!ip) throw invalidConfig(field, 'must be an IP address', v);
+  return ip;
+}
+
+/** host-local's range rules: subnet without host bits, big enough, start/end/gateway inside it. */
+export function parseRange(o: unknown, field: string): Range {
+  if (!isObj(o)) throw invalidConfig(field, 'must be an object with a "subnet"', o);
+  const subnet = typeof o.subnet === 'string' ? parseCIDR(o.subnet) : null;
+  if (!subnet) throw invalidConfig(`${field}.subnet`, 'must be a CIDR such as "10.22.0.0/16"', o.subnet);
+  if (!hostBitsZero(subnet)) {
+    throw invalidConfig(`${field}.subnet`, `has host bits set; the network address is ${formatCIDR(networkCIDR(subnet))}`, o.subnet);
+  }
+  const bits = subnet.ip.family === 4 ? 32 : 128;
+  if (subnet.prefix > bits - 2) throw invalidConfig(`${field}.subnet`, `is too small to allocate from (/${bits - 1} and /${bits} have no usable addresses)`, o.subnet);
+  const first = addToIP(networkOf(subnet), 1)!;
+  // IPv4 keeps the broadcast address out; IPv6 has none.
+  const last = subnet.ip.family === 4 ? addToIP(lastOf(subnet), -1)! : lastOf(subnet);
+  const start = ipField(o.rangeStart, `${field}.rangeStart`) ?? first;
+  const end = ipField(o.rangeEnd, `${field}.rangeEnd`) ?? last;
+  const gateway = ipField(o.gateway, `${field}.gateway`) ?? first;
+  for (const [name, ip] of [['rangeStart', start], ['rangeEnd', end], ['gateway', gateway]] as const) {
+    if (!cidrContains(subnet, ip)) throw invalidConfig(`${field}.${name}`, `must be inside ${formatCIDR(subnet)}`, formatIP(ip));
+  }
+  if (compareIP(start, end) > 0) throw invalidConfig(`${field}.rangeStart`, `must not be after rangeEnd ${formatIP(end)}`, formatIP(start));
+  return { subnet, start, end, gateway };
+}
+
+export function describeSet(set: RangeSet): string {
+  return set.map((r) => `${formatIP(r.start)}-${formatIP(r.end)}`).join(',');
+}
+
+function parseRoutes(v: unknown): RouteConfig[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw invalidConfig('ipam.routes', 'must be a list of {"dst", "gw"}', v);
+  return v.map((r, i) => {
+    if (!isObj(r) || typeof r.dst !== 'string' || !parseCIDR(r.dst)) throw invalidConfig(`ipam.routes[${i}].dst`, 'must be a CIDR', isObj(r) ? r.dst : r);
+    const route: RouteConfig = { dst: r.dst };
+    if (r.gw !== undefined && r.gw !== null && r.gw !== '') {
+      if (typeof r.gw !== 'string' || !parseIP(r.gw)) throw invalidConfig(`ipam.routes[${i}].gw`, 'must be an IP address', r.gw);
+      route.gw = r.gw;
+    }
+    return route;
+  });
+}
+
+/**
+ * Reads the ipam section. `runtimeConfig.ipRanges` (capability ipRanges) comes first, then the legacy
+ * single range, then `ranges`, as host-local orders them.
+ */
+export function parseIpamConfig(conf: NetConf): IpamConfig {
+  const ipam = conf.ipam as Obj | undefined;
+  if (!isObj(ipam)) throw invalidConfig('ipam', 'must be an object with "type"', ipam);
+  const sets: unknown[] = [];
+  const rcRanges = (conf.runtimeConfig as Obj | undefined)?.ipRanges;
+  if (rcRanges !== undefined) {
+    if (!Array.isArray(rcRanges)) throw invalidConfig('runtimeConfig.ipRanges', 'must be a list of range sets', rcRanges);
+    sets.push(...rcRanges);
+  }
+  if (ipam.subnet !== undefined) sets.push([{ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]);
+  if (ipam.ranges !== undefined) {
+    if (!Array.isArray(ipam.ranges)) throw invalidConfig('ipam.ranges', 'must be a list of range sets (lists of ranges)', ipam.ranges);
+    sets.push(...ipam.ranges);
+  }
+  if (!sets.length) throw invalidConfig('ipam.ranges', 'is required: at least one range set such as [[{"subnet": "10.22.0.0/16"}]]');
+  const ranges: RangeSet[] = sets.map((s, i) => {
+    const field = `ipam.ranges[${i}]`;
+    if (!Array.isArray(s) || !s.length) throw invalidConfig(field, 'must be a non-empty list of ranges', s);
+    const set = s.map((r, j) => parseRange(r, `${field}[${j}]`));
+    for (const r of set) {
+      if (r.subnet.ip.family !== set[0].subnet.ip.family) throw invalidConfig(field, 'mixes IPv4 and IPv6 ranges; use one range set per family');
+    }
+    for (let a = 0; a < set.length; a++) for (let b = a + 1; b < set.length; b++) {
+      if (cidrsOverlap(set[a].subnet, set[b].subnet)) throw invalidConfig(`${field}[${b}]`, `overlaps ${formatCIDR(set[a].subnet)}`, formatCIDR(set[b].subnet));
+    }
+    return set;
+  });
+  for (let a = 0; a < ranges.length; a++) for (let b = a + 1; b < ranges.length; b++) {
+    for (const ra of ranges[a]) for (const rb of ranges[b]) {
+      if (cidrsOverlap(ra.subnet, rb.subnet)) throw invalidConfig(`ipam.ranges[${b}]`, `overlaps range set ${a} (${formatCIDR(ra.subnet)})`, formatCIDR(rb.subnet));
+    }
+  }
+  const exclude = ((): CIDR[] => {
+    if (ipam.exclude === undefined) return [];
+    if (!Array.isArray(ipam.exclude)) throw invalidConfig('ipam.exclude', 'must be a list of addresses or CIDRs', ipam.exclude);
+    return ipam.exclude.map((x, i) => {
+      const c = typeof x === 'string' ? (x.includes('/') ? parseCIDR(x) : (() => { const ip = parseIP(x); return ip ? { ip, prefix: ip.family === 4 ? 32 : 128 } : null; })()) : null;
+      if (!c) throw invalidConfig(`ipam.exclude[${i}]`, 'must be an address or a CIDR', x);
+      return networkCIDR(c);
+    });
+  })();
+  const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
+  if (typeof dataDir !== 'string' || !isAbsolute(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path', dataDir);
+  if (ipam.resolvConf !== undefined && typeof ipam.resolvConf !== 'string') throw invalidConfig('ipam.resolvConf', 'must be a path', ipam.resolvConf);
+  return { network: conf.name, ranges, routes: parseRoutes(ipam.routes), dataDir, exclude, resolvConf: ipam.resolvConf as string | undefined };
+}
+
+/** Usable addresses of a set: its ranges minus the gateways (exclusions are counted at allocation time). */
+export function setCapacity(set: RangeSet): bigint {
+  let n = 0n;
+  for (const r of set) {
+    n += ipToBigInt(r.end) - ipToBigInt(r.start) + 1n;
+    if (compareIP(r.gateway, r.start) >= 0 && compareIP(r.gateway, r.end) <= 0) n -= 1n;
+  }
+  return n;
+}
