@@ -1,9 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
+import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetns } from '../lib/netns/netns.js';
 import { Netlink } from '../lib/netlink/handle.js';
-import { parseIP } from '../lib/ip/addr.js';
+import { parseCIDR, parseIP } from '../lib/ip/addr.js';
 import { FileKV } from '../lib/store/file.js';
 import type { Result } from '../lib/cni/types.js';
 import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
@@ -77,6 +77,12 @@ export class Lab {
     }
   }
 
+  /** The same network under another name with its plugins' fields changed (e.g. a tiny range). */
+  variant(suffix: string, change: (plugin: Record<string, unknown>) => Record<string, unknown>): NetworkList {
+    const raw = JSON.parse(this.list.bytes.toString()) as { name: string; plugins: Record<string, unknown>[] };
+    return parseNetworkList(Buffer.from(JSON.stringify({ ...raw, name: `${raw.name}-${suffix}`, plugins: raw.plugins.map(change) })));
+  }
+
   /** The same network at another spec version (for the per-version cases). */
   withVersion(version: string): NetworkList {
     const raw = JSON.parse(this.list.bytes.toString()) as Record<string, unknown>;
@@ -103,6 +109,32 @@ export class Lab {
 
   removeContainer(c: Container): void { deleteNamedNetns(c.name); }
 
+  /**
+   * A namespace outside the node, reachable from the host namespace over a veth (198.18.x.0/30), with no
+   * route back to the pods: a container reaches it only if its traffic leaves with the host's address.
+   */
+  newOutside(): { path: string; hostIP: string; outsideIP: string } {
+    const name = `${this.prefix}-out`;
+    const path = createNamedNetns(name);
+    this.containers.push({ name, path, id: '' });
+    const third = crypto.getRandomValues(new Uint8Array(1))[0];
+    const hostIP = `198.18.${third}.1`;
+    const outsideIP = `198.18.${third}.2`;
+    const fd = openNetns(path);
+    const nl = Netlink.at(this.host);
+    try {
+      const link = nl.linkAdd({ kind: 'veth', name: `${this.prefix}o`, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
+      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
+    } finally { nl.close(); closeSync(fd); }
+    const out = Netlink.at(path);
+    try {
+      out.addrAdd(out.linkByName('eth0')!.index, parseCIDR(`${outsideIP}/30`)!);
+      out.linkSet(out.linkByName('eth0')!.index, { up: true });
+      out.linkSet(out.linkByName('lo')!.index, { up: true });
+    } finally { out.close(); }
+    return { path, hostIP, outsideIP };
+  }
+
   spec(c: Container, ifname = 'eth0'): AttachmentSpec {
     return { containerID: c.id, netns: c.path, ifname };
   }
@@ -116,14 +148,14 @@ export class Lab {
   }
 
   /** Addresses IPAM holds now, or null when the IPAM type keeps its state somewhere the harness cannot read. */
-  async reservations(): Promise<string[] | null> {
+  async reservations(network = this.list.name): Promise<string[] | null> {
     if (!this.ipamDataDir) return null;
     if (this.ipamType === 'tether-ipam') {
-      const kv = new FileKV(join(this.ipamDataDir, this.list.name));
+      const kv = new FileKV(join(this.ipamDataDir, network));
       return [...(await kv.range('ip/')).keys()].map((k) => k.slice(3)).sort();
     }
     try {
-      return readdirSync(join(this.ipamDataDir, this.list.name)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();
+      return readdirSync(join(this.ipamDataDir, network)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;

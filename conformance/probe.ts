@@ -12,10 +12,12 @@ function serve(argv: string[]): Promise<number> {
   const ip = arg(argv, 'ip') ?? '0.0.0.0';
   const port = Number(arg(argv, 'port') ?? 7777);
   const seconds = Number(arg(argv, 'seconds') ?? 20);
+  // --reply peer answers with the address the connection came from (to see masquerading) instead of echoing.
+  const peer = arg(argv, 'reply') === 'peer';
   return new Promise((resolve) => {
-    const tcp = nodeNet().createServer((s) => { s.on('data', (d) => s.end(d)); s.on('error', () => {}); });
+    const tcp = nodeNet().createServer((s) => { s.on('data', (d) => s.end(peer ? `peer ${s.remoteAddress}` : d)); s.on('error', () => {}); });
     const udp = nodeDgram().createSocket(ip.includes(':') ? 'udp6' : 'udp4');
-    udp.on('message', (m, r) => udp.send(m, r.port, r.address));
+    udp.on('message', (m, r) => udp.send(peer ? `peer ${r.address}` : m, r.port, r.address));
     let listening = 0;
     const ready = () => { if (++listening === 2) process.stdout.write(`ready ${ip} ${port}\n`); };
     const finish = (code: number) => { tcp.close(); udp.close(); resolve(code); };
@@ -64,6 +66,7 @@ async function connect(argv: string[]): Promise<number> {
   const payload = `tether-probe-${process.pid}-${Date.now()}`;
   try {
     const got = await (proto === 'udp' ? connectUdp : connectTcp)(ip, port, payload, timeoutMs);
+    if (argv.includes('--print')) { process.stdout.write(`got ${got}\n`); return 0; }
     if (got !== payload) throw new Error(`${proto} ${ip}:${port}: echo mismatch (${JSON.stringify(got.slice(0, 80))})`);
     process.stdout.write(`ok ${proto} ${ip} ${port}\n`);
     return 0;

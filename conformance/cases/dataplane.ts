@@ -1,14 +1,16 @@
-import { parseCIDR, formatIP } from '../../lib/ip/addr.js';
+import { parseCIDR, formatIP, type Family } from '../../lib/ip/addr.js';
 import type { Result } from '../../lib/cni/types.js';
 import { Netlink } from '../../lib/netlink/handle.js';
+import type { Link } from '../../lib/netlink/link.js';
+import type { Container, Lab } from '../lab.js';
 import { diffSnapshots, snapshot } from '../kernel.js';
 import { runIn, selfCommand, startIn, stop, waitForLine } from '../spawn.js';
 import { eventually, expect, Skip, type Case, type CaseContext } from './types.js';
 
 const PORT = 7777;
 
-/** The first address of the container's interface, as a plain IP string, by family. */
-function addressOf(r: Result, family: 4 | 6 = 4): string | undefined {
+/** The container's address of a family, as a plain IP string. */
+function addressOf(r: Result, family: Family): string | undefined {
   for (const ip of r.ips ?? []) {
     const c = parseCIDR(ip.address);
     if (c?.ip.family === family) return formatIP(c.ip);
@@ -16,42 +18,74 @@ function addressOf(r: Result, family: 4 | 6 = 4): string | undefined {
   return undefined;
 }
 
-async function ping(netns: string, ip: string): Promise<string | null> {
-  const out = await runIn(netns, 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '2', ip], 10_000);
-  return out.status === 0 ? null : `ping ${ip} failed: ${(out.stdout + out.stderr).trim().split('\n').slice(-2).join(' | ')}`;
+function gatewayOf(r: Result, family: Family): string | undefined {
+  return r.ips?.find((i) => parseCIDR(i.address)?.ip.family === family && i.gateway)?.gateway;
 }
 
-/** TCP and UDP echo through a probe server started in `serverNs` on `ip`. */
-async function echo(serverNs: string, clientNs: string, ip: string): Promise<string[]> {
+const families = (r: Result) => ([4, 6] as Family[]).filter((f) => addressOf(r, f));
+
+async function ping(netns: string, ip: string, extra: string[] = []): Promise<string | null> {
+  const out = await runIn(netns, 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '2', ...extra, ip], 10_000);
+  return out.status === 0 ? null : `ping ${extra.join(' ')} ${ip} failed: ${(out.stdout + out.stderr).trim().split('\n').slice(-2).join(' | ')}`;
+}
+
+/** A probe server in serverNs on ip; runs fn, then stops it. */
+async function withServer<T>(serverNs: string, ip: string, args: string[], fn: () => Promise<T>): Promise<T> {
   const [file, prefix] = selfCommand();
-  const server = startIn(serverNs, file, [...prefix, 'probe', 'serve', '--ip', ip, '--port', String(PORT), '--seconds', '20']);
-  const problems: string[] = [];
+  const server = startIn(serverNs, file, [...prefix, 'probe', 'serve', '--ip', ip, '--port', String(PORT), '--seconds', '20', ...args]);
   try {
     await waitForLine(server, 'ready');
-    for (const proto of ['tcp', 'udp']) {
-      const out = await runIn(clientNs, file, [...prefix, 'probe', 'connect', '--proto', proto, '--ip', ip, '--port', String(PORT), '--timeout-ms', '3000'], 10_000);
+    return await fn();
+  } finally { stop(server); }
+}
+
+async function connect(clientNs: string, proto: 'tcp' | 'udp', ip: string, extra: string[] = []) {
+  const [file, prefix] = selfCommand();
+  return runIn(clientNs, file, [...prefix, 'probe', 'connect', '--proto', proto, '--ip', ip, '--port', String(PORT), '--timeout-ms', '3000', ...extra], 10_000);
+}
+
+/** TCP and UDP echo from clientNs to a server in serverNs. */
+async function echo(serverNs: string, clientNs: string, ip: string): Promise<string[]> {
+  return withServer(serverNs, ip, [], async () => {
+    const problems: string[] = [];
+    for (const proto of ['tcp', 'udp'] as const) {
+      const out = await connect(clientNs, proto, ip);
       if (out.status !== 0) problems.push(out.stdout.trim() || out.stderr.trim() || `${proto} probe exited ${out.status}`);
     }
-  } finally { stop(server); }
-  return problems;
+    return problems;
+  });
+}
+
+/** The host end of the container's veth, found from the kernel (the container end's IFLA_LINK). */
+function hostPeer(lab: Lab, c: Container, ifname = 'eth0'): Link | null {
+  const ctr = Netlink.at(c.path);
+  const host = Netlink.at(lab.host);
+  try {
+    const link = ctr.linkByName(ifname);
+    return link?.parent !== undefined ? host.linkByIndex(link.parent) : null;
+  } finally { ctr.close(); host.close(); }
 }
 
 export const dataplaneCases: Case[] = [
   {
-    id: 'reach-gateway', title: 'a container reaches its gateway (ICMP, TCP, UDP)', kind: 'dataplane',
+    id: 'reach-gateway', title: 'a container reaches its gateway, every address family (ICMP, TCP, UDP)', kind: 'dataplane',
     async run(ctx: CaseContext) {
       const c = ctx.lab.newContainer();
       const r = await ctx.lab.attach(c);
       try {
-        const gw = r.ips?.find((i) => i.gateway && !i.address.includes(':'))?.gateway;
-        if (!gw) throw new Skip('the result names no IPv4 gateway');
-        const problems = [await ping(c.path, gw), ...(await echo(ctx.lab.host, c.path, gw))].filter((p): p is string => !!p);
+        const fams = families(r).filter((f) => gatewayOf(r, f));
+        if (!fams.length) throw new Skip('the result names no gateway');
+        const problems: string[] = [];
+        for (const f of fams) {
+          const gw = gatewayOf(r, f)!;
+          problems.push(...[await ping(c.path, gw), ...(await echo(ctx.lab.host, c.path, gw))].filter((p): p is string => !!p).map((p) => `IPv${f}: ${p}`));
+        }
         expect(!problems.length, problems.join('; '));
       } finally { await ctx.lab.detach(c); }
     },
   },
   {
-    id: 'pod-to-pod', title: 'two containers on the network reach each other (ICMP, TCP, UDP)', kind: 'dataplane',
+    id: 'pod-to-pod', title: 'two containers on the network reach each other, every address family (ICMP, TCP, UDP)', kind: 'dataplane',
     async run(ctx: CaseContext) {
       const a = ctx.lab.newContainer();
       const b = ctx.lab.newContainer();
@@ -59,16 +93,107 @@ export const dataplaneCases: Case[] = [
       try {
         const rb = await ctx.lab.attach(b);
         try {
-          const ipA = addressOf(ra);
-          const ipB = addressOf(rb);
-          expect(ipA && ipB, 'a result lacks an IPv4 address');
-          const problems = [
-            await ping(a.path, ipB!), await ping(b.path, ipA!),
-            ...(await echo(b.path, a.path, ipB!)), ...(await echo(a.path, b.path, ipA!)),
-          ].filter((p): p is string => !!p);
+          const fams = families(ra).filter((f) => addressOf(rb, f));
+          expect(fams.length, 'the results share no address family');
+          const problems: string[] = [];
+          for (const f of fams) {
+            const ipA = addressOf(ra, f)!;
+            const ipB = addressOf(rb, f)!;
+            problems.push(...[
+              await ping(a.path, ipB), await ping(b.path, ipA),
+              ...(await echo(b.path, a.path, ipB)), ...(await echo(a.path, b.path, ipA)),
+            ].filter((p): p is string => !!p).map((p) => `IPv${f}: ${p}`));
+          }
           expect(!problems.length, problems.join('; '));
         } finally { await ctx.lab.detach(b); }
       } finally { await ctx.lab.detach(a); }
+    },
+  },
+  {
+    id: 'ipmasq', title: 'with ipMasq, a container reaches a host outside the node and is seen with the node\'s address', kind: 'dataplane',
+    async run(ctx: CaseContext) {
+      if (ctx.plugin.ipMasq !== true) throw new Skip('the network does not set ipMasq');
+      const out = ctx.lab.newOutside();
+      const c = ctx.lab.newContainer();
+      const r = await ctx.lab.attach(c);
+      try {
+        expect(addressOf(r, 4), 'the container has no IPv4 address');
+        await withServer(out.path, out.outsideIP, ['--reply', 'peer'], async () => {
+          for (const proto of ['tcp', 'udp'] as const) {
+            const res = await connect(c.path, proto, out.outsideIP, ['--print']);
+            expect(res.status === 0, `${proto} to ${out.outsideIP} (outside the node) failed: ${res.stdout.trim() || res.stderr.trim()}`);
+            const seen = res.stdout.trim().replace(/^got peer /, '').replace(/^::ffff:/, '');
+            expect(seen === out.hostIP, `${proto}: the outside host saw ${seen}, not the node's address ${out.hostIP}`);
+          }
+        });
+      } finally { await ctx.lab.detach(c); }
+    },
+  },
+  {
+    id: 'mtu', title: 'the configured MTU is on both veth ends and holds on the wire (DF)', kind: 'dataplane',
+    async run(ctx: CaseContext) {
+      const mtu = ctx.plugin.mtu;
+      if (typeof mtu !== 'number') throw new Skip('the network sets no mtu');
+      const a = ctx.lab.newContainer();
+      const b = ctx.lab.newContainer();
+      await ctx.lab.attach(a);
+      try {
+        const rb = await ctx.lab.attach(b);
+        try {
+          const ctr = Netlink.at(a.path);
+          try { expect(ctr.linkByName('eth0')?.mtu === mtu, `container eth0 MTU is ${ctr.linkByName('eth0')?.mtu}, configured ${mtu}`); } finally { ctr.close(); }
+          const peer = hostPeer(ctx.lab, a);
+          expect(peer?.mtu === mtu, `host end MTU is ${peer?.mtu}, configured ${mtu}`);
+          const ipB = addressOf(rb, 4)!;
+          const fits = await ping(a.path, ipB, ['-M', 'do', '-s', String(mtu - 28)]);
+          expect(!fits, `a ${mtu}-byte packet with DF set did not pass: ${fits}`);
+          const tooBig = await runIn(a.path, 'ping', ['-n', '-c', '1', '-W', '1', '-M', 'do', '-s', String(mtu - 27), ipB], 10_000);
+          expect(tooBig.status !== 0 && /message too long|mtu/i.test(tooBig.stdout + tooBig.stderr), `a ${mtu + 1}-byte packet with DF set was not refused: ${tooBig.stdout}${tooBig.stderr}`);
+        } finally { await ctx.lab.detach(b); }
+      } finally { await ctx.lab.detach(a); }
+    },
+  },
+  {
+    id: 'hairpin', title: 'with hairpinMode, the container\'s bridge port reflects frames (hairpin on in the kernel)', kind: 'dataplane',
+    async run(ctx: CaseContext) {
+      if (ctx.plugin.hairpinMode !== true) throw new Skip('the network does not set hairpinMode');
+      const c = ctx.lab.newContainer();
+      await ctx.lab.attach(c);
+      try {
+        const peer = hostPeer(ctx.lab, c);
+        expect(peer, 'no host end found for the container interface');
+        expect(peer!.master !== undefined, `${peer!.name} is not on a bridge`);
+        expect(peer!.bridgePort?.hairpin === true, `${peer!.name} has hairpin ${String(peer!.bridgePort?.hairpin)}`);
+      } finally { await ctx.lab.detach(c); }
+    },
+  },
+  {
+    id: 'exhausted-range', title: 'an exhausted range gives a clear error naming it, and DEL after the failed ADD leaves nothing', kind: 'dataplane',
+    async run(ctx: CaseContext) {
+      const ipam = ctx.plugin.ipam as Record<string, unknown> | undefined;
+      const ranges = ipam?.ranges as { subnet: string }[][] | undefined;
+      if (!ipam || !['host-local', 'tether-ipam'].includes(ipam.type as string) || !ranges?.[0]?.[0]) throw new Skip('needs host-local or tether-ipam with "ranges"');
+      const subnet = parseCIDR(ranges[0][0].subnet)!;
+      const only = formatIP({ family: subnet.ip.family, bytes: subnet.ip.bytes.map((x, i, a) => (i === a.length - 1 ? x | 9 : x)) });
+      const list = ctx.lab.variant('tiny', (p) => ({ ...p, ipam: { ...(p.ipam as object), ranges: [[{ subnet: ranges[0][0].subnet, rangeStart: only, rangeEnd: only }]] } }));
+      const first = ctx.lab.newContainer();
+      await ctx.lab.attach(first, list);
+      try {
+        const before = snapshot(ctx.lab.host);
+        const held = await ctx.lab.reservations(list.name);
+        const second = ctx.lab.newContainer();
+        let error: Error | undefined;
+        try { await ctx.lab.attach(second, list); } catch (e) { error = e as Error; }
+        expect(error, 'ADD succeeded although the range has one address and it is taken');
+        expect(error!.message.includes(only), `the error does not name the range (${only}): ${error!.message}`);
+        const halfMade = diffSnapshots(before, snapshot(ctx.lab.host));
+        await ctx.lab.detach(second, list); // the runtime's duty after a failed ADD (SPEC "Lifecycle")
+        const left = await eventually(() => diffSnapshots(before, snapshot(ctx.lab.host)));
+        expect(!left.length, `after DEL of the failed ADD: ${left.join('; ')}`);
+        const after = await ctx.lab.reservations(list.name);
+        if (held && after) expect(after.join() === held.join(), `reservations changed: ${held.join(',')} -> ${after.join(',')}`);
+        expect(!halfMade.length, `the failed ADD itself left ${halfMade.join('; ')} until DEL`);
+      } finally { await ctx.lab.detach(first, list); }
     },
   },
   {

@@ -153,11 +153,14 @@ export const specCases: Case[] = [
     id: 'add-twice', title: 'a second ADD for the same container and interface fails', kind: 'spec',
     async run(ctx) {
       const c = ctx.lab.newContainer();
-      await ctx.lab.attach(c);
+      const first = await ctx.lab.attach(c);
       try {
         let failed = false;
         try { await ctx.lab.attach(c); } catch { failed = true; }
         expect(failed, 'the second ADD succeeded');
+        // and the refused ADD must not have disturbed the first one's interface or address
+        const problems = verifyResultInKernel(first, c.path, 'eth0');
+        expect(!problems.length, `after the refused second ADD: ${problems.join('; ')}`);
       } finally { await ctx.lab.detach(c); }
     },
   },

@@ -71,7 +71,9 @@ interface LinkCommon {
 }
 
 export type NewLink =
-  | (LinkCommon & { kind: 'veth'; peer: Omit<LinkCommon, 'master'> })
+  // The kernel refuses IFF_UP on a veth peer at creation (ENOTCONN: its own peer is not wired yet),
+  // so the type has no `up` there: bring the peer up afterwards, from its namespace.
+  | (LinkCommon & { kind: 'veth'; peer: Omit<LinkCommon, 'master' | 'up'> })
   | (LinkCommon & { kind: 'bridge'; bridge?: BridgeOptions })
   | (LinkCommon & { kind: 'vxlan'; vxlan: VxlanOptions });
 
@@ -136,7 +138,7 @@ export function encodeNewLink(l: NewLink): MessageWriter {
     if (l.kind === 'veth') {
       // The peer is a whole ifinfomsg + attributes, so it can be born in another namespace under its final name.
       w.nest(C.IFLA_INFO_DATA, () => w.nest(C.VETH_INFO_PEER, () => {
-        w.struct(ifinfomsg(0, l.peer.up ? C.IFF_UP : 0, l.peer.up ? C.IFF_UP : 0));
+        w.struct(ifinfomsg());
         writeCommon(w, l.peer);
       }));
     } else if (l.kind === 'bridge') {

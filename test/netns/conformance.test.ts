@@ -7,13 +7,29 @@ import { fakePlugins } from '../helpers/fake-plugin.js';
 
 const networks = fileURLToPath(new URL('../../../conformance/networks/', import.meta.url));
 
-for (const name of ['ref-bridge', 'ref-ptp']) {
-  test(`the reference plugins pass every case: ${name}`, async (t) => {
-    const report = await runConformance({ list: loadNetworkList(networks, name), path: ['/usr/lib/cni'] });
-    const bad = report.cases.filter((c) => c.status !== 'pass').map((c) => `${c.id}: ${c.status} ${c.message ?? ''}`);
+const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
+
+// The reference bridge creates its veth before calling IPAM and leaves it behind when IPAM fails, until
+// the runtime's DEL. The spec allows that; tether does not, so the case reports it instead of passing it.
+const REF_BRIDGE_KNOWN = {
+  'exhausted-range': 'SPEC.md "Lifecycle & ordering": the runtime must DEL after a failed ADD, so leaving the veth until then is allowed; tether requires that a failed ADD leaves nothing',
+};
+
+const matrix: { network: string; path: string[]; known?: Record<string, string>; mustRun: string[] }[] = [
+  { network: 'tether-bridge', path: [dist], mustRun: ['ipmasq', 'mtu', 'hairpin', 'exhausted-range', 'add-result@1.1.0', 'add-result@0.3.0'] },
+  { network: 'ref-bridge-tether-ipam', path: [dist, '/usr/lib/cni'], known: REF_BRIDGE_KNOWN, mustRun: ['concurrent-adds', 'del-netns-gone'] },
+  { network: 'tether-bridge-host-local', path: [dist, '/usr/lib/cni'], mustRun: ['exhausted-range', 'add-result@1.0.0'] },
+  { network: 'ref-bridge', path: ['/usr/lib/cni'], known: REF_BRIDGE_KNOWN, mustRun: ['add-result@0.3.0', 'add-result@1.0.0'] },
+  { network: 'ref-ptp', path: ['/usr/lib/cni'], mustRun: ['pod-to-pod'] },
+];
+
+for (const m of matrix) {
+  test(`conformance: ${m.network}`, async (t) => {
+    const report = await runConformance({ list: loadNetworkList(networks, m.network), path: m.path, knownFailures: m.known });
+    const bad = report.cases.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message ?? ''}`);
     t.deepEqual(bad, []);
-    t.true(report.cases.length >= 20);
-    t.true(report.cases.some((c) => c.id === 'add-result@0.3.0') && report.cases.some((c) => c.id === 'add-result@1.0.0'), 'every claimed version is exercised');
+    for (const id of m.mustRun) t.is(report.cases.find((c) => c.id === id)?.status, 'pass', `${id} must run and pass here`);
+    for (const c of report.cases.filter((x) => x.status === 'known-failure')) t.truthy(m.known?.[c.id], `${c.id} failed without being a documented known failure`);
     t.deepEqual(report.leftovers, []);
   });
 }
