@@ -89,14 +89,14 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     try {
       if (taken.linkByName(ifname)) throw new CniError(ErrorCode.InvalidEnvironment, `interface ${ifname} already exists in ${netns}`, 'CNI_IFNAME');
     } finally { taken.close(); }
-    const br = ensureBridge(host, c.bridge, { mtu: c.mtu, promisc: c.promiscMode });
-
+    // IPAM before anything on the host: a bad IPAM section or an exhausted range creates nothing at all.
     let ipam: Result | undefined;
     if (hasIpam(c)) {
       ipam = await delegate('ADD', c.ipam!.type, ctx);
       undo.push(async () => { await delegate('DEL', c.ipam!.type, ctx); });
     }
     const plan = ipam ? addressing(c, ipam) : undefined;
+    const br = ensureBridge(host, c.bridge, { mtu: c.mtu, promisc: c.promiscMode });
 
     const hostName = hostVethName(containerID, ifname);
     try {

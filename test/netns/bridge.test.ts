@@ -1,0 +1,190 @@
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
+import { execPlugin } from '../../cnictl/exec.js';
+import { Lab } from '../../conformance/lab.js';
+import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import * as C from '../../lib/netlink/constants.js';
+import { PluginFailure } from '../../cnictl/runtime.js';
+import { hostVethName } from '../../plugins/bridge/names.js';
+
+// tether-bridge's own behaviour beyond the generic conformance cases, each in a throwaway host namespace.
+const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
+const labs: Lab[] = [];
+test.after.always(() => { for (const l of labs) l.close(); });
+
+function network(name: string, plugin: Record<string, unknown>, version = '1.1.0'): NetworkList {
+  return parseNetworkList(Buffer.from(JSON.stringify({ cniVersion: version, name, plugins: [{ type: 'tether-bridge', bridge: `b${name}`.slice(0, 15), ...plugin }] })));
+}
+
+function lab(list: NetworkList): Lab {
+  const l = new Lab(list, [dist, '/usr/lib/cni']);
+  labs.push(l);
+  return l;
+}
+
+const ipam = (subnet: string, extra: Record<string, unknown> = {}) => ({ type: 'tether-ipam', ranges: [[{ subnet }]], ...extra });
+
+/** Runs tether-bridge ADD directly with a config, in the lab's host namespace. */
+async function rawAdd(l: Lab, conf: Record<string, unknown>) {
+  const c = l.newContainer();
+  const out = await execPlugin({
+    file: `${dist}tether-bridge`, stdin: JSON.stringify({ cniVersion: '1.1.0', name: l.list.name, type: 'tether-bridge', ...conf }),
+    env: { ...process.env, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'raw1', CNI_NETNS: c.path, CNI_IFNAME: 'eth0', CNI_PATH: dist }, timeoutMs: 20_000, netns: l.host,
+  });
+  return { c, out, json: out.stdout ? JSON.parse(out.stdout) : undefined };
+}
+
+test('refused options: a clear CNI error with the right code, and nothing created', async (t) => {
+  const l = lab(network('refuse', { ipam: ipam('10.70.0.0/24') }));
+  const before = snapshot(l.host);
+  const cases: [Record<string, unknown>, number, RegExp][] = [
+    [{ vlan: 100, ipam: ipam('10.70.0.0/24') }, 2, /"vlan".*VLAN filtering/],
+    [{ macspoofchk: true, ipam: ipam('10.70.0.0/24') }, 2, /macspoofchk/],
+    [{ ipMasqBackend: 'iptables', ipam: ipam('10.70.0.0/24') }, 2, /nftables only/],
+    [{ mtu: 20, ipam: ipam('10.70.0.0/24') }, 7, /"mtu" must be an integer from 68 to 65535/],
+    [{ hairpinMode: true, promiscMode: true, ipam: ipam('10.70.0.0/24') }, 7, /hairpinMode/],
+    [{ bridge: 'a/b', ipam: ipam('10.70.0.0/24') }, 7, /"bridge"/],
+    [{ isGateway: 'yes', ipam: ipam('10.70.0.0/24') }, 7, /"isGateway" must be true or false/],
+    [{ ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.70.0.1/24' }]] } }, 7, /host bits/],
+    [{ ipam: { type: 'no-such-ipam' } }, 7, /plugin "no-such-ipam" not found in CNI_PATH/],
+  ];
+  for (const [conf, code, re] of cases) {
+    const r = await rawAdd(l, conf);
+    t.is(r.out.status, 1, JSON.stringify(conf));
+    t.is(r.json.code, code, `${JSON.stringify(conf)}: ${r.json.msg}`);
+    t.regex(r.json.msg, re);
+    const ctr = Netlink.at(r.c.path);
+    try { t.is(ctr.linkByName('eth0'), null, 'no interface in the container'); } finally { ctr.close(); }
+  }
+  const after = snapshot(l.host);
+  t.deepEqual(diffSnapshots(before, after), [], 'no bridge, veth, address or route left on the host');
+  t.deepEqual(await l.reservations(), [], 'no address leaked');
+});
+
+test('a link with the bridge\'s name that is not a bridge is refused (code 7), and the address is released', async (t) => {
+  const l = lab(network('notbr', { ipam: ipam('10.71.0.0/24') }));
+  const nl = Netlink.at(l.host);
+  const other = l.newContainer();
+  const { openNetns } = await import('../../lib/netns/netns.js');
+  const { closeSync } = await import('node:fs');
+  const fd = openNetns(other.path);
+  try { nl.linkAdd({ kind: 'veth', name: 'bnotbr', peer: { name: 'x', netnsFd: fd } }); } finally { closeSync(fd); nl.close(); }
+  const c = l.newContainer();
+  const e = await t.throwsAsync(l.attach(c), { instanceOf: PluginFailure });
+  t.is(e!.code, 7);
+  t.regex(e!.message, /"bnotbr" already exists and is a veth, not a bridge/);
+  t.deepEqual(await l.reservations(), []);
+});
+
+test('a failure after IPAM rolls back the veth and the address (forceAddress conflict)', async (t) => {
+  const l = lab(network('rollbk', { isGateway: true, ipam: ipam('10.72.0.0/24') }));
+  const nl = Netlink.at(l.host);
+  try {
+    nl.linkAdd({ kind: 'bridge', name: 'brollbk', up: true });
+    const { parseCIDR } = await import('../../lib/ip/addr.js');
+    nl.addrAdd(nl.linkByName('brollbk')!.index, parseCIDR('10.72.0.200/24')!);
+  } finally { nl.close(); }
+  const before = snapshot(l.host);
+  const c = l.newContainer();
+  const e = await t.throwsAsync(l.attach(c), { instanceOf: PluginFailure });
+  t.regex(e!.message, /already has 10\.72\.0\.200\/24, not the gateway 10\.72\.0\.1\/24; set "forceAddress"/);
+  t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'the veth was removed');
+  const ctr = Netlink.at(c.path);
+  try { t.is(ctr.linkByName('eth0'), null); } finally { ctr.close(); }
+  t.deepEqual(await l.reservations(), [], 'the address was released');
+  // with forceAddress the old address is replaced
+  const forced = l.variant('f', (p) => ({ ...p, forceAddress: true, bridge: 'brollbk' }));
+  const r = await l.attach(c, forced);
+  t.regex(r.ips![0].address, /^10\.72\.0\.\d+\/24$/);
+  const nl2 = Netlink.at(l.host);
+  try {
+    const addrs = nl2.addrs({ family: 4, index: nl2.linkByName('brollbk')!.index }).map((a) => `${a.cidr.ip.bytes.join('.')}/${a.cidr.prefix}`);
+    t.deepEqual(addrs, ['10.72.0.1/24']);
+  } finally { nl2.close(); }
+  await l.detach(c, forced);
+});
+
+test('DEL with an empty CNI_NETNS removes the host end too (found by its deterministic name)', async (t) => {
+  const l = lab(network('emptyns', { ipam: ipam('10.73.0.0/24') }));
+  const c = l.newContainer();
+  const r = await l.attach(c);
+  const hostName = hostVethName(c.id, 'eth0');
+  t.is(r.interfaces![1].name, hostName);
+  await l.runtime.del(l.list, { ...l.spec(c), netns: '' });
+  const nl = Netlink.at(l.host);
+  try { t.is(nl.linkByName(hostName), null); } finally { nl.close(); }
+  t.deepEqual(await l.reservations(), []);
+});
+
+test('requested MAC (runtimeConfig capability), IPv6 with DAD enabled, routes and DNS from config', async (t) => {
+  const list = parseNetworkList(Buffer.from(JSON.stringify({
+    cniVersion: '1.1.0', name: 'macdad',
+    plugins: [{
+      type: 'tether-bridge', bridge: 'bmacdad', isDefaultGateway: true, enabledad: true, capabilities: { mac: true },
+      dns: { nameservers: ['10.74.0.53'] },
+      ipam: { type: 'tether-ipam', ranges: [[{ subnet: 'fd74::/64' }], [{ subnet: '10.74.0.0/24' }]], routes: [{ dst: '10.99.0.0/16' }] },
+    }],
+  })));
+  const l = lab(list);
+  const c = l.newContainer();
+  const r = await l.runtime.add(l.list, { ...l.spec(c), capabilityArgs: { mac: '02:74:00:00:00:01' } });
+  t.is(r.interfaces![2].mac, '02:74:00:00:00:01');
+  t.deepEqual(r.dns, { nameservers: ['10.74.0.53'] });
+  t.true(r.routes!.some((x) => x.dst === '10.99.0.0/16'));
+  t.true(r.routes!.some((x) => x.dst === '::/0' && x.gw === 'fd74::1'));
+  const nl = Netlink.at(c.path);
+  try {
+    const eth0 = nl.linkByName('eth0')!;
+    t.is(eth0.mac, '02:74:00:00:00:01');
+    const v6 = nl.addrs({ family: 6, index: eth0.index }).filter((a) => a.scope === 0);
+    t.is(v6.length, 1);
+    t.is(v6[0].flags & (C.IFA_F_TENTATIVE | C.IFA_F_DADFAILED), 0, 'DAD finished before ADD returned');
+    t.true(nl.routes(4).some((x) => x.dst && x.dst.prefix === 16 && x.gateway !== undefined), 'IPAM route via the gateway');
+  } finally { nl.close(); }
+  await l.runtime.check(l.list, l.spec(c));
+  await l.detach(c);
+});
+
+test('CHECK catches a removed route and a changed MAC', async (t) => {
+  const l = lab(network('chk', { isDefaultGateway: true, ipam: ipam('10.75.0.0/24') }));
+  const list = l.list; // with the lab's private IPAM data directory
+  const c = l.newContainer();
+  await l.attach(c);
+  await l.runtime.check(list, l.spec(c));
+  const nl = Netlink.at(c.path);
+  try { t.true(nl.routeDel({ family: 4, dst: null })); } finally { nl.close(); }
+  const e = await t.throwsAsync(l.runtime.check(list, l.spec(c)), { instanceOf: PluginFailure });
+  t.is(e!.code, 100);
+  t.regex(e!.message, /route 0\.0\.0\.0\/0 via 10\.75\.0\.1 is missing/);
+  const nl2 = Netlink.at(c.path);
+  const { parseMAC } = await import('../../lib/ip/mac.js');
+  try { nl2.linkSet(nl2.linkByName('eth0')!.index, { mac: parseMAC('02:00:00:00:75:75')! }); } finally { nl2.close(); }
+  await t.throwsAsync(l.runtime.check(list, l.spec(c)), { message: /eth0 has MAC 02:00:00:00:75:75/ });
+  await l.detach(c);
+});
+
+test('STATUS answers 50 when the range is exhausted; GC releases attachments outside the valid set', async (t) => {
+  const l = lab(network('stat', { ipam: ipam('10.76.0.0/24', { ranges: [[{ subnet: '10.76.0.0/24', rangeStart: '10.76.0.10', rangeEnd: '10.76.0.11' }]] }) }));
+  const list = l.list;
+  await l.runtime.status(list);
+  const a = l.newContainer();
+  const b = l.newContainer();
+  await l.attach(a);
+  await l.attach(b);
+  const e = await t.throwsAsync(l.runtime.status(list), { instanceOf: PluginFailure });
+  t.is(e!.code, 50);
+  t.regex(e!.message, /no free address in range set 10\.76\.0\.10-10\.76\.0\.11/);
+  // GC to the plugin directly: only b stays valid
+  const out = await execPlugin({
+    file: `${dist}tether-bridge`, netns: l.host, timeoutMs: 20_000,
+    stdin: l.runtime.pluginConfig(list, list.plugins[0], '1.1.0', { gc: [{ containerID: b.id, ifname: 'eth0' }] }),
+    env: { ...process.env, CNI_COMMAND: 'GC', CNI_PATH: dist },
+  });
+  t.is(out.status, 0, out.stdout);
+  t.is((await l.reservations())!.length, 1);
+  await l.runtime.status(list);
+  await l.detach(b);
+  await l.detach(a);
+});
