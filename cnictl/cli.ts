@@ -17,6 +17,8 @@ Usage:
   cnictl list   [network]                           attachments recorded in the result cache
   cnictl networks                                   configurations found in the config directory
   cnictl version <plugin>                           a plugin's VERSION answer
+  cnictl ipam ls <network>                          tether-ipam's range sets and allocations
+  cnictl ipam release <network> <container-id> [--ifname eth0]
   cnictl netns add|del <name> | netns ls
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
 

@@ -138,6 +138,17 @@ export async function run(c: Ctx): Promise<number> {
       else if (!deleteNamedNetns(name)) c.out(`${name}: no such namespace`);
       return 0;
     }
+    case 'ipam': {
+      const [sub, net, id] = c.p.positional.slice(1);
+      if (!net || (sub !== 'ls' && sub !== 'release') || (sub === 'release' && !id)) throw new UsageError('ipam ls <network> | ipam release <network> <container-id> [--ifname eth0]');
+      const list = loadNetworkList(c.confDir, net);
+      const { ipamList, ipamRelease } = await import('./ipam.js');
+      if (sub === 'ls') { c.out(await ipamList(list, c.json)); return 0; }
+      const ifname = str(c.p, 'ifname') ?? 'eth0';
+      const released = await ipamRelease(list, id, ifname);
+      c.out(c.json ? JSON.stringify({ released }) : released.length ? `released ${released.join(', ')} held by ${id}/${ifname}` : `${id}/${ifname} held no address on ${net}`);
+      return 0;
+    }
     case 'conformance': {
       const [net] = need(c, 1, '<network>');
       const { runConformanceCli } = await import('../conformance/cli.js');

@@ -20,6 +20,10 @@ writeFileSync(join(conf, '10-demo.conflist'), JSON.stringify({
   cniVersion: '1.0.0', name: 'demo',
   plugins: [{ type: 'bridge', bridge: 'democni0', isGateway: true, ipam: { type: 'host-local', dataDir: data, ranges: [[{ subnet: '10.91.0.0/24' }]] } }],
 }));
+writeFileSync(join(conf, '30-tnet.conflist'), JSON.stringify({
+  cniVersion: '1.1.0', name: 'tnet',
+  plugins: [{ type: 'tether-bridge', bridge: 'tnetbr0', isGateway: true, ipam: { type: 'tether-ipam', dataDir: data, ranges: [[{ subnet: '10.94.0.0/24' }]] } }],
+}));
 writeFileSync(join(conf, '20-broken.conflist'), JSON.stringify({
   cniVersion: '1.0.0', name: 'broken',
   plugins: [{ type: 'bridge', bridge: 'democni1', ipam: { type: 'host-local', ranges: [[{ subnet: 'not-a-subnet' }]] } }],
@@ -90,7 +94,7 @@ test.serial('errors: plugin error with its code, unknown network, usage', async 
   t.is(typeof JSON.parse(badJson.stdout).error.code, 'number');
   const missing = await run('attach', 'nosuch', ctr);
   t.is(missing.status, 3);
-  t.regex(missing.stderr, /no network named "nosuch".*found: demo, broken/);
+  t.regex(missing.stderr, /no network named "nosuch".*found: demo, broken, tnet/);
   const usage = await run('attach', 'demo');
   t.is(usage.status, 2);
   t.regex(usage.stderr, /attach needs <network> <netns>/);
@@ -100,7 +104,7 @@ test.serial('errors: plugin error with its code, unknown network, usage', async 
 
 test.serial('networks, version and netns commands', async (t) => {
   const nets = await run('networks', '--json');
-  t.deepEqual(JSON.parse(nets.stdout).networks.map((n: any) => n.name), ['demo', 'broken']);
+  t.deepEqual(JSON.parse(nets.stdout).networks.map((n: any) => n.name), ['demo', 'broken', 'tnet']);
   const v = await run('version', 'bridge', '--json');
   t.true(JSON.parse(v.stdout).supportedVersions.includes('1.0.0'));
   const name = `${ns.prefix}-bycli`;
@@ -110,12 +114,31 @@ test.serial('networks, version and netns commands', async (t) => {
   t.false((await run('netns', 'ls')).stdout.split('\n').includes(name));
 });
 
+test.serial('ipam ls and ipam release on a tether-ipam network', async (t) => {
+  const ctr = ns.add('ipam');
+  t.is((await run('attach', 'tnet', ctr, '--container-id', 'ip-one', '--cni-path', `${fileURLToPath(new URL('../../../dist/bin/', import.meta.url))}`)).status, 0);
+  const ls = await run('ipam', 'ls', 'tnet', '--json');
+  t.is(ls.status, 0, ls.stderr);
+  const j = JSON.parse(ls.stdout);
+  t.deepEqual(j.allocations.map((a: any) => [a.ip, a.containerID, a.ifname]), [['10.94.0.2', 'ip-one', 'eth0']]);
+  t.deepEqual(j.rangeSets[0], { index: 0, ranges: '10.94.0.1-10.94.0.254', used: 1, size: 253 });
+  t.regex((await run('ipam', 'ls', 'tnet')).stdout, /10\.94\.0\.2\s+ip-one\s+eth0/);
+  const rel = await run('ipam', 'release', 'tnet', 'ip-one', '--json');
+  t.deepEqual(JSON.parse(rel.stdout).released, ['10.94.0.2']);
+  t.deepEqual(JSON.parse((await run('ipam', 'ls', 'tnet', '--json')).stdout).allocations, []);
+  const notIpam = await run('ipam', 'ls', 'demo');
+  t.is(notIpam.status, 2);
+  t.regex(notIpam.stderr, /does not use tether-ipam/);
+  t.is((await run('detach', 'tnet', ctr, '--container-id', 'ip-one', '--cni-path', `${fileURLToPath(new URL('../../../dist/bin/', import.meta.url))}`)).status, 0);
+});
+
 test.serial('cnictl conformance runs the harness from the compiled binary', async (t) => {
   const networks = fileURLToPath(new URL('../../../conformance/networks/', import.meta.url));
   const report = join(data, 'report.json');
-  const out = await runIn(undefined, cnictl, ['conformance', 'ref-bridge', '--conf-dir', networks, '--cni-path', '/usr/lib/cni', '--report', report], 120_000);
+  const bin = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
+  const out = await runIn(undefined, cnictl, ['conformance', 'tether-bridge', '--conf-dir', networks, '--cni-path', bin, '--report', report], 120_000);
   t.is(out.status, 0, out.stdout + out.stderr);
-  t.regex(out.stdout, /20 cases; pass 20, fail 0/);
+  t.regex(out.stdout, /25 cases; pass 25, fail 0, skip 0/);
   const r = JSON.parse(readFileSync(report, 'utf8'));
   t.is(r.summary.failed, 0);
   t.deepEqual(r.leftovers, []);

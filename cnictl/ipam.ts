@@ -1,0 +1,40 @@
+import { Allocator } from '../ipam/allocator.js';
+import { describeSet, parseIpamConfig, setCapacity, type IpamConfig } from '../ipam/config.js';
+import { openStore } from '../ipam/store.js';
+import type { NetConf } from '../lib/cni/types.js';
+import { cidrContains, parseIP } from '../lib/ip/addr.js';
+import { UsageError } from './argv.js';
+import type { NetworkList } from './conf.js';
+import { table } from './format.js';
+
+/** The tether-ipam configuration of a network: the first plugin in its chain that delegates to tether-ipam. */
+export function ipamOf(list: NetworkList): IpamConfig {
+  const plugin = list.plugins.find((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam');
+  if (!plugin) throw new UsageError(`network "${list.name}" does not use tether-ipam (its plugins: ${list.plugins.map((p) => p.type).join(', ')})`);
+  return parseIpamConfig({ ...plugin, name: list.name, cniVersion: list.cniVersion } as NetConf);
+}
+
+export async function ipamList(list: NetworkList, json: boolean): Promise<string> {
+  const cfg = ipamOf(list);
+  const kv = openStore(cfg);
+  try {
+    const allocations = await new Allocator(kv, cfg).list();
+    const sets = cfg.ranges.map((set, i) => {
+      const used = allocations.filter((a) => set.some((r) => cidrContains(r.subnet, parseIP(a.ip)!))).length;
+      return { index: i, ranges: describeSet(set), used, size: Number(setCapacity(set)) };
+    });
+    if (json) return JSON.stringify({ network: list.name, store: kv.where, rangeSets: sets, allocations }, null, 2);
+    const head = `network ${list.name}, store ${kv.where}\n${sets.map((s) => `range set ${s.index}: ${s.ranges}: ${s.used} of ${s.size} in use`).join('\n')}`;
+    if (!allocations.length) return `${head}\nno allocations`;
+    return `${head}\n\n${table(['ADDRESS', 'CONTAINER', 'IFNAME', 'SINCE'], allocations.map((a) => [a.ip, a.containerID, a.ifname, a.since]))}`;
+  } finally { kv.close(); }
+}
+
+/** Releases one attachment's addresses by hand (for an attachment whose runtime is gone). */
+export async function ipamRelease(list: NetworkList, containerID: string, ifname: string): Promise<string[]> {
+  const cfg = ipamOf(list);
+  const kv = openStore(cfg);
+  try {
+    return await new Allocator(kv, cfg).release({ containerID, ifname });
+  } finally { kv.close(); }
+}
