@@ -50,20 +50,22 @@ function startup(): void {
   rows.push({ name: 'peak RSS of that exec', a: 'tether: cnictl --version', b: 'reference: bridge VERSION', sa: stats([ra]), sb: stats([rb]), unit: 'MiB' });
 }
 
-/** ADD and DEL of two networks, each in its own throwaway host namespace, a fresh container namespace per sample. */
+/** One ADD+DEL sample: a fresh container namespace, plugin exec times only (setup is not timed). */
+async function sample(lab: Lab): Promise<[number, number]> {
+  const c = lab.newContainer();
+  await lab.attach(c);
+  const add = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
+  await lab.detach(c);
+  const del = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
+  lab.removeContainer(c);
+  return [add, del];
+}
+
+/** ADD and DEL of two networks, each in its own throwaway host namespace, interleaved. */
 async function addDel(label: string, listA: NetworkList, pathA: string[], listB: NetworkList, pathB: string[]): Promise<void> {
   const labA = new Lab(listA, pathA);
   const labB = new Lab(listB, pathB);
   try {
-    const sample = async (lab: Lab) => {
-      const c = lab.newContainer();
-      await lab.attach(c);
-      const add = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
-      await lab.detach(c);
-      const del = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
-      lab.removeContainer(c);
-      return [add, del];
-    };
     for (let i = 0; i < WARMUP; i++) { await sample(labA); await sample(labB); }
     const a: number[][] = [];
     const b: number[][] = [];
@@ -77,6 +79,29 @@ async function addDel(label: string, listA: NetworkList, pathA: string[], listB:
   }
 }
 
+/** ADD latency with one container on the bridge against the same with `many` already there. */
+async function scale(list: NetworkList, path: string[], many: number): Promise<void> {
+  const lab = new Lab(list, path);
+  try {
+    const keeper = lab.newContainer();
+    await lab.attach(keeper);
+    for (let i = 0; i < WARMUP; i++) await sample(lab);
+    const one: number[] = [];
+    for (let i = 0; i < N; i++) one.push((await sample(lab))[0]);
+    for (let i = 1; i < many; i++) await lab.attach(lab.newContainer());
+    const full: number[] = [];
+    for (let i = 0; i < N; i++) full.push((await sample(lab))[0]);
+    const name = list.plugins.map((p) => p.type).join('+');
+    rows.push({ name: `ADD with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(full), sb: stats(one), unit: 'ms' });
+  } finally { lab.close(); }
+}
+
+function rssOfAdd(network: string, path: string): number {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('./rss-add.js', import.meta.url)), benchNets, network, path, '10'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`rss-add ${network}: ${r.stderr}`);
+  return Number(r.stdout.trim()) / 1024;
+}
+
 function print(): void {
   const head = ['measure', 'A', 'B', 'A median', 'A p95', 'B median', 'B p95', 'A/B (median)'];
   const body = rows.map((r) => [r.name, r.a, r.b, `${ms(r.sa.median)} ${r.unit}`, r.sa.n > 1 ? ms(r.sa.p95) : '-', `${ms(r.sb.median)} ${r.unit}`, r.sb.n > 1 ? ms(r.sb.p95) : '-', `${(r.sa.median / r.sb.median).toFixed(2)}x`]);
@@ -86,8 +111,16 @@ function print(): void {
   process.stdout.write(`${line(head)}\n| ${w.map((x) => '-'.repeat(x)).join(' | ')} |\n${body.map(line).join('\n')}\n`);
 }
 
-startup();
-const nets = join(root, 'conformance', 'networks');
-await addDel('bridge vs ptp (reference)', loadNetworkList(nets, 'ref-bridge'), [REF], loadNetworkList(nets, 'ref-ptp'), [REF]);
+const benchNets = join(root, 'bench', 'networks');
+const tetherPath = [DIST];
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (k: string) => !only || only.includes(k);
+if (want('startup')) startup();
+if (want('adddel')) await addDel('tether vs reference', loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, loadNetworkList(benchNets, 'bench-ref-plain'), [REF]);
+if (want('masq')) await addDel('with ipMasq: tether vs reference', loadNetworkList(benchNets, 'bench-tether-masq'), tetherPath, loadNetworkList(benchNets, 'bench-ref-masq'), [REF]);
+if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
+if (want('rss')) {
+  rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });
+}
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

@@ -17,6 +17,8 @@ mkdirSync(out, { recursive: true });
 const started = Date.now();
 const build = spawnSync(bun, [
   'build', '--compile', '--format=cjs', '--bytecode', '--minify-syntax', '--minify-whitespace',
+  // A plugin runs in whatever directory the runtime has: it must never pick up a .env or bunfig.toml there.
+  '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
   '--outfile', join(out, 'tether'), join(root, 'bin', 'tether.ts'),
 ], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) {

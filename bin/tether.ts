@@ -1,8 +1,11 @@
+import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
 import { LINKS, programs } from './programs.js';
+import { mark } from '../lib/trace.js';
 
 // One binary, many names: the name it was exec'd by picks the program.
 async function main(): Promise<number> {
+  mark('main');
   let name = basename(process.argv0 || '');
   let argv = process.argv.slice(2);
   if (!programs[name]) {
@@ -20,7 +23,10 @@ async function main(): Promise<number> {
 }
 
 // No top-level await: it would make the whole module graph asynchronous and slower to start.
-main().then((code) => { process.exitCode = code; }, (e: unknown) => {
-  process.stderr.write(`tether: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.exitCode = 1;
+// Plugins and cnictl write everything synchronously, so once main returns there is nothing left to
+// flush: exiting at once skips the runtime's orderly teardown, which costs milliseconds per exec.
+// Programs that serve (probe, the node agent) return only when they are done.
+main().then((code) => { mark('done'); process.exit(code); }, (e: unknown) => {
+  writeSync(2, `tether: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
 });

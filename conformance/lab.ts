@@ -16,6 +16,8 @@ let handlersInstalled = false;
 function installSignalHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
+  // Also on any other way out (an uncaught error): removal is synchronous, so it works in 'exit'.
+  process.on('exit', () => { for (const lab of live) lab.close(); });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
       for (const lab of live) lab.close();

@@ -59,13 +59,21 @@ export class Allocator {
 
   /** The next free address of a set after the cursor, round-robin like host-local (addresses are not reused at once). */
   private nextFree(set: RangeSet, setIndex: number, taken: Set<string>, cursor: string | undefined): { ip: IP; range: Range } {
-    let inSet = 0n;
-    for (const t of taken) { const ip = parseIP(t)!; if (this.setOf(ip) === setIndex) inSet++; }
     const capacity = setCapacity(set);
-    const exhausted = () => new CniError(ErrorCode.TryAgainLater,
-      `no free address in range set ${describeSet(set)} of network "${this.cfg.network}": ${inSet} of ${capacity} in use`,
-      `ipam.ranges[${setIndex}]`);
-    if (inSet >= capacity) throw exhausted();
+    const exhausted = () => {
+      let inSet = 0;
+      for (const t of taken) if (this.setOf(parseIP(t)!) === setIndex) inSet++;
+      return new CniError(ErrorCode.TryAgainLater,
+        `no free address in range set ${describeSet(set)} of network "${this.cfg.network}": ${inSet} of ${capacity} in use`,
+        `ipam.ranges[${setIndex}]`);
+    };
+    // Counting this set's addresses exactly costs a parse per allocation; do it only when the total
+    // number taken (every set's) says this one might be full. Usually the scan below stops at once.
+    if (BigInt(taken.size) >= capacity) {
+      let inSet = 0n;
+      for (const t of taken) if (this.setOf(parseIP(t)!) === setIndex) inSet++;
+      if (inSet >= capacity) throw exhausted();
+    }
     const spans = set.map((r) => ({ r, lo: ipToBigInt(r.start), hi: ipToBigInt(r.end) }));
     const family = set[0].subnet.ip.family;
     let span = 0;
@@ -76,7 +84,8 @@ export class Allocator {
       const i = spans.findIndex((s) => v >= s.lo && v <= s.hi);
       if (i >= 0) { span = i; at = v + 1n; if (at > spans[i].hi) { span = (i + 1) % spans.length; at = spans[span].lo; } }
     }
-    for (let n = 0; n < MAX_SCAN; n++) {
+    const limit = capacity + BigInt(set.length) < BigInt(MAX_SCAN) ? Number(capacity) + set.length : MAX_SCAN;
+    for (let n = 0; n < limit; n++) {
       const { r, hi } = spans[span];
       const ip = bigIntToIP(at, family);
       if (!ipEqual(ip, r.gateway) && !taken.has(formatIP(ip)) && !this.excluded(ip)) return { ip, range: r };
@@ -141,12 +150,15 @@ export class Allocator {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const all = await this.kv.range('');
       const handle = all.get(handleKey(owner));
-      // Addresses pointing at this owner, found from the address side too, so a half-written record never leaks.
+      const held = parseJSON<HandleRecord>(handle);
+      // The handle lists its addresses; without a readable handle, look from the address side, so a
+      // half-written record can never leak an address.
+      const candidates = held ? held.ips.map((ip) => ipKey(ip)) : [...all.keys()].filter((k) => k.startsWith('ip/'));
       const ips = new Map<string, Entry>();
-      for (const [k, e] of all) {
-        if (!k.startsWith('ip/')) continue;
+      for (const k of candidates) {
+        const e = all.get(k);
         const rec = parseJSON<IpRecord>(e);
-        if (rec && rec.containerID === owner.containerID && rec.ifname === owner.ifname) ips.set(k, e);
+        if (e && rec && rec.containerID === owner.containerID && rec.ifname === owner.ifname) ips.set(k, e);
       }
       if (!handle && !ips.size) return [];
       const ok = await this.kv.txn({

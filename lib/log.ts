@@ -1,4 +1,4 @@
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeSync } from 'node:fs';
 
 export type Level = 'error' | 'warn' | 'info' | 'debug';
 const RANK: Record<Level, number> = { error: 0, warn: 1, info: 2, debug: 3 };
@@ -37,7 +37,7 @@ export function createLogger(o: LogOptions): Logger {
       }
     }
     const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : '';
-    process.stderr.write(`${o.component}: ${level}: ${msg}${extra}\n`);
+    writeSync(2, `${o.component}: ${level}: ${msg}${extra}\n`);
   };
   return {
     error: (m, f) => write('error', m, f),

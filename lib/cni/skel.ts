@@ -1,5 +1,6 @@
 import { readFileSync, writeSync } from 'node:fs';
 import { createLogger, isLevel, type Logger } from '../log.js';
+import { mark } from '../trace.js';
 import { isCurrentNetns, NetnsNotFoundError } from '../netns/netns.js';
 import { CniError, ErrorCode, asCniError } from './errors.js';
 import { readCmdArgs, readCommand, type CmdArgs, type Command } from './env.js';
@@ -152,12 +153,14 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
       process.stderr.write(`${spec.about}\nCNI protocol versions supported: ${(spec.versions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
       return 0;
     }
+    mark('skel');
     const raw = io.readStdin();
     if (command === 'VERSION') {
       io.stdout(JSON.stringify(versionReply(spec, raw)));
       return 0;
     }
     const ctx = buildContext(spec, command, io.env, raw);
+    mark('context');
     version = ctx.version;
     log = ctx.log;
     if ((command === 'ADD' || command === 'CHECK') && !['1', 'true'].includes(io.env.CNI_NETNS_OVERRIDE ?? '')) {
@@ -172,6 +175,7 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
     if (command === 'ADD') {
       if (!result) throw new CniError(ErrorCode.Internal, 'plugin produced no result');
       io.stdout(resultJSON(result, ctx.version));
+      mark('printed');
     }
     return 0;
   } catch (e) {

@@ -1,5 +1,7 @@
 // Address math for the per-container path. The `ip-address` package does this too, but importing
 // it costs 3-7 ms per exec (measured in the compiled binary); the tests use it as an oracle instead.
+// Parsers scan characters rather than split/regex: they run on every address in every CNI config,
+// and a scanner allocates nothing but the result.
 
 export type Family = 4 | 6;
 /** bytes is 4 bytes for IPv4, 16 for IPv6. Treat as immutable. */
@@ -9,80 +11,107 @@ export interface CIDR { readonly ip: IP; readonly prefix: number }
 
 const bitsOf = (f: Family) => (f === 4 ? 32 : 128);
 
-function parseIPv4(s: string): Uint8Array | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i];
-    if (p.length === 0 || p.length > 3 || (p.length > 1 && p[0] === '0')) return null;
-    let n = 0;
-    for (let j = 0; j < p.length; j++) {
-      const c = p.charCodeAt(j) - 48;
-      if (c < 0 || c > 9) return null;
-      n = n * 10 + c;
-    }
-    if (n > 255) return null;
-    out[i] = n;
+// A hand-built CIDR with a prefix outside its family would otherwise give quietly wrong masks.
+function checkedPrefix(family: Family, prefix: number): number {
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bitsOf(family)) {
+    throw new RangeError(`prefix ${prefix} is out of range for IPv${family}`);
   }
-  return out;
+  return prefix;
 }
 
-function parseHexGroup(g: string): number {
-  if (g.length === 0 || g.length > 4) return -1;
-  let n = 0;
-  for (let i = 0; i < g.length; i++) {
-    const c = g.charCodeAt(i);
-    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1;
-    if (d < 0) return -1;
-    n = n * 16 + d;
+/** The mask's byte i for a prefix: 0xff, 0, or the one partial byte. */
+function maskByte(prefix: number, i: number): number {
+  const bits = prefix - 8 * i;
+  return bits >= 8 ? 0xff : bits <= 0 ? 0 : (0xff00 >> bits) & 0xff;
+}
+
+/** Dotted quad in s[start..] into out[off..off+4]. Leading zeros are refused: "010" means 8 to inet_aton. */
+function parseIPv4Into(s: string, start: number, out: Uint8Array, off: number): boolean {
+  let part = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = start; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) return false;
+      out[off + part++] = v;
+      v = 0;
+      digits = 0;
+      continue;
+    }
+    const d = c - 48;
+    if (d < 0 || d > 9 || (digits === 1 && v === 0)) return false;
+    v = v * 10 + d;
+    if (v > 255) return false;
+    digits++;
   }
-  return n;
+  if (digits === 0 || part !== 3) return false;
+  out[off + 3] = v;
+  return true;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  c |= 0x20; // ASCII lower case; non-letters stay out of range below
+  return c >= 97 && c <= 102 ? c - 87 : -1;
 }
 
 function parseIPv6(s: string): Uint8Array | null {
-  if (s.includes('%')) return null; // zones never belong in CNI config
-  const halves = s.split('::');
-  if (halves.length > 2) return null;
-  const groups = (h: string): number[] | null => {
-    if (h === '') return [];
-    const out: number[] = [];
-    const parts = h.split(':');
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i];
-      if (i === parts.length - 1 && p.includes('.')) {
-        const v4 = parseIPv4(p);
-        if (!v4) return null;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-        continue;
-      }
-      const n = parseHexGroup(p);
-      if (n < 0) return null;
-      out.push(n);
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (!head || !tail) return null;
-  // An embedded IPv4 address may only end the address.
-  if (halves.length === 2 && halves[0].includes('.')) return null;
-  const total = head.length + tail.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) return null;
-  const all = [...head, ...new Array(8 - total).fill(0), ...tail];
+  const n = s.length;
+  if (n < 2) return null;
   const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) { out[2 * i] = all[i] >> 8; out[2 * i + 1] = all[i] & 0xff; }
+  let g = 0; // groups written so far
+  let gap = -1; // group index where "::" stands
+  let i = 0;
+  if (s.charCodeAt(0) === 58 /* : */) {
+    if (s.charCodeAt(1) !== 58) return null;
+    gap = 0;
+    i = 2;
+  }
+  while (i < n) {
+    if (g === 8) return null;
+    let v = 0;
+    let j = i;
+    // Reading a fifth digit lets "12345" be refused rather than read as "1234" plus junk.
+    for (let d; j < n && j - i < 5 && (d = hexDigit(s.charCodeAt(j))) >= 0; j++) v = v * 16 + d;
+    if (j === i) return null;
+    if (j < n && s.charCodeAt(j) === 46 /* . */) {
+      // An IPv4 tail fills the last two groups and must end the address.
+      if (g > 6 || !parseIPv4Into(s, i, out, 2 * g)) return null;
+      g += 2;
+      break;
+    }
+    if (j - i > 4) return null;
+    out[2 * g] = v >> 8;
+    out[2 * g + 1] = v & 0xff;
+    g++;
+    if (j === n) break;
+    if (s.charCodeAt(j) !== 58) return null; // also refuses zones ("%eth0"): never valid in CNI config
+    if (++j === n) return null; // trailing single ':'
+    if (s.charCodeAt(j) === 58) {
+      if (gap >= 0) return null;
+      gap = g;
+      j++;
+    }
+    i = j;
+  }
+  if (gap < 0) return g === 8 ? out : null;
+  if (g === 8) return null; // "::" stands for at least one zero group (RFC 4291 2.2)
+  const tail = 2 * (g - gap);
+  out.copyWithin(16 - tail, 2 * gap, 2 * g);
+  out.fill(0, 2 * gap, 16 - tail);
   return out;
 }
 
+/** Strict: dotted quad, or IPv6 text. An IPv4-mapped IPv6 address stays family 6. */
 export function parseIP(s: string): IP | null {
   if (typeof s !== 'string') return null;
-  if (s.includes(':')) {
+  if (s.indexOf(':') >= 0) {
     const b = parseIPv6(s);
     return b ? { family: 6, bytes: b } : null;
   }
-  const b = parseIPv4(s);
-  return b ? { family: 4, bytes: b } : null;
+  const b = new Uint8Array(4);
+  return parseIPv4Into(s, 0, b, 0) ? { family: 4, bytes: b } : null;
 }
 
 export function ipFromBytes(b: Uint8Array): IP {
@@ -93,30 +122,40 @@ export function ipFromBytes(b: Uint8Array): IP {
 
 export function isIPv4Mapped(ip: IP): boolean {
   if (ip.family !== 6) return false;
-  for (let i = 0; i < 10; i++) if (ip.bytes[i] !== 0) return false;
-  return ip.bytes[10] === 0xff && ip.bytes[11] === 0xff;
+  const b = ip.bytes;
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
 }
 
-/** IPv4 dotted quad; IPv6 in RFC 5952 form (mixed notation only for IPv4-mapped, as Go prints). */
+/**
+ * IPv4 dotted quad; IPv6 in RFC 5952 form. Mixed notation only for ::ffff:0:0/96, as Go prints
+ * them, so text we hand to runtimes matches what Go-based CNI plugins would have produced.
+ */
 export function formatIP(ip: IP): string {
   const b = ip.bytes;
   if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
   if (isIPv4Mapped(ip)) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[2 * i] << 8) | b[2 * i + 1]);
-  // Longest run of at least two zero groups, the first one on a tie.
+  // Longest run of at least two zero groups, the first one on a tie (RFC 5952 4.2).
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
+    if (b[2 * i] !== 0 || b[2 * i + 1] !== 0) { i++; continue; }
+    let j = i + 1;
+    while (j < 8 && b[2 * j] === 0 && b[2 * j + 1] === 0) j++;
     if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
     i = j;
   }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      s += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (s !== '' && !s.endsWith(':')) s += ':';
+    s += ((b[2 * i] << 8) | b[2 * i + 1]).toString(16);
+  }
+  return s;
 }
 
 export function ipEqual(a: IP, b: IP): boolean {
@@ -125,6 +164,7 @@ export function ipEqual(a: IP, b: IP): boolean {
   return true;
 }
 
+/** IPv4 sorts before IPv6; within a family, numerically. */
 export function compareIP(a: IP, b: IP): number {
   if (a.family !== b.family) return a.family - b.family;
   for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return a.bytes[i] - b.bytes[i];
@@ -132,33 +172,49 @@ export function compareIP(a: IP, b: IP): number {
 }
 
 export function ipToBigInt(ip: IP): bigint {
-  let n = 0n;
-  for (const x of ip.bytes) n = (n << 8n) | BigInt(x);
-  return n;
+  const b = ip.bytes;
+  // Two 64-bit reads instead of sixteen bigint shifts.
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (ip.family === 4) return BigInt(dv.getUint32(0));
+  return (dv.getBigUint64(0) << 64n) | dv.getBigUint64(8);
 }
 
+/** Throws RangeError unless 0 <= n < 2^bits. */
 export function bigIntToIP(n: bigint, family: Family): IP {
-  const len = family === 4 ? 4 : 16;
-  if (n < 0n || n >> BigInt(len * 8) !== 0n) throw new RangeError(`${n} does not fit an IPv${family} address`);
-  const b = new Uint8Array(len);
-  for (let i = len - 1; i >= 0; i--) { b[i] = Number(n & 0xffn); n >>= 8n; }
+  const bits = bitsOf(family);
+  if (n < 0n || n >> BigInt(bits) !== 0n) throw new RangeError(`${n} does not fit an IPv${family} address`);
+  const b = new Uint8Array(bits / 8);
+  const dv = new DataView(b.buffer);
+  if (family === 4) dv.setUint32(0, Number(n));
+  else { dv.setBigUint64(0, n >> 64n); dv.setBigUint64(8, BigInt.asUintN(64, n)); }
   return { family, bytes: b };
 }
 
+/**
+ * ip + n, or null when the result leaves the family's address space (no wrap-around: an
+ * allocator walking past the end must notice). A non-integer number n throws RangeError.
+ */
 export function addToIP(ip: IP, n: bigint | number): IP | null {
   const v = ipToBigInt(ip) + BigInt(n);
   if (v < 0n || v >> BigInt(bitsOf(ip.family)) !== 0n) return null;
   return bigIntToIP(v, ip.family);
 }
 
+/** "addr/prefix"; the prefix is decimal, in range for the family, with no leading zeros or sign. */
 export function parseCIDR(s: string): CIDR | null {
   if (typeof s !== 'string') return null;
   const slash = s.indexOf('/');
   if (slash < 0) return null;
   const ip = parseIP(s.slice(0, slash));
-  const p = s.slice(slash + 1);
-  if (!ip || !/^(0|[1-9][0-9]{0,2})$/.test(p)) return null;
-  const prefix = Number(p);
+  if (!ip) return null;
+  const len = s.length - slash - 1;
+  if (len < 1 || len > 3 || (len > 1 && s.charCodeAt(slash + 1) === 48)) return null;
+  let prefix = 0;
+  for (let i = slash + 1; i < s.length; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return null;
+    prefix = prefix * 10 + d;
+  }
   return prefix <= bitsOf(ip.family) ? { ip, prefix } : null;
 }
 
@@ -166,36 +222,40 @@ export function formatCIDR(c: CIDR): string {
   return `${formatIP(c.ip)}/${c.prefix}`;
 }
 
+/** Throws RangeError for a prefix outside 0..32 / 0..128. */
 export function maskBytes(family: Family, prefix: number): Uint8Array {
+  checkedPrefix(family, prefix);
   const b = new Uint8Array(family === 4 ? 4 : 16);
-  for (let i = 0; i < b.length; i++) {
-    const bits = Math.max(0, Math.min(8, prefix - 8 * i));
-    b[i] = bits === 0 ? 0 : (0xff << (8 - bits)) & 0xff;
-  }
+  for (let i = 0; i < b.length; i++) b[i] = maskByte(prefix, i);
   return b;
 }
 
+/** Leading one bits of a mask of any length; null unless the ones are contiguous from the top. */
 export function prefixFromMask(mask: Uint8Array): number | null {
-  let prefix = 0;
-  let ended = false;
-  for (const x of mask) {
-    for (let bit = 7; bit >= 0; bit--) {
-      const set = (x >> bit) & 1;
-      if (set && ended) return null;
-      if (set) prefix++; else ended = true;
-    }
-  }
-  return prefix;
+  let i = 0;
+  while (i < mask.length && mask[i] === 0xff) i++;
+  if (i === mask.length) return 8 * i;
+  const x = mask[i];
+  // A contiguous partial byte is 1s then 0s: its complement plus one is a power of two.
+  const inv = ~x & 0xff;
+  if ((inv & (inv + 1)) !== 0) return null;
+  for (let j = i + 1; j < mask.length; j++) if (mask[j] !== 0) return null;
+  return 8 * i + (8 - (32 - Math.clz32(inv)));
 }
 
 export function networkOf(c: CIDR): IP {
-  const m = maskBytes(c.ip.family, c.prefix);
-  return { family: c.ip.family, bytes: c.ip.bytes.map((x, i) => x & m[i]) };
+  const p = checkedPrefix(c.ip.family, c.prefix);
+  const b = Uint8Array.from(c.ip.bytes);
+  for (let i = 0; i < b.length; i++) b[i] &= maskByte(p, i);
+  return { family: c.ip.family, bytes: b };
 }
 
+/** Host bits set: the broadcast address for IPv4. */
 export function lastOf(c: CIDR): IP {
-  const m = maskBytes(c.ip.family, c.prefix);
-  return { family: c.ip.family, bytes: c.ip.bytes.map((x, i) => (x | ~m[i]) & 0xff) };
+  const p = checkedPrefix(c.ip.family, c.prefix);
+  const b = Uint8Array.from(c.ip.bytes);
+  for (let i = 0; i < b.length; i++) b[i] |= ~maskByte(p, i) & 0xff;
+  return { family: c.ip.family, bytes: b };
 }
 
 export function networkCIDR(c: CIDR): CIDR {
@@ -203,33 +263,49 @@ export function networkCIDR(c: CIDR): CIDR {
 }
 
 export function hostBitsZero(c: CIDR): boolean {
-  return ipEqual(c.ip, networkOf(c));
+  const p = checkedPrefix(c.ip.family, c.prefix);
+  const b = c.ip.bytes;
+  for (let i = 0; i < b.length; i++) if ((b[i] & ~maskByte(p, i) & 0xff) !== 0) return false;
+  return true;
 }
 
+/** False on a family mismatch: an IPv4-mapped address is not inside an IPv4 range here. */
 export function cidrContains(c: CIDR, ip: IP): boolean {
   if (c.ip.family !== ip.family) return false;
-  const m = maskBytes(c.ip.family, c.prefix);
-  for (let i = 0; i < m.length; i++) if ((c.ip.bytes[i] & m[i]) !== (ip.bytes[i] & m[i])) return false;
+  const p = checkedPrefix(c.ip.family, c.prefix);
+  const a = c.ip.bytes;
+  const b = ip.bytes;
+  for (let i = 0; i < a.length; i++) {
+    const m = maskByte(p, i);
+    if (m === 0) return true;
+    if ((a[i] & m) !== (b[i] & m)) return false;
+  }
   return true;
 }
 
 export function cidrsOverlap(a: CIDR, b: CIDR): boolean {
-  return cidrContains(a, b.ip) || cidrContains(b, a.ip);
+  // Prefix blocks nest or are disjoint, so they overlap iff the wider one holds the narrower one.
+  return a.prefix <= b.prefix ? cidrContains(a, b.ip) : cidrContains(b, a.ip);
 }
 
 export function cidrSize(c: CIDR): bigint {
-  return 1n << BigInt(bitsOf(c.ip.family) - c.prefix);
+  return 1n << BigInt(bitsOf(c.ip.family) - checkedPrefix(c.ip.family, c.prefix));
 }
 
+/** IPv4 as is, IPv4-mapped IPv6 as its IPv4 address, anything else null. */
 export function toIPv4(ip: IP): IP | null {
   if (ip.family === 4) return ip;
   return isIPv4Mapped(ip) ? { family: 4, bytes: ip.bytes.slice(12) } : null;
 }
 
+/** Link-local unicast: 169.254.0.0/16, fe80::/10. */
 export function isLinkLocal(ip: IP): boolean {
-  return ip.family === 4 ? ip.bytes[0] === 169 && ip.bytes[1] === 254 : ip.bytes[0] === 0xfe && (ip.bytes[1] & 0xc0) === 0x80;
+  const b = ip.bytes;
+  return ip.family === 4 ? b[0] === 169 && b[1] === 254 : b[0] === 0xfe && (b[1] & 0xc0) === 0x80;
 }
 
+/** 0.0.0.0 or ::. */
 export function isUnspecified(ip: IP): boolean {
-  return ip.bytes.every((x) => x === 0);
+  for (let i = 0; i < ip.bytes.length; i++) if (ip.bytes[i] !== 0) return false;
+  return true;
 }

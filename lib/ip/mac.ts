@@ -1,27 +1,47 @@
 
+// Ethernet hardware addresses. node:crypto is fetched at first use through lib/builtin.ts: a static
+// import would load it on every exec of every program, and only bridge creation needs randomness.
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  c |= 0x20; // ASCII lower case; non-letters stay out of range below
+  return c >= 97 && c <= 102 ? c - 87 : -1;
+}
+
+/** "aa:bb:cc:dd:ee:ff" or "AA-BB-..."; one separator throughout, exactly six two-digit bytes. */
 export function parseMAC(s: string): Uint8Array | null {
-  if (typeof s !== 'string') return null;
-  const parts = s.split(/[:-]/);
-  if (parts.length !== 6) return null;
+  if (typeof s !== 'string' || s.length !== 17) return null;
+  const sep = s.charCodeAt(2);
+  if (sep !== 58 /* : */ && sep !== 45 /* - */) return null;
   const out = new Uint8Array(6);
   for (let i = 0; i < 6; i++) {
-    if (!/^[0-9a-fA-F]{2}$/.test(parts[i])) return null;
-    out[i] = parseInt(parts[i], 16);
+    const at = 3 * i;
+    if (i > 0 && s.charCodeAt(at - 1) !== sep) return null;
+    const hi = hexDigit(s.charCodeAt(at));
+    const lo = hexDigit(s.charCodeAt(at + 1));
+    if (hi < 0 || lo < 0) return null;
+    out[i] = (hi << 4) | lo;
   }
   return out;
 }
 
 /** Lower-case colon form, any length (InfiniBand hardware addresses have 20 bytes). */
 export function formatMAC(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (i ? ':' : '') + (b[i] < 16 ? '0' : '') + b[i].toString(16);
+  return s;
 }
 
+/** Six bytes, not group (multicast/broadcast), not all zero: usable as an interface address. */
 export function isValidUnicastMAC(b: Uint8Array): boolean {
-  return b.length === 6 && (b[0] & 1) === 0 && b.some((x) => x !== 0);
+  if (b.length !== 6 || (b[0] & 1) !== 0) return false;
+  for (let i = 0; i < 6; i++) if (b[i] !== 0) return true;
+  return false;
 }
 
-/** Random, locally administered, unicast. */
+/** Random, locally administered (so it cannot collide with a vendor's), unicast. */
 export function randomLocalMAC(): Uint8Array {
+  // Web Crypto is a global in Node and Bun: no module to load (node:crypto costs ~3.5 ms per exec).
   const b = crypto.getRandomValues(new Uint8Array(6));
   b[0] = (b[0] & 0xfe) | 0x02;
   return b;

@@ -57,10 +57,10 @@ export class FileKV implements KV {
         writeSync(fd, `${JSON.stringify(doc, null, 1)}\n`);
         fsyncSync(fd);
       } finally { closeSync(fd); }
+      // The data is on disk before the rename, so after any crash the name holds the old document or
+      // the new one, never a torn one. (A machine crash may lose the rename itself; every container of
+      // that node died with it, and GC reconciles.)
       renameSync(tmp, this.file);
-      // The rename itself must reach the disk too.
-      const dfd = openSync(this.where, 'r');
-      try { fsyncSync(dfd); } finally { closeSync(dfd); }
     } catch (e) {
       throw new StoreUnavailableError(`cannot write ${this.file}: ${(e as Error).message}`);
     }

@@ -16,6 +16,7 @@ import { configureContainer, containerRoutes, sleepMs } from './container.js';
 import { enableForwarding, ensureBridge, ensureGatewayAddresses } from './host.js';
 import { ensureMasquerade } from './masq.js';
 import { hostVethName } from './names.js';
+import { mark } from '../../lib/trace.js';
 
 const PORT_WAIT_MS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1000];
 
@@ -79,6 +80,7 @@ function addressing(c: BridgeConf, r: Result): Addressing {
 async function add(ctx: Context<BridgeConf>): Promise<Result> {
   const c = ctx.conf;
   const { containerID, ifname, netns } = ctx.args;
+  mark('add');
   const mac = requestedMac(ctx);
   const nsfd = openContainer(ctx);
   const host = Netlink.open();
@@ -95,9 +97,11 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       ipam = await delegate('ADD', c.ipam!.type, ctx);
       undo.push(async () => { await delegate('DEL', c.ipam!.type, ctx); });
     }
+    mark('ipam');
     const plan = ipam ? addressing(c, ipam) : undefined;
     const br = ensureBridge(host, c.bridge, { mtu: c.mtu, promisc: c.promiscMode });
 
+    mark('bridge');
     const hostName = hostVethName(containerID, ifname);
     try {
       host.linkAdd({
@@ -116,17 +120,21 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     undo.push(() => { host.linkDel(hostLink.index); });
     if (c.hairpinMode || c.portIsolation) host.bridgePortSet(hostLink.index, { hairpin: c.hairpinMode, isolated: c.portIsolation });
 
+    mark('veth');
     const routes = plan ? containerRoutes(plan.routes, plan.gateways, c.isDefaultGateway) : [];
     const ctrMac = configureContainer(nsfd, {
       ifname, addresses: plan?.addresses ?? [], routes, enabledad: c.enabledad, up: !c.disableContainerInterface,
     });
 
+    mark('container');
     if (plan && c.isGateway) {
       ensureGatewayAddresses(host, br, plan.bridgeAddresses, c.forceAddress);
       enableForwarding(new Set(plan.addresses.map((a) => a.ip.family)));
     }
     if (plan && c.ipMasq) ensureMasquerade(ctx.conf.name, plan.addresses);
+    mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
+    mark('forwarding');
 
     const bridgeNow = host.linkByIndex(br.index) ?? br;
     const interfaces: Interface[] = [
@@ -159,6 +167,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
   } finally {
     host.close();
     closeSync(nsfd);
+    mark('closed');
   }
 }
 
