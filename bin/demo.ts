@@ -47,7 +47,8 @@ async function main(): Promise<number> {
       const t = Date.now();
       const r = await lab.attach(pod);
       results.push(r);
-      say(`\n2.${i + 1} ADD pod ${i + 1} (${pod.path}) in ${Date.now() - t} ms:`);
+      const exec = lab.runtime.lastExecs.map((e) => `${e.plugin} ${e.ms.toFixed(1)} ms`).join(', ');
+      say(`\n2.${i + 1} ADD pod ${i + 1} (${pod.path}) in ${Date.now() - t} ms (plugin execs: ${exec}):`);
       say(describeResult(r));
     }
     say('\n3. What the node and pod 1 look like now:');

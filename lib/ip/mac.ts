@@ -1,6 +1,6 @@
 
-// Ethernet hardware addresses. node:crypto is fetched at first use through lib/builtin.ts: a static
-// import would load it on every exec of every program, and only bridge creation needs randomness.
+// Ethernet hardware addresses. Randomness comes from the global Web Crypto, so this module imports
+// nothing: it is loaded on every plugin exec.
 
 function hexDigit(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;

@@ -1,4 +1,5 @@
 import { childProcess } from '../../lib/builtin.js';
+import { systemTool } from '../../lib/systool.js';
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import { formatCIDR, networkCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
@@ -45,7 +46,11 @@ export function masqScript(network: string, subnets: CIDR[]): string {
 export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 'written' {
   const want = masqComment(network, subnets);
   if (nftGetTable(NFPROTO_INET, masqTableName(network))?.comment === want) return 'present';
-  const run = childProcess().spawnSync('nft', ['-f', '-'], { input: masqScript(network, subnets), encoding: 'utf8', timeout: 10_000 });
+  const nft = systemTool('nft');
+  if (!nft) {
+    throw new CniError(ErrorCode.Internal, `ipMasq: the nft command is not installed (looked in the system directories)`, 'ipMasq needs nftables (Debian package nftables) for its one-time setup');
+  }
+  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: masqScript(network, subnets), encoding: 'utf8', timeout: 10_000 });
   if (run.error || run.status !== 0) {
     const why = run.error ? run.error.message : run.stderr.trim();
     throw new CniError(ErrorCode.Internal, `ipMasq: programming nftables table ${masqTableName(network)} failed: ${why}`, 'ipMasq needs the nft command (Debian package nftables) for its one-time setup');
