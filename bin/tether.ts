@@ -14,7 +14,7 @@ async function main(): Promise<number> {
       name = argv[0];
       argv = argv.slice(1);
     } else {
-      process.stderr.write(`tether: one binary for ${LINKS.join(', ')}.\nRun it through a link with one of those names, or as: tether <name> [arguments]\n`);
+      writeSync(2, `tether: one binary for ${LINKS.join(', ')}.\nRun it through a link with one of those names, or as: tether <name> [arguments]\n`);
       return argv.length ? 2 : 0;
     }
   }

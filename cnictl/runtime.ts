@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { formatCniArgs } from '../lib/cni/args.js';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { findPlugin } from '../lib/cni/invoke.js';
@@ -109,7 +110,7 @@ export class CniRuntime {
       file: this.pluginFile(type), env: this.env(command, a), stdin, timeoutMs: this.opts.timeoutMs, netns: this.opts.pluginNetns,
     });
     this.lastExecs.push({ plugin: type, command, ms: out.ms, stdout: out.stdout });
-    if (out.stderr && out.status === 0) process.stderr.write(out.stderr);
+    if (out.stderr && out.status === 0) writeSync(2, out.stderr);
     if (out.timedOut) {
       throw new PluginFailure(type, list.name, OP[command], ErrorCode.TryAgainLater, `timed out after ${this.opts.timeoutMs} ms and was killed`, '');
     }
@@ -168,7 +169,7 @@ export class CniRuntime {
     if ('missing' in read) return undefined;
     if ('corrupt' in read) {
       if (dropCorrupt) {
-        process.stderr.write(`cnictl: warning: ignoring unreadable cache record ${read.corrupt}\n`);
+        writeSync(2, `cnictl: warning: ignoring unreadable cache record ${read.corrupt}\n`);
         deleteCache(this.opts.cacheDir, list.name, a.containerID, a.ifname);
         return undefined;
       }

@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, writeSync } from 'node:fs';
 import { childProcess } from '../builtin.js';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from './errors.js';
@@ -52,7 +52,7 @@ export async function delegate(command: Command, type: string, ctx: Context<any>
     env, input: ctx.raw, stdio: ['pipe', 'pipe', 'pipe'], timeout: DELEGATE_TIMEOUT_MS, killSignal: 'SIGKILL',
     maxBuffer: 16 << 20,
   });
-  if (run.stderr?.length) process.stderr.write(run.stderr);
+  if (run.stderr?.length) writeSync(2, run.stderr);
   if (run.error) {
     throw new CniError(ErrorCode.Internal, `running ${type} ${command}: ${run.error.message}`, file);
   }

@@ -150,7 +150,7 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
   try {
     const command = readCommand(io.env);
     if (!command) {
-      process.stderr.write(`${spec.about}\nCNI protocol versions supported: ${(spec.versions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
+      writeSync(2, `${spec.about}\nCNI protocol versions supported: ${(spec.versions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
       return 0;
     }
     mark('skel');

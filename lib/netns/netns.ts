@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { sys, SysError } from '../sys/index.js';
 import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED } from '../sys/types.js';
 
@@ -53,7 +53,7 @@ function leave(): void {
     sys.setns(home(), CLONE_NEWNET);
   } catch (e) {
     // Carrying on in the wrong namespace could configure the host as if it were a container.
-    process.stderr.write(`tether: cannot return to the original network namespace: ${String(e)}\n`);
+    writeSync(2, `tether: cannot return to the original network namespace: ${String(e)}\n`);
     process.abort();
   }
 }
