@@ -18,15 +18,17 @@ export async function ipamList(list: NetworkList, json: boolean): Promise<string
   const cfg = ipamOf(list);
   const kv = openStore(cfg);
   try {
-    const allocations = await new Allocator(kv, cfg).list();
+    const alloc = new Allocator(kv, cfg);
+    const allocations = await alloc.list();
+    const blocks = await alloc.blockInfo();
     const sets = cfg.ranges.map((set, i) => {
       const used = allocations.filter((a) => set.some((r) => cidrContains(r.subnet, parseIP(a.ip)!))).length;
       return { index: i, ranges: describeSet(set), used, size: Number(setCapacity(set)) };
     });
-    if (json) return JSON.stringify({ network: list.name, store: kv.where, rangeSets: sets, allocations }, null, 2);
-    const head = `network ${list.name}, store ${kv.where}\n${sets.map((s) => `range set ${s.index}: ${s.ranges}: ${s.used} of ${s.size} in use`).join('\n')}`;
+    if (json) return JSON.stringify({ network: list.name, store: kv.where, node: cfg.nodeName, rangeSets: sets, blocks, allocations }, null, 2);
+    const head = `network ${list.name}, store ${kv.where}, this node ${cfg.nodeName}\n${sets.map((s) => `range set ${s.index}: ${s.ranges}: ${s.used} of ${s.size} in use`).join('\n')}`;
     if (!allocations.length) return `${head}\nno allocations`;
-    return `${head}\n\n${table(['ADDRESS', 'CONTAINER', 'IFNAME', 'SINCE'], allocations.map((a) => [a.ip, a.containerID, a.ifname, a.since]))}`;
+    return `${head}\n\n${table(['BLOCK', 'NODE', 'USED'], blocks.map((b) => [b.cidr, b.node, `${b.used}/${b.size}`]))}\n\n${table(['ADDRESS', 'CONTAINER', 'IFNAME', 'NODE', 'SINCE'], allocations.map((a) => [a.ip, a.containerID, a.ifname, a.node, a.since]))}`;
   } finally { kv.close(); }
 }
 

@@ -5,6 +5,9 @@ import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetn
 import { Netlink } from '../lib/netlink/handle.js';
 import { parseCIDR, parseIP } from '../lib/ip/addr.js';
 import { FileKV } from '../lib/store/file.js';
+import { Allocator } from '../ipam/allocator.js';
+import { parseIpamConfig } from '../ipam/config.js';
+import type { NetConf } from '../lib/cni/types.js';
 import type { Result } from '../lib/cni/types.js';
 import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
 import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
@@ -153,8 +156,10 @@ export class Lab {
   async reservations(network = this.list.name): Promise<string[] | null> {
     if (!this.ipamDataDir) return null;
     if (this.ipamType === 'tether-ipam') {
-      const kv = new FileKV(join(this.ipamDataDir, network));
-      return [...(await kv.range('ip/')).keys()].map((k) => k.slice(3)).sort();
+      const plugin = this.list.plugins.find((p) => (p.ipam as { type?: string } | undefined)?.type === 'tether-ipam')!;
+      const cfg = parseIpamConfig({ ...plugin, name: network, cniVersion: this.list.cniVersion } as NetConf);
+      const all = await new Allocator(new FileKV(join(this.ipamDataDir, network)), cfg).list();
+      return all.map((a) => a.ip).sort();
     }
     try {
       return readdirSync(join(this.ipamDataDir, network)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();

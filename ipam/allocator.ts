@@ -1,7 +1,10 @@
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
-import { bigIntToIP, cidrContains, formatIP, ipEqual, ipToBigInt, parseIP, type IP } from '../lib/ip/addr.js';
+import { formatIP, ipEqual, parseIP, type IP } from '../lib/ip/addr.js';
 import type { Entry, KV } from '../lib/store/kv.js';
-import { describeSet, setCapacity, type IpamConfig, type Range, type RangeSet } from './config.js';
+import {
+  addressAt, blockKey, blockOfIP, blocksOf, emptyBlock, freeOffset, inSet, offsetOf, recordCidr, usable, type BlockRecord, type BlockRef,
+} from './blocks.js';
+import { describeSet, setCapacity, type IpamConfig, type Range } from './config.js';
 
 /** Who holds an address: the attachment (container ID, interface name). */
 export interface Owner {
@@ -11,19 +14,23 @@ export interface Owner {
 
 export interface Allocation extends Owner {
   ip: string;
+  node: string;
   since: string;
 }
 
-interface IpRecord extends Owner { since: string }
-interface HandleRecord { ips: string[]; since: string }
+export interface BlockInfo {
+  cidr: string;
+  node: string;
+  used: number;
+  size: number;
+}
 
-// Key layout inside one network's store: one key per address, one per attachment, one cursor per set.
-const ipKey = (ip: string) => `ip/${ip}`;
+interface HandleRecord { ips: string[]; since: string; node: string }
+
 const handleKey = (o: Owner) => `handle/${o.containerID}/${o.ifname}`;
-const cursorKey = (set: number) => `cursor/${set}`;
+const handleId = (o: Owner) => `${o.containerID}/${o.ifname}`;
 
 const MAX_RETRIES = 64;
-const MAX_SCAN = 1 << 20;
 
 export interface Allocated {
   ips: { ip: IP; range: Range }[];
@@ -36,63 +43,121 @@ function parseJSON<T>(e: Entry | undefined): T | undefined {
   try { return JSON.parse(e.value) as T; } catch { return undefined; }
 }
 
+interface Loaded { rec: BlockRecord; version: number }
+/** A block this ADD changes, with the version it was read at (0: it is being claimed now). */
+interface Touched extends Loaded { ref: BlockRef }
+
 /**
- * Allocation over any KV: read, decide, then one conditional transaction (the address keys and the
- * handle must still be absent); on a lost race, read again and retry. Nothing is locked across the
- * decision, so the same code is correct on the embedded store and on etcd.
+ * Calico-style allocation over any KV. A node claims blocks of the pool (create-if-absent, with its
+ * name as affinity) and allocates inside them; each ADD is one conditional transaction writing the
+ * block(s) it took addresses from and the attachment's handle, conditioned on the versions it read.
+ * A lost race reads again and retries. Nothing is locked across the decision, so the same code is
+ * correct on the embedded store and on etcd, and its cost does not grow with the allocations held.
  */
 export class Allocator {
   constructor(private readonly kv: KV, private readonly cfg: IpamConfig) {}
 
-  private excluded(ip: IP): boolean {
-    return this.cfg.exclude.some((c) => cidrContains(c, ip));
+  private async blocks(): Promise<Map<string, Loaded>> {
+    const out = new Map<string, Loaded>();
+    for (const [k, e] of await this.kv.range('block/')) {
+      const rec = parseJSON<BlockRecord>(e);
+      if (rec && Array.isArray(rec.allocations)) out.set(k, { rec, version: e.version });
+    }
+    return out;
+  }
+
+  /** The claimed blocks of a set, in address order. */
+  private claimedIn(setIndex: number, blocks: Map<string, Loaded>): (Loaded & { key: string; ref: BlockRef })[] {
+    const set = this.cfg.ranges[setIndex];
+    const out: (Loaded & { key: string; ref: BlockRef })[] = [];
+    for (const [key, l] of blocks) {
+      const ref = inSet(set, recordCidr(l.rec));
+      if (ref) out.push({ ...l, key, ref });
+    }
+    return out;
+  }
+
+  private exhausted(setIndex: number, blocks: Map<string, Loaded>): CniError {
+    const set = this.cfg.ranges[setIndex];
+    const used = this.claimedIn(setIndex, blocks).reduce((n, b) => n + b.rec.allocations.filter((a) => a !== null).length, 0);
+    const why = this.cfg.strictAffinity ? ' (strictAffinity: other nodes\' blocks are not borrowed from)' : '';
+    return new CniError(ErrorCode.TryAgainLater,
+      `no free address in range set ${describeSet(set)} of network "${this.cfg.network}": ${used} of ${setCapacity(set)} in use${why}`,
+      `ipam.ranges[${setIndex}]`);
+  }
+
+  /**
+   * Where to take one address of a set from: the node's own blocks first, then a block nobody has
+   * claimed (claimed now), then, unless strictAffinity, a free address in another node's block.
+   * Everything it looks at is a block already claimed, plus at most one unclaimed: the cost follows
+   * the number of blocks in use, never the size of the pool.
+   */
+  private choose(setIndex: number, blocks: Map<string, Loaded>, touched: Map<string, Touched>, id: string): { ip: IP; range: Range } {
+    const set = this.cfg.ranges[setIndex];
+    const me = this.cfg.nodeName;
+    const take = (key: string, ref: BlockRef, l: Loaded) => {
+      const t = touched.get(key) ?? { ...l, rec: { ...l.rec, allocations: [...l.rec.allocations] }, ref };
+      const i = freeOffset(ref, t.rec, this.cfg.exclude);
+      if (i < 0) return null;
+      t.rec.allocations[i] = id;
+      t.rec.next = (i + 1) % t.rec.allocations.length;
+      touched.set(key, t);
+      return { ip: addressAt(ref.cidr, i), range: ref.range };
+    };
+    const claimed = this.claimedIn(setIndex, blocks);
+    const mine = claimed.filter((b) => b.rec.node === me);
+    for (const b of mine) {
+      const got = take(b.key, b.ref, touched.get(b.key) ?? b);
+      if (got) return got;
+    }
+    const capped = this.cfg.maxBlocksPerNode > 0 && mine.length >= this.cfg.maxBlocksPerNode;
+    let unclaimed: BlockRef | undefined;
+    if (!capped) {
+      for (const ref of blocksOf(set, this.cfg.blockSize)) {
+        const key = blockKey(ref.cidr);
+        if (!blocks.has(key) && !touched.has(key)) { unclaimed = ref; break; }
+      }
+    }
+    if (unclaimed) {
+      const got = take(blockKey(unclaimed.cidr), unclaimed, { rec: emptyBlock(unclaimed, me), version: 0 });
+      if (got) return got;
+    }
+    if (!this.cfg.strictAffinity) {
+      for (const b of claimed.filter((x) => x.rec.node !== me)) {
+        const got = take(b.key, b.ref, touched.get(b.key) ?? b);
+        if (got) return got;
+      }
+    }
+    if (capped) {
+      throw new CniError(ErrorCode.TryAgainLater, `node "${me}" holds its limit of ${this.cfg.maxBlocksPerNode} blocks in range set ${describeSet(set)} of network "${this.cfg.network}", all full`, 'ipam.maxBlocksPerNode');
+    }
+    throw this.exhausted(setIndex, blocks);
+  }
+
+  /** A specific address: from whatever block holds it (claimed for this node if nobody has it yet). */
+  private takeRequested(ip: IP, blocks: Map<string, Loaded>, touched: Map<string, Touched>, id: string, setIndex: number) {
+    const ref = blockOfIP(this.cfg.ranges[setIndex], ip, this.cfg.blockSize)!;
+    const key = blockKey(ref.cidr);
+    const l = touched.get(key) ?? blocks.get(key) ?? { rec: emptyBlock(ref, this.cfg.nodeName), version: 0 };
+    const i = offsetOf(ref.cidr, ip);
+    if (!usable(ref, i, this.cfg.exclude)) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is excluded or is the gateway`, 'ips');
+    if (l.rec.allocations[i] !== null) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is already held by ${l.rec.allocations[i]}`, 'ips');
+    const t = touched.get(key) ?? { ...l, rec: { ...l.rec, allocations: [...l.rec.allocations] }, ref };
+    t.rec.allocations[i] = id;
+    touched.set(key, t);
+    return { ip, range: ref.range };
   }
 
   private setOf(ip: IP): number {
-    return this.cfg.ranges.findIndex((set) => set.some((r) => cidrContains(r.subnet, ip) && ipToBigInt(ip) >= ipToBigInt(r.start) && ipToBigInt(ip) <= ipToBigInt(r.end)));
+    return this.cfg.ranges.findIndex((set) => blockOfIP(set, ip, this.cfg.blockSize) !== undefined);
   }
 
-  private rangeOf(ip: IP): Range | undefined {
-    for (const set of this.cfg.ranges) for (const r of set) if (cidrContains(r.subnet, ip)) return r;
-    return undefined;
-  }
-
-  /** The next free address of a set after the cursor, round-robin like host-local (addresses are not reused at once). */
-  private nextFree(set: RangeSet, setIndex: number, taken: Set<string>, cursor: string | undefined): { ip: IP; range: Range } {
-    const capacity = setCapacity(set);
-    const exhausted = () => {
-      let inSet = 0;
-      for (const t of taken) if (this.setOf(parseIP(t)!) === setIndex) inSet++;
-      return new CniError(ErrorCode.TryAgainLater,
-        `no free address in range set ${describeSet(set)} of network "${this.cfg.network}": ${inSet} of ${capacity} in use`,
-        `ipam.ranges[${setIndex}]`);
-    };
-    // Counting this set's addresses exactly costs a parse per allocation; do it only when the total
-    // number taken (every set's) says this one might be full. Usually the scan below stops at once.
-    if (BigInt(taken.size) >= capacity) {
-      let inSet = 0n;
-      for (const t of taken) if (this.setOf(parseIP(t)!) === setIndex) inSet++;
-      if (inSet >= capacity) throw exhausted();
+  private rangeOf(ip: IP): Range {
+    for (const set of this.cfg.ranges) {
+      const b = blockOfIP(set, ip, this.cfg.blockSize);
+      if (b) return b.range;
     }
-    const spans = set.map((r) => ({ r, lo: ipToBigInt(r.start), hi: ipToBigInt(r.end) }));
-    const family = set[0].subnet.ip.family;
-    let span = 0;
-    let at = spans[0].lo;
-    const from = cursor ? parseIP(cursor) : null;
-    if (from && from.family === family) {
-      const v = ipToBigInt(from);
-      const i = spans.findIndex((s) => v >= s.lo && v <= s.hi);
-      if (i >= 0) { span = i; at = v + 1n; if (at > spans[i].hi) { span = (i + 1) % spans.length; at = spans[span].lo; } }
-    }
-    const limit = capacity + BigInt(set.length) < BigInt(MAX_SCAN) ? Number(capacity) + set.length : MAX_SCAN;
-    for (let n = 0; n < limit; n++) {
-      const { r, hi } = spans[span];
-      const ip = bigIntToIP(at, family);
-      if (!ipEqual(ip, r.gateway) && !taken.has(formatIP(ip)) && !this.excluded(ip)) return { ip, range: r };
-      at += 1n;
-      if (at > hi) { span = (span + 1) % spans.length; at = spans[span].lo; }
-    }
-    throw exhausted();
+    return this.cfg.ranges[0][0];
   }
 
   /** Reserves one address per range set for the owner, or returns what it already holds. */
@@ -105,38 +170,21 @@ export class Allocator {
       if (this.cfg.ranges[set].some((r) => ipEqual(r.gateway, ip))) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is the gateway`, 'ips');
       placed.set(set, ip);
     }
+    const id = handleId(owner);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const all = await this.kv.range('');
-      const mine = all.get(handleKey(owner));
-      const held = parseJSON<HandleRecord>(mine);
-      if (held) {
-        return { existing: true, ips: held.ips.map((s) => { const ip = parseIP(s)!; return { ip, range: this.rangeOf(ip) ?? this.cfg.ranges[0][0] }; }) };
-      }
-      const taken = new Set<string>();
-      for (const k of all.keys()) if (k.startsWith('ip/')) taken.add(k.slice(3));
-      const chosen: { ip: IP; range: Range }[] = [];
-      for (const [i, set] of this.cfg.ranges.entries()) {
-        const want = placed.get(i);
-        if (want) {
-          const s = formatIP(want);
-          if (taken.has(s)) {
-            const other = parseJSON<IpRecord>(all.get(ipKey(s)));
-            throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${s} is already held by ${other ? `${other.containerID}/${other.ifname}` : 'another attachment'}`, 'ips');
-          }
-          chosen.push({ ip: want, range: this.rangeOf(want)! });
-        } else {
-          chosen.push(this.nextFree(set, i, taken, parseJSON<string>(all.get(cursorKey(i)))));
-        }
-        taken.add(formatIP(chosen[chosen.length - 1].ip));
-      }
+      const handle = await this.kv.get(handleKey(owner));
+      const held = parseJSON<HandleRecord>(handle);
+      if (held) return { existing: true, ips: held.ips.map((s) => { const ip = parseIP(s)!; return { ip, range: this.rangeOf(ip) }; }) };
+      const blocks = await this.blocks();
+      const touched = new Map<string, Touched>();
+      const chosen = this.cfg.ranges.map((_, i) => (placed.has(i) ? this.takeRequested(placed.get(i)!, blocks, touched, id, i) : this.choose(i, blocks, touched, id)));
       const since = new Date().toISOString();
       const ips = chosen.map((c) => formatIP(c.ip));
       const ok = await this.kv.txn({
-        if: [{ key: handleKey(owner), version: 0 }, ...ips.map((ip) => ({ key: ipKey(ip), version: 0 }))],
+        if: [{ key: handleKey(owner), version: 0 }, ...[...touched].map(([key, t]) => ({ key, version: t.version }))],
         put: [
-          { key: handleKey(owner), value: JSON.stringify({ ips, since } satisfies HandleRecord) },
-          ...ips.map((ip) => ({ key: ipKey(ip), value: JSON.stringify({ ...owner, since } satisfies IpRecord) })),
-          ...chosen.map((c, i) => (placed.has(i) ? null : { key: cursorKey(i), value: JSON.stringify(formatIP(c.ip)) })).filter((x): x is { key: string; value: string } => !!x),
+          { key: handleKey(owner), value: JSON.stringify({ ips, since, node: this.cfg.nodeName } satisfies HandleRecord) },
+          ...[...touched].map(([key, t]) => ({ key, value: JSON.stringify(t.rec) })),
         ],
       });
       if (ok) return { existing: false, ips: chosen };
@@ -147,25 +195,37 @@ export class Allocator {
 
   /** Releases whatever the owner holds; releasing nothing is success. Returns the released addresses. */
   async release(owner: Owner): Promise<string[]> {
+    const id = handleId(owner);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
-      const all = await this.kv.range('');
-      const handle = all.get(handleKey(owner));
+      const handle = await this.kv.get(handleKey(owner));
       const held = parseJSON<HandleRecord>(handle);
-      // The handle lists its addresses; without a readable handle, look from the address side, so a
-      // half-written record can never leak an address.
-      const candidates = held ? held.ips.map((ip) => ipKey(ip)) : [...all.keys()].filter((k) => k.startsWith('ip/'));
-      const ips = new Map<string, Entry>();
-      for (const k of candidates) {
-        const e = all.get(k);
-        const rec = parseJSON<IpRecord>(e);
-        if (e && rec && rec.containerID === owner.containerID && rec.ifname === owner.ifname) ips.set(k, e);
+      const blocks = await this.blocks();
+      // The handle names the blocks; without a readable handle, every block is searched, so a damaged
+      // handle can never leak an address.
+      const keys = held
+        ? [...new Set(held.ips.map((s) => { const ip = parseIP(s)!; const set = this.setOf(ip); return set < 0 ? '' : blockKey(blockOfIP(this.cfg.ranges[set], ip, this.cfg.blockSize)!.cidr); }))].filter(Boolean)
+        : [...blocks.keys()];
+      const released: string[] = [];
+      const puts: { key: string; value: string }[] = [];
+      const conds = [{ key: handleKey(owner), version: handle?.version ?? 0 }];
+      for (const key of keys) {
+        const l = blocks.get(key);
+        if (!l) continue;
+        const cidr = recordCidr(l.rec);
+        const before = released.length;
+        const allocations = l.rec.allocations.map((a, i) => {
+          if (a !== id) return a;
+          released.push(formatIP(addressAt(cidr, i)));
+          return null;
+        });
+        if (released.length > before) {
+          puts.push({ key, value: JSON.stringify({ ...l.rec, allocations }) });
+          conds.push({ key, version: l.version });
+        }
       }
-      if (!handle && !ips.size) return [];
-      const ok = await this.kv.txn({
-        if: [{ key: handleKey(owner), version: handle?.version ?? 0 }, ...[...ips].map(([key, e]) => ({ key, version: e.version }))],
-        del: [...(handle ? [handleKey(owner)] : []), ...ips.keys()],
-      });
-      if (ok) return [...ips.keys()].map((k) => k.slice(3));
+      if (!handle && !puts.length) return [];
+      const ok = await this.kv.txn({ if: conds, put: puts, del: handle ? [handleKey(owner)] : [] });
+      if (ok) return released;
     }
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
   }
@@ -175,32 +235,48 @@ export class Allocator {
     return parseJSON<HandleRecord>(await this.kv.get(handleKey(owner)))?.ips ?? [];
   }
 
+  /** Every allocation, from the blocks (the truth), with the handle's time when it has one. */
   async list(): Promise<Allocation[]> {
+    const handles = await this.kv.range('handle/');
     const out: Allocation[] = [];
-    for (const [k, e] of await this.kv.range('ip/')) {
-      const rec = parseJSON<IpRecord>(e);
-      out.push({ ip: k.slice(3), containerID: rec?.containerID ?? '?', ifname: rec?.ifname ?? '?', since: rec?.since ?? '' });
+    for (const { rec } of (await this.blocks()).values()) {
+      const cidr = recordCidr(rec);
+      rec.allocations.forEach((a, i) => {
+        if (a === null) return;
+        const slash = a.lastIndexOf('/');
+        const owner = { containerID: a.slice(0, slash), ifname: a.slice(slash + 1) };
+        const h = parseJSON<HandleRecord>(handles.get(handleKey(owner)));
+        out.push({ ip: formatIP(addressAt(cidr, i)), ...owner, node: rec.node, since: h?.since ?? '' });
+      });
     }
-    return out.sort((a, b) => ipToBigInt(parseIP(a.ip)!) < ipToBigInt(parseIP(b.ip)!) ? -1 : 1);
+    return out;
+  }
+
+  async blockInfo(): Promise<BlockInfo[]> {
+    return [...(await this.blocks()).values()].map(({ rec }) => ({ cidr: rec.cidr, node: rec.node, used: rec.allocations.filter((a) => a !== null).length, size: rec.allocations.length }));
   }
 
   /** Releases every attachment not in the valid set. Returns what was released. */
   async gc(valid: Owner[]): Promise<Allocation[]> {
-    const keep = new Set(valid.map((v) => `${v.containerID}\0${v.ifname}`));
+    const keep = new Set(valid.map(handleId));
     const stale = new Map<string, Owner>();
-    for (const a of await this.list()) {
-      if (!keep.has(`${a.containerID}\0${a.ifname}`)) stale.set(`${a.containerID}\0${a.ifname}`, a);
+    for (const a of await this.list()) if (!keep.has(handleId(a))) stale.set(handleId(a), a);
+    for (const k of (await this.kv.range('handle/')).keys()) {
+      const rest = k.slice('handle/'.length);
+      const slash = rest.lastIndexOf('/');
+      const owner = { containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1) };
+      if (!keep.has(handleId(owner))) stale.set(handleId(owner), owner);
     }
     const released: Allocation[] = [];
     for (const owner of stale.values()) {
-      for (const ip of await this.release(owner)) released.push({ ip, containerID: owner.containerID, ifname: owner.ifname, since: '' });
+      for (const ip of await this.release(owner)) released.push({ ip, ...owner, node: '', since: '' });
     }
     return released;
   }
 
-  /** Free addresses per range set (for STATUS). */
+  /** Free addresses per range set (for STATUS): capacity less what the set's blocks hold. */
   async free(): Promise<bigint[]> {
-    const taken = [...(await this.kv.range('ip/')).keys()].map((k) => parseIP(k.slice(3))!);
-    return this.cfg.ranges.map((set, i) => setCapacity(set) - BigInt(taken.filter((ip) => this.setOf(ip) === i).length));
+    const blocks = await this.blocks();
+    return this.cfg.ranges.map((set, i) => setCapacity(set) - BigInt(this.claimedIn(i, blocks).reduce((n, b) => n + b.rec.allocations.filter((a) => a !== null).length, 0)));
   }
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { invalidConfig } from '../lib/cni/errors.js';
 import type { NetConf, RouteConfig } from '../lib/cni/types.js';
@@ -24,6 +25,14 @@ export interface IpamConfig {
   /** Addresses never handed out (single addresses or whole CIDRs). */
   exclude: CIDR[];
   resolvConf?: string;
+  /** Block prefix lengths: a node claims a block, then allocates inside it. */
+  blockSize: { v4: number; v6: number };
+  /** The node allocations are made for: ipam.nodeName, else TETHER_NODENAME, else the host name. */
+  nodeName: string;
+  /** Never take an address from another node's block (otherwise borrowed when no free block is left). */
+  strictAffinity: boolean;
+  /** At most this many blocks per node; 0 is no limit. */
+  maxBlocksPerNode: number;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/tether/ipam';
@@ -127,7 +136,25 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
   const dataDir = ipam.dataDir ?? DEFAULT_DATA_DIR;
   if (typeof dataDir !== 'string' || !isAbsolute(dataDir)) throw invalidConfig('ipam.dataDir', 'must be an absolute path', dataDir);
   if (ipam.resolvConf !== undefined && typeof ipam.resolvConf !== 'string') throw invalidConfig('ipam.resolvConf', 'must be a path', ipam.resolvConf);
-  return { network: conf.name, ranges, routes: parseRoutes(ipam.routes), dataDir, exclude, resolvConf: ipam.resolvConf as string | undefined };
+  const blockSize = { v4: 26, v6: 122 };
+  if (ipam.blockSize !== undefined) {
+    const b = ipam.blockSize as Obj | number;
+    const v4 = typeof b === 'number' ? b : b?.v4;
+    const v6 = typeof b === 'number' ? undefined : b?.v6;
+    if (v4 !== undefined && (!Number.isInteger(v4) || (v4 as number) < 8 || (v4 as number) > 32)) throw invalidConfig('ipam.blockSize', 'must be a prefix length from 8 to 32 (or {"v4": 26, "v6": 122})', ipam.blockSize);
+    if (v6 !== undefined && (!Number.isInteger(v6) || (v6 as number) < 64 || (v6 as number) > 128)) throw invalidConfig('ipam.blockSize.v6', 'must be a prefix length from 64 to 128', v6);
+    if (v4 !== undefined) blockSize.v4 = v4 as number;
+    if (v6 !== undefined) blockSize.v6 = v6 as number;
+  }
+  const nodeName = ipam.nodeName ?? process.env.TETHER_NODENAME ?? hostname();
+  if (typeof nodeName !== 'string' || !nodeName) throw invalidConfig('ipam.nodeName', 'must be a non-empty string', ipam.nodeName);
+  if (ipam.strictAffinity !== undefined && typeof ipam.strictAffinity !== 'boolean') throw invalidConfig('ipam.strictAffinity', 'must be true or false', ipam.strictAffinity);
+  const maxBlocks = ipam.maxBlocksPerNode ?? 0;
+  if (!Number.isInteger(maxBlocks) || (maxBlocks as number) < 0) throw invalidConfig('ipam.maxBlocksPerNode', 'must be a whole number (0: no limit)', maxBlocks);
+  return {
+    network: conf.name, ranges, routes: parseRoutes(ipam.routes), dataDir, exclude, resolvConf: ipam.resolvConf as string | undefined,
+    blockSize, nodeName, strictAffinity: ipam.strictAffinity === true, maxBlocksPerNode: maxBlocks as number,
+  };
 }
 
 /** Usable addresses of a set: its ranges minus the gateways (exclusions are counted at allocation time). */

@@ -1,69 +1,122 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 import { sys } from '../sys/index.js';
 import { LOCK_EX, LOCK_NB, LOCK_UN } from '../sys/types.js';
 import { StoreUnavailableError, type Entry, type KV, type Txn } from './kv.js';
 
-/** The document on disk: pretty-printed JSON, so a person can read (and in an emergency, fix) it. */
-interface Doc {
-  format: 'tether-kv/1';
+/** A write-ahead record: everything one transaction writes, with the revision it gets. */
+interface Journal {
+  format: 'tether-kv-journal/1';
   revision: number;
-  keys: Record<string, Entry>;
+  put: { key: string; value: string }[];
+  del: string[];
 }
 
 const LOCK_WAIT_MS = 10_000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
+/** Key segments become path segments; anything that could climb out of the directory is escaped. */
+function segment(s: string): string {
+  if (s === '' || s === '.' || s === '..') return `%${Buffer.from(s).toString('hex')}.`;
+  return s.replace(/[^A-Za-z0-9_.:=@+-]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function unsegment(s: string): string {
+  if (s.endsWith('.') && s.startsWith('%') && !s.slice(1, -1).includes('%')) return Buffer.from(s.slice(1, -1), 'hex').toString();
+  return s.replace(/%([0-9a-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
 /**
- * An embedded KV in one directory: `store.json` holds every key; `lock` is flock(2)ed around each
- * transaction, a kernel lock that dies with its holder (even on kill -9), never a stale lock file.
- * A write goes to a temporary file that is fsynced and renamed over the old one, so a crash leaves
- * either the old document or the new one. Reads take no lock: rename makes each version whole.
+ * An embedded KV in one directory, one small JSON file per key under keys/ (readable by a person),
+ * so a read or a write touches only the keys involved: the cost of an operation does not grow with
+ * how much the store holds. A transaction takes a kernel flock(2) (released if its holder dies, even
+ * by kill -9), checks its conditions, writes its whole effect to an fsynced journal, then applies it
+ * file by file (temporary file + rename) and removes the journal. After a crash the journal is
+ * replayed before anything else reads or writes, so every transaction is all or nothing.
  */
 export class FileKV implements KV {
   readonly where: string;
-  private readonly file: string;
+  private readonly keysDir: string;
   private readonly lockFile: string;
+  private readonly journalFile: string;
+  private readonly revisionFile: string;
 
   constructor(dir: string) {
     this.where = dir;
-    this.file = join(dir, 'store.json');
+    this.keysDir = join(dir, 'keys');
     this.lockFile = join(dir, 'lock');
+    this.journalFile = join(dir, 'journal');
+    this.revisionFile = join(dir, 'revision');
   }
 
-  private load(): Doc {
+  private path(key: string): string {
+    return join(this.keysDir, ...key.split('/').map(segment));
+  }
+
+  private fail(what: string, e: unknown): never {
+    throw new StoreUnavailableError(`${what}: ${(e as Error).message}`);
+  }
+
+  private readEntry(key: string): Entry | undefined {
     let text: string;
     try {
-      text = readFileSync(this.file, 'utf8');
+      text = readFileSync(this.path(key), 'utf8');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { format: 'tether-kv/1', revision: 0, keys: {} };
-      throw new StoreUnavailableError(`cannot read ${this.file}: ${(e as Error).message}`);
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      this.fail(`cannot read key ${key} in ${this.where}`, e);
     }
     try {
-      const doc = JSON.parse(text) as Doc;
-      if (doc.format !== 'tether-kv/1' || typeof doc.keys !== 'object') throw new Error('not a tether store document');
-      return doc;
+      const entry = JSON.parse(text) as Entry;
+      if (typeof entry.value !== 'string' || typeof entry.version !== 'number') throw new Error('not a {value, version} record');
+      return entry;
     } catch (e) {
-      throw new StoreUnavailableError(`${this.file} is corrupt (${(e as Error).message}); move it aside to start empty`);
+      throw new StoreUnavailableError(`${this.path(key)} is corrupt (${(e as Error).message}); move it aside or restore it`);
     }
   }
 
-  private save(doc: Doc): void {
-    const tmp = `${this.file}.tmp-${process.pid}`;
+  /** Writes a file so that its name holds the old content or the new, never a torn one. */
+  private writeFile(file: string, text: string, durable: boolean): void {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o600);
     try {
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, `${JSON.stringify(doc, null, 1)}\n`);
-        fsyncSync(fd);
-      } finally { closeSync(fd); }
-      // The data is on disk before the rename, so after any crash the name holds the old document or
-      // the new one, never a torn one. (A machine crash may lose the rename itself; every container of
-      // that node died with it, and GC reconciles.)
-      renameSync(tmp, this.file);
-    } catch (e) {
-      throw new StoreUnavailableError(`cannot write ${this.file}: ${(e as Error).message}`);
+      writeSync(fd, text);
+      if (durable) fsyncSync(fd);
+    } finally { closeSync(fd); }
+    renameSync(tmp, file);
+  }
+
+  private revision(): number {
+    try { return Number(readFileSync(this.revisionFile, 'utf8')) || 0; } catch { return 0; }
+  }
+
+  /** Applies a journal (again, if a crash interrupted it: every step is idempotent), then drops it. */
+  private apply(j: Journal): void {
+    for (const p of j.put) this.writeFile(this.path(p.key), `${JSON.stringify({ value: p.value, version: j.revision })}\n`, false);
+    for (const k of j.del) {
+      try { unlinkSync(this.path(k)); } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
     }
+    this.writeFile(this.revisionFile, `${j.revision}\n`, false);
+    unlinkSync(this.journalFile);
+  }
+
+  private recover(): void {
+    let text: string;
+    try { text = readFileSync(this.journalFile, 'utf8'); } catch { return; }
+    let j: Journal;
+    try {
+      j = JSON.parse(text) as Journal;
+      if (j.format !== 'tether-kv-journal/1') throw new Error('unknown format');
+    } catch (e) {
+      // The journal is renamed into place only once complete, so an unreadable one is damage, not a torn write.
+      throw new StoreUnavailableError(`${this.journalFile} is unreadable (${(e as Error).message}); the store needs a person to look`);
+    }
+    this.apply(j);
   }
 
   /** Runs fn holding the lock, all synchronously: no other writer can interleave, in or out of this process. */
@@ -73,7 +126,7 @@ export class FileKV implements KV {
       mkdirSync(this.where, { recursive: true, mode: 0o700 });
       fd = openSync(this.lockFile, 'a', 0o600);
     } catch (e) {
-      throw new StoreUnavailableError(`cannot open ${this.lockFile}: ${(e as Error).message}`);
+      this.fail(`cannot open ${this.lockFile}`, e);
     }
     try {
       const deadline = Date.now() + LOCK_WAIT_MS;
@@ -81,32 +134,71 @@ export class FileKV implements KV {
         if (Date.now() > deadline) throw new StoreUnavailableError(`${this.lockFile} has been locked for ${LOCK_WAIT_MS / 1000} s by another process`);
         Atomics.wait(pause, 0, 0, 2);
       }
-      try { return fn(); } finally { sys.flock(fd, LOCK_UN); }
+      try {
+        this.recover();
+        return fn();
+      } finally { sys.flock(fd, LOCK_UN); }
+    } catch (e) {
+      if (e instanceof StoreUnavailableError) throw e;
+      this.fail(`store ${this.where}`, e);
     } finally { closeSync(fd); }
   }
 
+  /** Reads never wait for the lock, unless a transaction is half applied: then they finish it first. */
+  private consistent(): void {
+    if (existsSync(this.journalFile)) this.locked(() => undefined);
+  }
+
   async get(key: string): Promise<Entry | undefined> {
-    return this.load().keys[key];
+    this.consistent();
+    return this.readEntry(key);
   }
 
   async range(prefix: string): Promise<Map<string, Entry>> {
-    const keys = this.load().keys;
-    return new Map(Object.keys(keys).filter((k) => k.startsWith(prefix)).sort().map((k) => [k, keys[k]]));
+    this.consistent();
+    // Walk only the directory the prefix names (prefixes end at a "/" or are empty).
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const out = new Map<string, Entry>();
+    const walk = (dir: string, keyPrefix: string) => {
+      let names: string[];
+      try { names = readdirSync(dir); } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' || code === 'ENOTDIR') return;
+        this.fail(`cannot list ${dir}`, e);
+      }
+      for (const n of names.sort()) {
+        if (n.includes('.tmp-')) continue;
+        const full = join(dir, n);
+        const key = `${keyPrefix}${unsegment(n)}`;
+        if (statSync(full).isDirectory()) walk(full, `${key}/`);
+        else if (key.startsWith(prefix)) {
+          const e = this.readEntry(key);
+          if (e) out.set(key, e);
+        }
+      }
+    };
+    walk(base ? join(this.keysDir, ...base.slice(0, -1).split('/').map(segment)) : this.keysDir, base);
+    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   async txn(t: Txn): Promise<boolean> {
     return this.locked(() => {
-      const doc = this.load();
-      for (const c of t.if) if ((doc.keys[c.key]?.version ?? 0) !== c.version) return false;
+      for (const c of t.if) if ((this.readEntry(c.key)?.version ?? 0) !== c.version) return false;
       if (!t.put?.length && !t.del?.length) return true;
-      const revision = doc.revision + 1;
-      for (const p of t.put ?? []) doc.keys[p.key] = { value: p.value, version: revision };
-      for (const k of t.del ?? []) delete doc.keys[k];
-      doc.revision = revision;
-      this.save(doc);
+      const j: Journal = { format: 'tether-kv-journal/1', revision: this.revision() + 1, put: t.put ?? [], del: t.del ?? [] };
+      try {
+        // The journal is the commit point: durable and complete before any key file changes.
+        this.writeFile(this.journalFile, JSON.stringify(j), true);
+        this.apply(j);
+      } catch (e) {
+        this.fail(`cannot write to ${this.where}`, e);
+      }
       return true;
     });
   }
 
   close(): void { /* nothing held between calls */ }
+
+  /** Removes the whole store (tests and `cnictl` clean-up only). */
+  destroy(): void { rmSync(this.where, { recursive: true, force: true }); }
 }

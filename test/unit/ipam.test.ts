@@ -110,3 +110,56 @@ test('concurrent allocations in one process never hand out an address twice', as
   t.is(new Set(ips).size, 40);
   t.is((await alloc.list()).length, 40);
 });
+
+test('blocks: a node claims a block and fills it before claiming the next', async (t) => {
+  const { alloc } = setup({ ranges: [[{ subnet: '10.20.0.0/24' }]], blockSize: 28, nodeName: 'n1' });
+  for (let i = 0; i < 15; i++) await alloc.allocate({ containerID: `c${i}`, ifname: 'eth0' });
+  const blocks = await alloc.blockInfo();
+  t.deepEqual(blocks.map((b) => [b.cidr, b.node, b.used]), [['10.20.0.0/28', 'n1', 14], ['10.20.0.16/28', 'n1', 1]],
+    'the first /28 holds 14 (its .0 network address and the .1 gateway are not usable) before a second is claimed');
+});
+
+test('blocks: nodes get blocks of their own; with no free block left, a node borrows unless strictAffinity', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  const node = (name: string, strict = false) => {
+    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.21.0.0/27' }]], blockSize: 28, nodeName: name, strictAffinity: strict }));
+    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
+  };
+  const n1 = node('n1');
+  const n2 = node('n2');
+  const a = await n1.allocate({ containerID: 'a', ifname: 'eth0' });
+  const b = await n2.allocate({ containerID: 'b', ifname: 'eth0' });
+  t.is(formatIP(a.ips[0].ip), '10.21.0.2');
+  t.is(formatIP(b.ips[0].ip), '10.21.0.16', 'n2 claims the second block');
+  const info = await n1.blockInfo();
+  t.deepEqual(info.map((x) => [x.cidr, x.node]), [['10.21.0.0/28', 'n1'], ['10.21.0.16/28', 'n2']]);
+  // n2 fills its block, then borrows from n1's
+  for (let i = 0; i < 15; i++) await n2.allocate({ containerID: `b${i}`, ifname: 'eth0' });
+  const borrowed = (await n2.list()).filter((x) => x.containerID.startsWith('b') && x.node === 'n1');
+  t.true(borrowed.length > 0, 'n2 borrowed from n1 once the pool had no free block');
+  // strict: n3 with no block and no free block left gets a clear error instead of borrowing
+  const n3 = node('n3', true);
+  const e = await t.throwsAsync(n3.allocate({ containerID: 'z', ifname: 'eth0' }), { instanceOf: CniError });
+  t.regex(e!.message, /strictAffinity/);
+});
+
+test('blocks: maxBlocksPerNode caps how many blocks one node claims', async (t) => {
+  const { alloc } = setup({ ranges: [[{ subnet: '10.22.0.0/24' }]], blockSize: 29, nodeName: 'n1', maxBlocksPerNode: 1, strictAffinity: true });
+  // the first /29 has six usable addresses: .2-.7 (.0 is below rangeStart, .1 is the gateway)
+  for (let i = 0; i < 6; i++) await alloc.allocate({ containerID: `c${i}`, ifname: 'eth0' });
+  const e = await t.throwsAsync(alloc.allocate({ containerID: 'c9', ifname: 'eth0' }), { instanceOf: CniError });
+  t.regex(e!.message, /limit of 1 blocks/);
+});
+
+test('an ADD touches the handle and its block only: the store keys read do not grow with allocations held', async (t) => {
+  const { alloc, kv } = setup({ ranges: [[{ subnet: '10.23.0.0/20' }]], nodeName: 'n1' });
+  let ranged = 0;
+  const origRange = kv.range.bind(kv);
+  kv.range = async (prefix: string) => { const m = await origRange(prefix); ranged += m.size; return m; };
+  for (let i = 0; i < 300; i++) await alloc.allocate({ containerID: `c${i}`, ifname: 'eth0' });
+  ranged = 0;
+  await alloc.allocate({ containerID: 'last', ifname: 'eth0' });
+  t.true(ranged <= 6, `one ADD with 300 held read ${ranged} keys (the /26 blocks in use), not the 300 handles`);
+  t.is((await alloc.list()).length, 301);
+  t.deepEqual(await alloc.release({ containerID: 'c7', ifname: 'eth0' }), ['10.23.0.9']);
+});

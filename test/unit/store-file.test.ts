@@ -1,5 +1,5 @@
 import test from 'ava';
-import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileKV } from '../../lib/store/file.js';
@@ -19,34 +19,64 @@ test('transactions apply only when every condition holds; versions move on every
   t.deepEqual([...(await kv.range('b/')).keys()], ['b/x']);
   t.true(await kv.txn({ if: [], del: ['a'] }));
   t.is(await kv.get('a'), undefined);
+  // a deleted and re-created key gets a new version, so an old read can never match it again (no ABA)
+  t.true(await kv.txn({ if: [{ key: 'a', version: 0 }], put: [{ key: 'a', value: '3' }] }));
+  t.not((await kv.get('a'))!.version, a.version);
 });
 
-test('the document is readable by a person, private to root, written atomically', async (t) => {
+test('one readable file per key, private to root; range walks only its prefix', async (t) => {
   const d = dir();
   const kv = new FileKV(d);
-  await kv.txn({ if: [], put: [{ key: 'ip/10.0.0.2', value: '{"containerID":"c1"}' }] });
-  const text = readFileSync(join(d, 'store.json'), 'utf8');
-  t.regex(text, /\n "keys": \{\n  "ip\/10\.0\.0\.2"/);
-  t.is(statSync(join(d, 'store.json')).mode & 0o777, 0o600);
+  await kv.txn({ if: [], put: [{ key: 'block/10.0.0.0-26', value: '{"node":"n1"}' }, { key: 'handle/c1/eth0', value: '{}' }, { key: 'handle/c2/eth0', value: '{}' }] });
+  const rec = JSON.parse(readFileSync(join(d, 'keys', 'block', '10.0.0.0-26'), 'utf8'));
+  t.deepEqual(rec, { value: '{"node":"n1"}', version: 1 });
+  t.is(statSync(join(d, 'keys', 'block', '10.0.0.0-26')).mode & 0o777, 0o600);
   t.is(statSync(d).mode & 0o777, 0o700);
+  t.deepEqual([...(await kv.range('handle/')).keys()], ['handle/c1/eth0', 'handle/c2/eth0']);
+  t.deepEqual([...(await kv.range('block/')).keys()], ['block/10.0.0.0-26']);
+  t.is((await kv.range('')).size, 3);
+  t.false(existsSync(join(d, 'journal')), 'the journal is gone once applied');
 });
 
-test('a corrupt document is a clear StoreUnavailableError, not a crash or silent reset', async (t) => {
+test('keys cannot name a path outside the store', async (t) => {
+  const d = dir();
+  const kv = new FileKV(d);
+  await kv.txn({ if: [], put: [{ key: 'handle/../../escape/x', value: '1' }, { key: 'handle/./y', value: '2' }, { key: 'handle/a b\u0000c/z', value: '3' }] });
+  t.false(existsSync(join(d, '..', 'escape')));
+  t.deepEqual([...(await kv.range('handle/')).keys()].sort(), ['handle/../../escape/x', 'handle/./y', 'handle/a b\u0000c/z'].sort());
+  const walk = (p: string): string[] => readdirSync(p).flatMap((n) => (statSync(join(p, n)).isDirectory() ? walk(join(p, n)) : [join(p, n)]));
+  t.true(walk(join(d, 'keys')).every((f) => f.startsWith(join(d, 'keys'))));
+});
+
+test('a journal left by a crash is replayed before anything reads or writes', async (t) => {
+  const d = dir();
+  const kv = new FileKV(d);
+  await kv.txn({ if: [], put: [{ key: 'a', value: 'old' }] });
+  // what a process killed between commit (journal written) and apply leaves behind
+  writeFileSync(join(d, 'journal'), JSON.stringify({ format: 'tether-kv-journal/1', revision: 7, put: [{ key: 'a', value: 'new' }, { key: 'b', value: 'made' }], del: [] }));
+  t.is((await kv.get('a'))!.value, 'new');
+  t.is((await kv.get('b'))!.version, 7);
+  t.false(existsSync(join(d, 'journal')));
+  t.true(await kv.txn({ if: [{ key: 'b', version: 7 }], put: [{ key: 'b', value: 'next' }] }));
+  t.is((await kv.get('b'))!.version, 8, 'revisions continue after the replayed one');
+});
+
+test('corrupt records and journals are clear StoreUnavailableErrors, never a silent reset', async (t) => {
   const d = dir();
   const kv = new FileKV(d);
   await kv.txn({ if: [], put: [{ key: 'a', value: '1' }] });
-  writeFileSync(join(d, 'store.json'), '{"format": "tether-kv/1", "keys": ');
-  const e = await t.throwsAsync(kv.range(''), { instanceOf: StoreUnavailableError });
-  t.regex(e!.message, /corrupt.*move it aside/);
-  await t.throwsAsync(kv.txn({ if: [], put: [{ key: 'b', value: '1' }] }), { instanceOf: StoreUnavailableError });
+  writeFileSync(join(d, 'keys', 'a'), '{"value": ');
+  const e = await t.throwsAsync(kv.get('a'), { instanceOf: StoreUnavailableError });
+  t.regex(e!.message, /keys\/a is corrupt/);
+  writeFileSync(join(d, 'journal'), 'garbage');
+  await t.throwsAsync(kv.txn({ if: [], put: [{ key: 'b', value: '1' }] }), { instanceOf: StoreUnavailableError, message: /journal is unreadable/ });
 });
 
-test('an unwritable directory is StoreUnavailableError naming the path', async (t) => {
+test('an unusable directory is StoreUnavailableError naming the path', async (t) => {
   const parent = mkdtempSync(join(tmpdir(), 'tether-kv-ro-'));
-  chmodSync(parent, 0o500);
-  // root ignores permission bits, so make the path impossible instead: a file where the directory should be
   writeFileSync(join(parent, 'blocker'), 'x');
   const kv = new FileKV(join(parent, 'blocker', 'net'));
   const e = await t.throwsAsync(kv.txn({ if: [], put: [{ key: 'a', value: '1' }] }), { instanceOf: StoreUnavailableError });
   t.regex(e!.message, /blocker/);
+  mkdirSync(join(parent, 'ok'));
 });
