@@ -118,6 +118,20 @@ const want = (k: string) => !only || only.includes(k);
 if (want('startup')) startup();
 if (want('adddel')) await addDel('tether vs reference', loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, loadNetworkList(benchNets, 'bench-ref-plain'), [REF]);
 if (want('masq')) await addDel('with ipMasq: tether vs reference', loadNetworkList(benchNets, 'bench-tether-masq'), tetherPath, loadNetworkList(benchNets, 'bench-ref-masq'), [REF]);
+if (want('etcd')) {
+  // The same plugin and network, IPAM state in etcd (over a Unix socket: the plugins run in the lab's host namespace) vs the embedded store.
+  const { startEtcd } = await import('../conformance/etcd.js');
+  const server = await startEtcd({ unix: true });
+  try {
+    const embedded = loadNetworkList(benchNets, 'bench-tether-plain');
+    const raw = JSON.parse(embedded.bytes.toString());
+    raw.name = 'bench-tether-etcd';
+    raw.plugins[0].ipam.etcd = { endpoints: [server.endpoint], prefix: `/bench${process.pid}` };
+    raw.plugins[0].bridge = 'btbr-etcd';
+    const { parseNetworkList } = await import('../cnictl/conf.js');
+    await addDel('IPAM in etcd vs embedded', parseNetworkList(Buffer.from(JSON.stringify(raw))), tetherPath, embedded, tetherPath);
+  } finally { await server.stop(); }
+}
 if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetns } from '../lib/netns/netns.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { parseCIDR, parseIP } from '../lib/ip/addr.js';
-import { FileKV } from '../lib/store/file.js';
+import { openStore } from '../ipam/store.js';
 import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import type { NetConf } from '../lib/cni/types.js';
@@ -14,6 +14,9 @@ import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
 
 /** Everything a run created, so it can all be removed: on success, on failure, and on SIGINT. */
 const live = new Set<Lab>();
+
+/** Labs of this process not yet closed (for tests: none may outlive its run). */
+export const openLabs = () => live.size;
 let handlersInstalled = false;
 
 function installSignalHandlers(): void {
@@ -158,8 +161,10 @@ export class Lab {
     if (this.ipamType === 'tether-ipam') {
       const plugin = this.list.plugins.find((p) => (p.ipam as { type?: string } | undefined)?.type === 'tether-ipam')!;
       const cfg = parseIpamConfig({ ...plugin, name: network, cniVersion: this.list.cniVersion } as NetConf);
-      const all = await new Allocator(new FileKV(join(this.ipamDataDir, network)), cfg).list();
-      return all.map((a) => a.ip).sort();
+      const kv = openStore(cfg);
+      try {
+        return (await new Allocator(kv, cfg).list()).map((a) => a.ip).sort();
+      } finally { kv.close(); }
     }
     try {
       return readdirSync(join(this.ipamDataDir, network)).filter((f) => parseIP(f.replace(/_/g, ':')) !== null).sort();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { invalidConfig } from '../lib/cni/errors.js';
@@ -33,6 +34,57 @@ export interface IpamConfig {
   strictAffinity: boolean;
   /** At most this many blocks per node; 0 is no limit. */
   maxBlocksPerNode: number;
+  /** Shared state in etcd instead of the embedded store. */
+  etcd?: EtcdConfig;
+}
+
+export interface EtcdConfig {
+  endpoints: string[];
+  prefix: string;
+  tls?: { ca?: string; cert?: string; key?: string };
+  username?: string;
+  password?: string;
+  timeoutMs: number;
+}
+
+/** "etcd": {endpoints, prefix, tls: {ca, cert, key}, username, password | credentialsFile, timeoutMs}. */
+function parseEtcd(v: unknown): EtcdConfig | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) throw invalidConfig('ipam.etcd', 'must be an object with "endpoints"', v);
+  const endpoints = v.endpoints;
+  if (!Array.isArray(endpoints) || !endpoints.length || endpoints.some((e) => typeof e !== 'string' || !/^(https?:\/\/[^/]+\/?|unix:\/\/\/.+)$/.test(e))) {
+    throw invalidConfig('ipam.etcd.endpoints', 'must be a non-empty list of URLs such as "http://10.0.0.5:2379" or "unix:///run/etcd.sock"', endpoints);
+  }
+  const prefix = v.prefix ?? '/tether';
+  if (typeof prefix !== 'string') throw invalidConfig('ipam.etcd.prefix', 'must be a string', prefix);
+  let tls: EtcdConfig['tls'];
+  if (v.tls !== undefined) {
+    if (!isObj(v.tls)) throw invalidConfig('ipam.etcd.tls', 'must be {"ca", "cert", "key"} file paths', v.tls);
+    tls = {};
+    for (const k of ['ca', 'cert', 'key'] as const) {
+      const p = v.tls[k];
+      if (p === undefined) continue;
+      if (typeof p !== 'string' || !isAbsolute(p)) throw invalidConfig(`ipam.etcd.tls.${k}`, 'must be an absolute file path', p);
+      tls[k] = p;
+    }
+  }
+  let username = v.username;
+  let password = v.password;
+  if (v.credentialsFile !== undefined) {
+    // Credentials kept out of the conflist: a JSON file {"username", "password"}, readable by root only.
+    if (typeof v.credentialsFile !== 'string' || !isAbsolute(v.credentialsFile)) throw invalidConfig('ipam.etcd.credentialsFile', 'must be an absolute file path', v.credentialsFile);
+    let creds: Obj;
+    try { creds = JSON.parse(readFileSync(v.credentialsFile, 'utf8')) as Obj; } catch (e) {
+      throw invalidConfig('ipam.etcd.credentialsFile', `cannot be read as JSON {"username", "password"} (${(e as Error).message})`, v.credentialsFile);
+    }
+    username = creds.username;
+    password = creds.password;
+  }
+  if (username !== undefined && typeof username !== 'string') throw invalidConfig('ipam.etcd.username', 'must be a string');
+  if (password !== undefined && typeof password !== 'string') throw invalidConfig('ipam.etcd.password', 'must be a string');
+  const timeoutMs = v.timeoutMs ?? 4000;
+  if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100 || (timeoutMs as number) > 60_000) throw invalidConfig('ipam.etcd.timeoutMs', 'must be from 100 to 60000', timeoutMs);
+  return { endpoints: endpoints as string[], prefix: prefix.replace(/\/+$/, ''), tls, username: username as string | undefined, password: password as string | undefined, timeoutMs: timeoutMs as number };
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/tether/ipam';
@@ -154,6 +206,7 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
   return {
     network: conf.name, ranges, routes: parseRoutes(ipam.routes), dataDir, exclude, resolvConf: ipam.resolvConf as string | undefined,
     blockSize, nodeName, strictAffinity: ipam.strictAffinity === true, maxBlocksPerNode: maxBlocks as number,
+    etcd: parseEtcd(ipam.etcd),
   };
 }
 

@@ -1,11 +1,16 @@
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { FileKV } from '../lib/store/file.js';
+import { EtcdKV } from '../lib/store/etcd.js';
 import { StoreUnavailableError, type KV } from '../lib/store/kv.js';
 import type { IpamConfig } from './config.js';
 
-/** The store a network's IPAM state lives in: the embedded one under dataDir/<network>. */
+/** The store a network's IPAM state lives in: etcd when configured, else the embedded one under dataDir/<network>. */
 export function openStore(cfg: IpamConfig): KV {
+  if (cfg.etcd) {
+    const { endpoints, prefix, tls, username, password, timeoutMs } = cfg.etcd;
+    return new EtcdKV({ endpoints, prefix: `${prefix}/ipam/${cfg.network}/`, tls, username, password, timeoutMs });
+  }
   return new FileKV(join(cfg.dataDir, cfg.network));
 }
 

@@ -1,0 +1,54 @@
+import type { ChildProcess } from 'node:child_process';
+import { childProcess } from '../lib/builtin.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtcdKV } from '../lib/store/etcd.js';
+
+/** A real etcd (Debian etcd-server) on loopback or a Unix socket, started by a test, the benchmark or a lab, and stopped by its PID. */
+export interface EtcdServer {
+  endpoint: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
+
+/**
+ * With unix: true the client listens on a Unix socket (etcd names it "localhost:PORT" in its working
+ * directory), reachable from plugins running in any network namespace.
+ */
+export async function startEtcd(o: { unix?: boolean } = {}): Promise<EtcdServer> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-etcd-'));
+    const client = randomPort();
+    const peer = client + 1;
+    const listen = o.unix ? `unix://localhost:${client}` : `http://127.0.0.1:${client}`;
+    const endpoint = o.unix ? `unix://${join(dir, `localhost:${client}`)}` : listen;
+    const child: ChildProcess = childProcess().spawn('etcd', [
+      '--name', 'tt', '--data-dir', join(dir, 'data'),
+      '--listen-client-urls', listen, '--advertise-client-urls', listen,
+      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+      '--initial-cluster', `tt=http://127.0.0.1:${peer}`, '--log-level', 'error',
+    ], { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir });
+    let exited = false;
+    child.on('exit', () => { exited = true; });
+    const stop = async () => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        await new Promise<void>((r) => { const t = setTimeout(() => { child.kill('SIGKILL'); r(); }, 3000); child.on('exit', () => { clearTimeout(t); r(); }); });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    };
+    const kv = new EtcdKV({ endpoints: [endpoint], prefix: '/probe/', timeoutMs: 500 });
+    const until = Date.now() + 10_000;
+    while (!exited && Date.now() < until) {
+      try {
+        await kv.get('x');
+        return { endpoint, pid: child.pid!, stop };
+      } catch { await new Promise((r) => setTimeout(r, 100)); }
+    }
+    await stop(); // port taken or slow start: try other ports
+  }
+  throw new Error('could not start etcd (is the Debian package etcd-server installed?)');
+}
