@@ -19,6 +19,8 @@ Usage:
   cnictl version <plugin>                           a plugin's VERSION answer
   cnictl ipam ls <network>                          tether-ipam's range sets and allocations
   cnictl ipam release <network> <container-id> [--ifname eth0]
+  cnictl ipam gc <network> [--valid ID/IFNAME,...] [--grace SEC] [--forget-node NAME]
+                                                    release this node's attachments whose namespace is gone
   cnictl netns add|del <name> | netns ls
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
 
@@ -33,7 +35,7 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node'] as const;
 const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose'] as const;
 
 const err = (s: string) => { writeSync(2, s); };

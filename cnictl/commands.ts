@@ -48,6 +48,15 @@ function need(c: Ctx, n: number, what: string): string[] {
   return rest;
 }
 
+/** --valid ID/IFNAME,ID/IFNAME (absent: undefined, which GC reads as "nothing is known to be valid"). */
+function validList(arg: string | undefined): { containerID: string; ifname: string }[] | undefined {
+  return arg === undefined ? undefined : arg.split(',').filter(Boolean).map((v) => {
+    const [containerID, ifname] = v.split('/');
+    if (!containerID || !ifname) throw new UsageError(`--valid entries are ID/IFNAME, got ${JSON.stringify(v)}`);
+    return { containerID, ifname };
+  });
+}
+
 export async function run(c: Ctx): Promise<number> {
   const [cmd] = c.p.positional;
   switch (cmd) {
@@ -86,13 +95,7 @@ export async function run(c: Ctx): Promise<number> {
     case 'gc': {
       const [net] = need(c, 1, '<network>');
       const list = loadNetworkList(c.confDir, net);
-      const validArg = str(c.p, 'valid');
-      const valid = validArg === undefined ? undefined : validArg.split(',').filter(Boolean).map((v) => {
-        const [containerID, ifname] = v.split('/');
-        if (!containerID || !ifname) throw new UsageError(`--valid entries are ID/IFNAME, got ${JSON.stringify(v)}`);
-        return { containerID, ifname };
-      });
-      const { deleted, errors } = await c.runtime.gc(list, valid);
+      const { deleted, errors } = await c.runtime.gc(list, validList(str(c.p, 'valid')));
       if (c.json) c.out(JSON.stringify({ deleted, errors: errors.map((e) => e.message) }));
       else {
         c.out(`${net}: removed ${deleted.length} stale attachment(s)${deleted.map((d) => `\n  ${d.containerID}/${d.ifname}`).join('')}`);
@@ -140,10 +143,18 @@ export async function run(c: Ctx): Promise<number> {
     }
     case 'ipam': {
       const [sub, net, id] = c.p.positional.slice(1);
-      if (!net || (sub !== 'ls' && sub !== 'release') || (sub === 'release' && !id)) throw new UsageError('ipam ls <network> | ipam release <network> <container-id> [--ifname eth0]');
+      if (!net || !['ls', 'release', 'gc'].includes(sub) || (sub === 'release' && !id)) throw new UsageError('ipam ls <network> | ipam release <network> <container-id> [--ifname eth0] | ipam gc <network> [--valid ID/IFNAME,...] [--grace SEC] [--forget-node NAME]');
       const list = loadNetworkList(c.confDir, net);
-      const { ipamList, ipamRelease } = await import('./ipam.js');
+      const { ipamList, ipamRelease, ipamGc } = await import('./ipam.js');
       if (sub === 'ls') { c.out(await ipamList(list, c.json)); return 0; }
+      if (sub === 'gc') {
+        const grace = Number(str(c.p, 'grace') ?? 60);
+        if (!(grace >= 0)) throw new UsageError('--grace takes a number of seconds');
+        const r = await ipamGc(list, { valid: validList(str(c.p, 'valid')), graceSeconds: grace, forgetNode: str(c.p, 'forget-node') });
+        if (c.json) c.out(JSON.stringify(r));
+        else c.out(`${net}: released ${r.released.length} address(es)${r.released.map((a) => `\n  ${a.ip} ${a.containerID}/${a.ifname}`).join('')}${r.blocksFreed.length ? `\nfreed blocks ${r.blocksFreed.join(', ')}` : ''}`);
+        return 0;
+      }
       const ifname = str(c.p, 'ifname') ?? 'eth0';
       const released = await ipamRelease(list, id, ifname);
       c.out(c.json ? JSON.stringify({ released }) : released.length ? `released ${released.join(', ')} held by ${id}/${ifname}` : `${id}/${ifname} held no address on ${net}`);

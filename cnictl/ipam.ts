@@ -1,4 +1,5 @@
-import { Allocator } from '../ipam/allocator.js';
+import { existsSync } from 'node:fs';
+import { Allocator, type Allocation } from '../ipam/allocator.js';
 import { describeSet, parseIpamConfig, setCapacity, type IpamConfig } from '../ipam/config.js';
 import { openStore } from '../ipam/store.js';
 import type { NetConf } from '../lib/cni/types.js';
@@ -38,5 +39,32 @@ export async function ipamRelease(list: NetworkList, containerID: string, ifname
   const kv = openStore(cfg);
   try {
     return await new Allocator(kv, cfg).release({ containerID, ifname });
+  } finally { kv.close(); }
+}
+
+export interface IpamGcOptions {
+  valid?: { containerID: string; ifname: string }[];
+  graceSeconds: number;
+  forgetNode?: string;
+}
+
+/**
+ * `cnictl ipam gc`: this node's attachments whose namespace (recorded at ADD) no longer exists, or that
+ * are missing from --valid, are released once older than the grace period; --forget-node retires a node
+ * that is gone for good. Unlike CNI GC this may run while containers start, hence the grace period and
+ * the conditional release.
+ */
+export async function ipamGc(list: NetworkList, o: IpamGcOptions): Promise<{ released: Allocation[]; blocksFreed: string[] }> {
+  const cfg = ipamOf(list);
+  const kv = openStore(cfg);
+  try {
+    const alloc = new Allocator(kv, cfg);
+    if (o.forgetNode) return await alloc.forgetNode(o.forgetNode);
+    const released = await alloc.gc({
+      valid: o.valid,
+      isStale: (h) => !!h.record.netns && !existsSync(h.record.netns),
+      graceMs: o.graceSeconds * 1000,
+    });
+    return { released, blocksFreed: [] };
   } finally { kv.close(); }
 }

@@ -25,7 +25,21 @@ export interface BlockInfo {
   size: number;
 }
 
-interface HandleRecord { ips: string[]; since: string; node: string }
+/** What the store keeps per attachment. netns lets a GC check that the attachment still exists. */
+export interface HandleRecord { ips: string[]; since: string; node: string; netns?: string }
+
+export interface Handle extends Owner { record: HandleRecord; version: number }
+
+export interface GcOptions {
+  /** Attachments to keep (the runtime's valid set); others of this node are stale. */
+  valid?: Owner[];
+  /** Without a valid set: decides staleness from the record (e.g. its namespace is gone). */
+  isStale?: (h: Handle) => boolean;
+  /** Handles younger than this are kept: their ADD may still be in flight. */
+  graceMs?: number;
+  /** Whose handles to consider; this node by default. */
+  node?: string;
+}
 
 const handleKey = (o: Owner) => `handle/${o.containerID}/${o.ifname}`;
 const handleId = (o: Owner) => `${o.containerID}/${o.ifname}`;
@@ -161,7 +175,7 @@ export class Allocator {
   }
 
   /** Reserves one address per range set for the owner, or returns what it already holds. */
-  async allocate(owner: Owner, requested: IP[] = []): Promise<Allocated> {
+  async allocate(owner: Owner, requested: IP[] = [], netns?: string): Promise<Allocated> {
     const placed = new Map<number, IP>();
     for (const ip of requested) {
       const set = this.setOf(ip);
@@ -183,7 +197,7 @@ export class Allocator {
       const ok = await this.kv.txn({
         if: [{ key: handleKey(owner), version: 0 }, ...[...touched].map(([key, t]) => ({ key, version: t.version }))],
         put: [
-          { key: handleKey(owner), value: JSON.stringify({ ips, since, node: this.cfg.nodeName } satisfies HandleRecord) },
+          { key: handleKey(owner), value: JSON.stringify({ ips, since, node: this.cfg.nodeName, ...(netns ? { netns } : {}) } satisfies HandleRecord) },
           ...[...touched].map(([key, t]) => ({ key, value: JSON.stringify(t.rec) })),
         ],
       });
@@ -193,11 +207,18 @@ export class Allocator {
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
   }
 
-  /** Releases whatever the owner holds; releasing nothing is success. Returns the released addresses. */
-  async release(owner: Owner): Promise<string[]> {
+  /**
+   * Releases whatever the owner holds; releasing nothing is success. Returns the released addresses.
+   * With onlyVersion, releases only if the handle is still the one read then (GC's re-check: an
+   * attachment re-added meanwhile keeps its address); returns null when it was not.
+   */
+  async release(owner: Owner): Promise<string[]>;
+  async release(owner: Owner, onlyVersion: number): Promise<string[] | null>;
+  async release(owner: Owner, onlyVersion?: number): Promise<string[] | null> {
     const id = handleId(owner);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const handle = await this.kv.get(handleKey(owner));
+      if (onlyVersion !== undefined && (handle?.version ?? 0) !== onlyVersion) return null;
       const held = parseJSON<HandleRecord>(handle);
       const blocks = await this.blocks();
       // The handle names the blocks; without a readable handle, every block is searched, so a damaged
@@ -256,22 +277,50 @@ export class Allocator {
     return [...(await this.blocks()).values()].map(({ rec }) => ({ cidr: rec.cidr, node: rec.node, used: rec.allocations.filter((a) => a !== null).length, size: rec.allocations.length }));
   }
 
-  /** Releases every attachment not in the valid set. Returns what was released. */
-  async gc(valid: Owner[]): Promise<Allocation[]> {
-    const keep = new Set(valid.map(handleId));
-    const stale = new Map<string, Owner>();
-    for (const a of await this.list()) if (!keep.has(handleId(a))) stale.set(handleId(a), a);
-    for (const k of (await this.kv.range('handle/')).keys()) {
+  async handles(): Promise<Handle[]> {
+    const out: Handle[] = [];
+    for (const [k, e] of await this.kv.range('handle/')) {
       const rest = k.slice('handle/'.length);
       const slash = rest.lastIndexOf('/');
-      const owner = { containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1) };
-      if (!keep.has(handleId(owner))) stale.set(handleId(owner), owner);
+      const record = parseJSON<HandleRecord>(e);
+      if (record) out.push({ containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1), record, version: e.version });
     }
+    return out;
+  }
+
+  /**
+   * Releases this node's stale attachments: not in the valid set (or judged stale by isStale), older
+   * than the grace period, and still unchanged when released (each release is conditioned on the
+   * handle version read here), so a live container never loses its address.
+   */
+  async gc(o: GcOptions = {}): Promise<Allocation[]> {
+    const node = o.node ?? this.cfg.nodeName;
+    const keep = o.valid ? new Set(o.valid.map(handleId)) : undefined;
+    const now = Date.now();
     const released: Allocation[] = [];
-    for (const owner of stale.values()) {
-      for (const ip of await this.release(owner)) released.push({ ip, ...owner, node: '', since: '' });
+    for (const h of await this.handles()) {
+      if (h.record.node !== node) continue;
+      if (o.graceMs && now - Date.parse(h.record.since) < o.graceMs) continue;
+      const stale = keep ? !keep.has(handleId(h)) : (o.isStale?.(h) ?? false);
+      if (!stale) continue;
+      const ips = await this.release(h, h.version);
+      for (const ip of ips ?? []) released.push({ ip, containerID: h.containerID, ifname: h.ifname, node, since: h.record.since });
     }
     return released;
+  }
+
+  /**
+   * A node that is gone for good: release every attachment recorded for it and drop its blocks once
+   * empty, so the pool gets them back.
+   */
+  async forgetNode(node: string): Promise<{ released: Allocation[]; blocksFreed: string[] }> {
+    const released = await this.gc({ node, isStale: () => true });
+    const blocksFreed: string[] = [];
+    for (const [key, l] of await this.blocks()) {
+      if (l.rec.node !== node || l.rec.allocations.some((a) => a !== null)) continue;
+      if (await this.kv.txn({ if: [{ key, version: l.version }], del: [key] })) blocksFreed.push(l.rec.cidr);
+    }
+    return { released, blocksFreed };
   }
 
   /** Free addresses per range set (for STATUS): capacity less what the set's blocks hold. */

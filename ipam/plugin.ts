@@ -71,7 +71,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
   async add(ctx) {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
-    const got = await withStore(kv, () => new Allocator(kv, cfg).allocate(owner(ctx), requestedIPs(ctx)));
+    const got = await withStore(kv, () => new Allocator(kv, cfg).allocate(owner(ctx), requestedIPs(ctx), ctx.args.netns || undefined));
     ctx.log.info('allocated', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: got.ips.map((i) => formatIP(i.ip)), existing: got.existing });
     const result: Result = {
       cniVersion: ctx.version,
@@ -125,7 +125,9 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
     }
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
-    const released = await withStore(kv, () => new Allocator(kv, cfg).gc(valid));
+    // CNI GC is exclusive with ADD and DEL (SPEC "Lifecycle"), so no grace period: every attachment of
+    // this node outside the valid set goes. Other nodes' attachments are never touched.
+    const released = await withStore(kv, () => new Allocator(kv, cfg).gc({ valid }));
     if (released.length) ctx.log.info('gc released', { network: cfg.network, released });
   },
 };

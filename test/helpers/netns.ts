@@ -13,6 +13,12 @@ export class Namespaces {
     return path;
   }
 
+  remove(suffix: string): void {
+    const name = `${this.prefix}-${suffix}`;
+    deleteNamedNetns(name);
+    this.names.splice(this.names.indexOf(name), 1);
+  }
+
   cleanup(): void {
     for (const n of this.names.splice(0)) deleteNamedNetns(n);
   }

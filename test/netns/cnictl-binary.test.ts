@@ -123,6 +123,8 @@ test.serial('ipam ls and ipam release on a tether-ipam network', async (t) => {
   t.deepEqual(j.allocations.map((a: any) => [a.ip, a.containerID, a.ifname]), [['10.94.0.2', 'ip-one', 'eth0']]);
   t.deepEqual(j.rangeSets[0], { index: 0, ranges: '10.94.0.1-10.94.0.254', used: 1, size: 253 });
   t.regex((await run('ipam', 'ls', 'tnet')).stdout, /10\.94\.0\.2\s+ip-one\s+eth0/);
+  // gc: the namespace still exists, so nothing is stale
+  t.deepEqual(JSON.parse((await run('ipam', 'gc', 'tnet', '--grace', '0', '--json')).stdout).released, []);
   const rel = await run('ipam', 'release', 'tnet', 'ip-one', '--json');
   t.deepEqual(JSON.parse(rel.stdout).released, ['10.94.0.2']);
   t.deepEqual(JSON.parse((await run('ipam', 'ls', 'tnet', '--json')).stdout).allocations, []);
@@ -130,6 +132,18 @@ test.serial('ipam ls and ipam release on a tether-ipam network', async (t) => {
   t.is(notIpam.status, 2);
   t.regex(notIpam.stderr, /does not use tether-ipam/);
   t.is((await run('detach', 'tnet', ctr, '--container-id', 'ip-one', '--cni-path', `${fileURLToPath(new URL('../../../dist/bin/', import.meta.url))}`)).status, 0);
+});
+
+test.serial('ipam gc releases an attachment whose namespace is gone (after the grace period)', async (t) => {
+  const bin = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
+  const ctr = ns.add('gcgone');
+  t.is((await run('attach', 'tnet', ctr, '--container-id', 'gone-one', '--cni-path', bin)).status, 0);
+  ns.remove('gcgone');
+  const young = JSON.parse((await run('ipam', 'gc', 'tnet', '--json')).stdout);
+  t.deepEqual(young.released, [], 'within the default 60 s grace period nothing is released');
+  const gc = JSON.parse((await run('ipam', 'gc', 'tnet', '--grace', '0', '--json')).stdout);
+  t.deepEqual(gc.released.map((a: any) => a.containerID), ['gone-one']);
+  t.deepEqual(JSON.parse((await run('ipam', 'ls', 'tnet', '--json')).stdout).allocations, []);
 });
 
 test.serial('cnictl conformance runs the harness from the compiled binary', async (t) => {

@@ -98,7 +98,7 @@ test('requested addresses: honoured, refused when taken, outside every range, or
 test('GC releases every attachment not in the valid set', async (t) => {
   const { alloc } = setup({ ranges: [[{ subnet: '10.5.0.0/24' }]] });
   for (const id of ['a', 'b', 'c']) await alloc.allocate({ containerID: id, ifname: 'eth0' });
-  const released = await alloc.gc([{ containerID: 'b', ifname: 'eth0' }]);
+  const released = await alloc.gc({ valid: [{ containerID: 'b', ifname: 'eth0' }] });
   t.deepEqual(released.map((r) => r.containerID).sort(), ['a', 'c']);
   t.deepEqual((await alloc.list()).map((a) => a.containerID), ['b']);
 });
@@ -162,4 +162,47 @@ test('an ADD touches the handle and its block only: the store keys read do not g
   t.true(ranged <= 6, `one ADD with 300 held read ${ranged} keys (the /26 blocks in use), not the 300 handles`);
   t.is((await alloc.list()).length, 301);
   t.deepEqual(await alloc.release({ containerID: 'c7', ifname: 'eth0' }), ['10.23.0.9']);
+});
+
+test('GC touches only this node\'s attachments, keeps young ones, and re-checks before releasing', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  const node = (name: string) => {
+    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.24.0.0/24' }]], nodeName: name }));
+    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
+  };
+  const n1 = node('n1');
+  const n2 = node('n2');
+  await n1.allocate({ containerID: 'a', ifname: 'eth0' }, [], '/run/netns/gone-a');
+  await n2.allocate({ containerID: 'b', ifname: 'eth0' }, [], '/run/netns/gone-b');
+  t.deepEqual(await n1.gc({ valid: [] , graceMs: 60_000 }), [], 'younger than the grace period: kept');
+  const released = await n1.gc({ valid: [] });
+  t.deepEqual(released.map((r) => r.containerID), ['a'], 'n1 releases its own stale attachment only');
+  t.deepEqual((await n2.list()).map((a) => a.containerID), ['b'], 'n2\'s attachment survives n1\'s GC');
+  // the re-check: a handle that changed after GC read it is not released
+  const [h] = await n2.handles();
+  t.is(await n2.release(h, h.version + 12345), null);
+  t.deepEqual((await n2.list()).map((a) => a.containerID), ['b']);
+  // staleness by record: the namespace is gone
+  const byNetns = await n2.gc({ isStale: (x) => x.record.netns === '/run/netns/gone-b' });
+  t.deepEqual(byNetns.map((r) => r.ip), ['10.24.0.64'], 'n2 had claimed the second /26 block');
+});
+
+test('forgetting a node releases its attachments and gives its blocks back to the pool', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  const node = (name: string) => {
+    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.25.0.0/25' }]], nodeName: name }));
+    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
+  };
+  const n1 = node('n1');
+  const dead = node('dead');
+  await dead.allocate({ containerID: 'x', ifname: 'eth0' });
+  await n1.allocate({ containerID: 'y', ifname: 'eth0' });
+  t.deepEqual((await n1.blockInfo()).map((b) => b.node).sort(), ['dead', 'n1']);
+  const r = await n1.forgetNode('dead');
+  t.deepEqual(r.released.map((a) => a.containerID), ['x']);
+  t.deepEqual(r.blocksFreed, ['10.25.0.0/26']);
+  t.deepEqual((await n1.blockInfo()).map((b) => b.node), ['n1']);
+  // the freed block can be claimed again
+  const z = await node('n3').allocate({ containerID: 'z', ifname: 'eth0' });
+  t.is(formatIP(z.ips[0].ip), '10.25.0.2');
 });
