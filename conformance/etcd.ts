@@ -52,3 +52,67 @@ export async function startEtcd(o: { unix?: boolean } = {}): Promise<EtcdServer>
   }
   throw new Error('could not start etcd (is the Debian package etcd-server installed?)');
 }
+
+export interface EtcdMember {
+  name: string;
+  endpoint: string;
+  running(): boolean;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export interface EtcdCluster {
+  members: EtcdMember[];
+  endpoints: string[];
+  destroy(): Promise<void>;
+}
+
+/** An n-member etcd cluster on loopback ports, each member stoppable and restartable (same data). */
+export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-etcdc-'));
+  const base = randomPort();
+  const names = Array.from({ length: n }, (_, i) => `m${i}`);
+  const client = (i: number) => `http://127.0.0.1:${base + 2 * i}`;
+  const peer = (i: number) => `http://127.0.0.1:${base + 2 * i + 1}`;
+  const initial = names.map((nm, i) => `${nm}=${peer(i)}`).join(',');
+  const procs: (ChildProcess | undefined)[] = new Array(n).fill(undefined);
+  const launch = (i: number) => {
+    const child = childProcess().spawn('etcd', [
+      '--name', names[i], '--data-dir', join(dir, names[i]),
+      '--listen-client-urls', client(i), '--advertise-client-urls', client(i),
+      '--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i),
+      '--initial-cluster', initial, '--initial-cluster-token', `tether-${base}`, '--initial-cluster-state', 'new',
+      '--log-level', 'error',
+    ], { stdio: ['ignore', 'ignore', 'ignore'] });
+    procs[i] = child;
+    child.on('exit', () => { if (procs[i] === child) procs[i] = undefined; });
+  };
+  const stopOne = (i: number) => new Promise<void>((resolve) => {
+    const child = procs[i];
+    if (!child) { resolve(); return; }
+    const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+    child.on('exit', () => { clearTimeout(t); resolve(); });
+    child.kill('SIGTERM');
+  });
+  const healthy = async (endpoints: string[]) => {
+    const kv = new EtcdKV({ endpoints, prefix: '/probe/', timeoutMs: 1000 });
+    const until = Date.now() + 15_000;
+    while (Date.now() < until) {
+      try { await kv.txn({ if: [], put: [{ key: 'x', value: String(Date.now()) }] }); return; } catch { await new Promise((r) => setTimeout(r, 200)); }
+    }
+    throw new Error('etcd cluster did not become healthy');
+  };
+  names.forEach((_, i) => launch(i));
+  const endpoints = names.map((_, i) => client(i));
+  try { await healthy(endpoints); } catch (e) { await Promise.all(names.map((_, i) => stopOne(i))); rmSync(dir, { recursive: true, force: true }); throw e; }
+  return {
+    endpoints,
+    members: names.map((name, i) => ({
+      name, endpoint: client(i),
+      running: () => !!procs[i],
+      stop: () => stopOne(i),
+      start: async () => { if (!procs[i]) launch(i); await healthy([client(i)]); },
+    })),
+    destroy: async () => { await Promise.all(names.map((_, i) => stopOne(i))); rmSync(dir, { recursive: true, force: true }); },
+  };
+}

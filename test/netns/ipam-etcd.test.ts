@@ -1,0 +1,114 @@
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { childProcess } from '../../lib/builtin.js';
+import { Allocator } from '../../ipam/allocator.js';
+import { parseIpamConfig, type IpamConfig } from '../../ipam/config.js';
+import { openStore } from '../../ipam/store.js';
+import { startEtcd, startEtcdCluster, type EtcdServer } from '../../conformance/etcd.js';
+import { cidrContains, parseCIDR, parseIP } from '../../lib/ip/addr.js';
+
+// IPAM shared by several nodes in one etcd, each ADD exec'd through the real tether-ipam binary as a
+// runtime would, with the node's name in TETHER_NODENAME.
+const bin = fileURLToPath(new URL('../../../dist/bin/tether-ipam', import.meta.url));
+let etcd: EtcdServer;
+test.before(async () => { etcd = await startEtcd({ unix: true }); });
+test.after.always(async () => { await etcd?.stop(); });
+
+const conf = (network: string, endpoints: string[], extra: Record<string, unknown> = {}) => ({
+  cniVersion: '1.1.0', name: network, type: 'tether-ipam',
+  ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.50.0.0/22' }]], etcd: { endpoints, prefix: `/it${process.pid}`, timeoutMs: 4000 }, ...extra },
+});
+
+interface ExecResult { status: number | null; json: any; ms: number; pid?: number }
+
+/** One exec of tether-ipam, like a runtime's delegation; returns its parsed stdout. */
+function ipam(command: string, c: object, node: string, containerID: string, killAfterMs?: number): Promise<ExecResult> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const child = childProcess().spawn(bin, [], {
+      env: { PATH: '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: containerID, CNI_NETNS: `/run/netns/fake-${containerID}`, CNI_NETNS_OVERRIDE: '1', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', TETHER_NODENAME: node },
+      stdio: ['pipe', 'pipe', 'ignore'],
+    });
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b; });
+    if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('close', (status) => {
+      let json: any;
+      try { json = out ? JSON.parse(out) : undefined; } catch { json = undefined; }
+      resolve({ status, json, ms: Date.now() - started, pid: child.pid });
+    });
+    child.stdin!.end(JSON.stringify(c));
+  });
+}
+
+function allocator(c: ReturnType<typeof conf>, node = 'observer'): { alloc: Allocator; cfg: IpamConfig } {
+  const cfg = parseIpamConfig({ ...c, ipam: { ...c.ipam, nodeName: node } } as any);
+  return { alloc: new Allocator(openStore(cfg), cfg), cfg };
+}
+
+test.serial('4 nodes, 200 concurrent ADDs from their own processes: no duplicates, each in its node\'s blocks unless borrowed; DEL all empties the pool', async (t) => {
+  const c = conf('four', [etcd.endpoint]);
+  const nodes = ['node-a', 'node-b', 'node-c', 'node-d'];
+  const results = await Promise.all(Array.from({ length: 200 }, (_, i) => ipam('ADD', c, nodes[i % 4], `c${i}`)));
+  const failed = results.filter((r) => r.status !== 0);
+  t.deepEqual(failed.map((r) => r.json), [], 'every ADD succeeded');
+  const ips = results.map((r) => r.json.ips[0].address as string);
+  t.is(new Set(ips).size, 200, 'no address handed out twice');
+  const { alloc } = allocator(c);
+  const blocks = await alloc.blockInfo();
+  const owner = (ip: string) => blocks.find((b) => cidrContains(parseCIDR(b.cidr)!, parseIP(ip.split('/')[0])!))!.node;
+  let borrowed = 0;
+  ips.forEach((ip, i) => { if (owner(ip) !== nodes[i % 4]) borrowed++; });
+  t.is(borrowed, 0, 'the /22 has 16 blocks: nobody needed to borrow');
+  t.deepEqual([...new Set(blocks.map((b) => b.node))].sort(), nodes);
+  const dels = await Promise.all(Array.from({ length: 200 }, (_, i) => ipam('DEL', c, nodes[i % 4], `c${i}`)));
+  t.true(dels.every((d) => d.status === 0));
+  t.deepEqual(await alloc.list(), [], 'pool empty');
+});
+
+test.serial('3-member etcd: one member down during 100 ADDs, all succeed; two down, ADD fails with 11 within 5 s; back up, nothing lost or doubled', async (t) => {
+  const cluster = await startEtcdCluster(3);
+  try {
+    const c = conf('cluster', cluster.endpoints);
+    const { alloc } = allocator(c, 'n1');
+    const done: Promise<unknown>[] = [];
+    for (let i = 0; i < 100; i++) {
+      if (i === 30) await cluster.members[0].stop();
+      done.push(alloc.allocate({ containerID: `k${i}`, ifname: 'eth0' }));
+    }
+    const settled = await Promise.allSettled(done);
+    t.deepEqual(settled.filter((s) => s.status === 'rejected').map((s) => String((s as PromiseRejectedResult).reason)), [], 'all 100 succeeded with a member down');
+    await cluster.members[1].stop();
+    const down = await ipam('ADD', c, 'n1', 'nq');
+    t.is(down.status, 1);
+    t.is(down.json.code, 11);
+    t.regex(down.json.msg, /etcd unreachable/);
+    t.true(down.ms < 5000, `failed after ${down.ms} ms`);
+    await cluster.members[0].start();
+    await cluster.members[1].start();
+    const again = await ipam('ADD', c, 'n1', 'after');
+    t.is(again.status, 0, JSON.stringify(again.json));
+    const list = await alloc.list();
+    t.is(list.length, 101, '100 + 1, the failed ADD left nothing');
+    t.is(new Set(list.map((a) => a.ip)).size, 101);
+    t.deepEqual((await alloc.handles()).map((h) => h.containerID).sort(), list.map((a) => a.containerID).sort(), 'every address has its handle and no handle lacks one');
+  } finally { await cluster.destroy(); }
+});
+
+test.serial('kill -9 of ADD processes at random moments, then GC: no leaked and no doubly-held address', async (t) => {
+  const c = conf('killed', [etcd.endpoint]);
+  const runs = await Promise.all(Array.from({ length: 40 }, (_, i) => ipam('ADD', c, 'n1', `v${i}`, i % 2 ? Math.floor(Math.random() * 40) : undefined)));
+  const ok = runs.map((r, i) => ({ r, id: `v${i}` })).filter((x) => x.r.status === 0).map((x) => x.id);
+  t.true(ok.length >= 20, 'the ADDs that were not killed all succeeded');
+  const killed = runs.filter((r) => r.status === null).length;
+  t.true(killed > 0, 'some ADDs were really killed before they finished');
+  t.log(`${killed} of 20 targeted ADDs killed mid-flight, ${ok.length} completed`);
+  // The runtime saw the killed ADDs fail: they are not valid attachments. CNI GC, as a runtime sends it:
+  const gc = await ipam('GC', { ...c, 'cni.dev/valid-attachments': ok.map((id) => ({ containerID: id, ifname: 'eth0' })) }, 'n1', 'gc');
+  t.is(gc.status, 0, JSON.stringify(gc.json));
+  const { alloc } = allocator(c, 'n1');
+  const list = await alloc.list();
+  t.deepEqual(list.map((a) => a.containerID).sort(), [...ok].sort(), 'exactly the successful ADDs hold addresses');
+  t.is(new Set(list.map((a) => a.ip)).size, list.length, 'no address held twice');
+  t.deepEqual((await alloc.handles()).map((h) => h.containerID).sort(), [...ok].sort(), 'no orphaned handle');
+});
