@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { childProcess } from '../lib/builtin.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdKV } from '../lib/store/etcd.js';
@@ -18,18 +18,37 @@ const randomPort = () => 20000 + Math.floor(Math.random() * 20000);
  * With unix: true the client listens on a Unix socket (etcd names it "localhost:PORT" in its working
  * directory), reachable from plugins running in any network namespace.
  */
-export async function startEtcd(o: { unix?: boolean } = {}): Promise<EtcdServer> {
+/** Files of a throwaway PKI: a CA, a server certificate for 127.0.0.1, a client certificate. */
+export interface TestPki { ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string }
+
+/** Makes a CA and server/client certificates with openssl, for TLS tests only. */
+export function makeTestPki(dir: string): TestPki {
+  const run = (args: string[]) => {
+    const r = childProcess().spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  };
+  writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=tether-test-ca', '-keyout', 'ca.key', '-out', 'ca.crt']);
+  for (const who of ['server', 'client']) {
+    run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=tether-test-${who}`, '-keyout', `${who}.key`, '-out', `${who}.csr`]);
+    run(['x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'san.cnf', '-out', `${who}.crt`]);
+  }
+  return { ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') };
+}
+
+export async function startEtcd(o: { unix?: boolean; tls?: TestPki } = {}): Promise<EtcdServer> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), 'tether-etcd-'));
     const client = randomPort();
     const peer = client + 1;
-    const listen = o.unix ? `unix://localhost:${client}` : `http://127.0.0.1:${client}`;
+    const listen = o.unix ? `unix://localhost:${client}` : `${o.tls ? 'https' : 'http'}://127.0.0.1:${client}`;
     const endpoint = o.unix ? `unix://${join(dir, `localhost:${client}`)}` : listen;
     const child: ChildProcess = childProcess().spawn('etcd', [
       '--name', 'tt', '--data-dir', join(dir, 'data'),
       '--listen-client-urls', listen, '--advertise-client-urls', listen,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-cluster', `tt=http://127.0.0.1:${peer}`, '--log-level', 'error',
+      ...(o.tls ? ['--cert-file', o.tls.serverCert, '--key-file', o.tls.serverKey, '--trusted-ca-file', o.tls.ca, '--client-cert-auth'] : []),
     ], { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir });
     let exited = false;
     child.on('exit', () => { exited = true; });
@@ -40,7 +59,7 @@ export async function startEtcd(o: { unix?: boolean } = {}): Promise<EtcdServer>
       }
       rmSync(dir, { recursive: true, force: true });
     };
-    const kv = new EtcdKV({ endpoints: [endpoint], prefix: '/probe/', timeoutMs: 500 });
+    const kv = new EtcdKV({ endpoints: [endpoint], prefix: '/probe/', timeoutMs: 500, tls: o.tls ? { ca: o.tls.ca, cert: o.tls.clientCert, key: o.tls.clientKey } : undefined });
     const until = Date.now() + 10_000;
     while (!exited && Date.now() < until) {
       try {
