@@ -132,6 +132,42 @@ if (want('etcd')) {
     await addDel('IPAM in etcd vs embedded', parseNetworkList(Buffer.from(JSON.stringify(raw))), tetherPath, embedded, tetherPath);
   } finally { await server.stop(); }
 }
+if (want('concurrent')) {
+  // 200 IPAM ADDs at once, exec'd as a runtime delegates them: tether-ipam over 4 node names sharing one
+  // etcd, and reference host-local on its local files. Each run's latencies, its p50/p99, and the
+  // single-ADD median measured just before, the same way.
+  const { startEtcd } = await import('../conformance/etcd.js');
+  const { childProcess } = await import('../lib/builtin.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const server = await startEtcd({ unix: true });
+  const data = mkdtempSync(join(tmpdir(), 'tether-bench-hl-'));
+  const execOnce = (file: string, conf: object, node: string, id: string) => new Promise<number>((resolve, reject) => {
+    const t = process.hrtime.bigint();
+    const c = childProcess().spawn(file, [], { stdio: ['pipe', 'pipe', 'ignore'], env: { PATH: '/usr/bin:/bin', CNI_COMMAND: 'ADD', CNI_CONTAINERID: id, CNI_NETNS: `/run/netns/${id}`, CNI_NETNS_OVERRIDE: '1', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', TETHER_NODENAME: node } });
+    let out = '';
+    c.stdout!.on('data', (b: Buffer) => { out += b; });
+    c.on('close', (status) => (status === 0 ? resolve(Number(process.hrtime.bigint() - t) / 1e6) : reject(new Error(`${file} ADD ${id} exited ${status}: ${out}`))));
+    c.stdin!.end(JSON.stringify(conf));
+  });
+  const tetherConf = { cniVersion: '1.0.0', name: 'bconc', type: 'tether-ipam', ipam: { type: 'tether-ipam', dataDir: data, ranges: [[{ subnet: '10.84.0.0/20' }]], etcd: { endpoints: [server.endpoint], prefix: `/bc${process.pid}` } } };
+  const refConf = { cniVersion: '1.0.0', name: 'bconc', type: 'host-local', ipam: { type: 'host-local', dataDir: data, ranges: [[{ subnet: '10.85.0.0/20' }]] } };
+  const run = async (label: string, file: string, conf: object) => {
+    const single: number[] = [];
+    for (let i = 0; i < 20; i++) single.push(await execOnce(file, conf, `node-${i % 4}`, `${label}-s${i}`));
+    const t0 = Date.now();
+    const lat = await Promise.all(Array.from({ length: 200 }, (_, i) => execOnce(file, conf, `node-${i % 4}`, `${label}-c${i}`)));
+    return { single: stats(single), conc: stats(lat), perSecond: 200 / ((Date.now() - t0) / 1000) };
+  };
+  try {
+    const a = await run('t', join(DIST, 'tether-ipam'), tetherConf);
+    const b = await run('r', join(REF, 'host-local'), refConf);
+    rows.push({ name: '200 concurrent IPAM ADDs: p50', a: 'tether-ipam, 4 nodes, etcd', b: 'host-local, files', sa: { ...a.conc, median: a.conc.median, p95: a.conc.p95 }, sb: { ...b.conc }, unit: 'ms' });
+    rows.push({ name: '  same: p99', a: 'tether-ipam', b: 'host-local', sa: stats([a.conc.max]), sb: stats([b.conc.max]), unit: 'ms' });
+    rows.push({ name: '  single ADD before it', a: 'tether-ipam', b: 'host-local', sa: a.single, sb: b.single, unit: 'ms' });
+    rows.push({ name: '  throughput (ADDs/s)', a: 'tether-ipam', b: 'host-local', sa: stats([a.perSecond]), sb: stats([b.perSecond]), unit: '/s' });
+  } finally { await server.stop(); rmSync(data, { recursive: true, force: true }); }
+}
 if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });

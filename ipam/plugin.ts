@@ -7,7 +7,7 @@ import { containerIDProblem, ifnameProblem } from '../lib/cni/validate.js';
 import { formatIP, parseCIDR, parseIP, type IP } from '../lib/ip/addr.js';
 import { Allocator, type Owner } from './allocator.js';
 import { describeSet, parseIpamConfig, type IpamConfig } from './config.js';
-import { openStore, withStore } from './store.js';
+import { nodeLock, openStore, withStore } from './store.js';
 
 export interface IpamNetConf extends NetConf {
   ipamConfig: IpamConfig;
@@ -71,7 +71,8 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
   async add(ctx) {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
-    const got = await withStore(kv, () => new Allocator(kv, cfg).allocate(owner(ctx), requestedIPs(ctx), ctx.args.netns || undefined));
+    const requested = requestedIPs(ctx);
+    const got = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).allocate(owner(ctx), requested, ctx.args.netns || undefined)));
     ctx.log.info('allocated', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: got.ips.map((i) => formatIP(i.ip)), existing: got.existing });
     const result: Result = {
       cniVersion: ctx.version,
@@ -85,7 +86,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
   async del(ctx) {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
-    const released = await withStore(kv, () => new Allocator(kv, cfg).release(owner(ctx)));
+    const released = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).release(owner(ctx))));
     if (released.length) ctx.log.info('released', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: released });
   },
 
@@ -127,7 +128,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
     const kv = openStore(cfg);
     // CNI GC is exclusive with ADD and DEL (SPEC "Lifecycle"), so no grace period: every attachment of
     // this node outside the valid set goes. Other nodes' attachments are never touched.
-    const released = await withStore(kv, () => new Allocator(kv, cfg).gc({ valid }));
+    const released = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).gc({ valid })));
     if (released.length) ctx.log.info('gc released', { network: cfg.network, released });
   },
 };

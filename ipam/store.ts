@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { FileKV } from '../lib/store/file.js';
 import { EtcdKV } from '../lib/store/etcd.js';
+import { withFileLock } from '../lib/store/lock.js';
 import { StoreUnavailableError, type KV } from '../lib/store/kv.js';
 import type { IpamConfig } from './config.js';
 
@@ -12,6 +13,17 @@ export function openStore(cfg: IpamConfig): KV {
     return new EtcdKV({ endpoints, prefix: `${prefix}/ipam/${cfg.network}/`, tls, username, password, timeoutMs });
   }
   return new FileKV(join(cfg.dataDir, cfg.network));
+}
+
+/**
+ * Allocations of one node are serialized by a node-local lock (beside the embedded store, or under
+ * dataDir for etcd): many containers starting at once on a node would otherwise race for the same
+ * block and retry each other into the ground. Nodes still coordinate only through conditional
+ * transactions, so this lock is about speed, never about correctness.
+ */
+export function nodeLock(cfg: IpamConfig): <T>(fn: () => Promise<T>) => Promise<T> {
+  const path = join(cfg.dataDir, cfg.network, 'allocate.lock');
+  return (fn) => withFileLock(path, fn);
 }
 
 /** Store failures are transient from the runtime's point of view: code 11, naming where. */

@@ -88,7 +88,9 @@ export class EtcdKV implements KV {
           if (this.opts.username) await this.authenticate(endpoint, slice);
           r = await this.request(endpoint, path, body, slice);
         }
-        if (r.status >= 500 || r.status === 0) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+        // The gateway maps gRPC codes to HTTP: Unavailable 503, DeadlineExceeded 504, Canceled 408 (a member
+        // shutting down says "the client connection is closing"). Those mean "ask another member".
+        if (r.status >= 500 || r.status === 0 || r.status === 408 || r.status === 429) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
         if (r.status >= 400) throw new StoreUnavailableError(`etcd at ${endpoint} refused ${path}: HTTP ${r.status} ${r.json?.error ?? r.json?.message ?? ''}`);
         this.preferred = i;
         return r.json;

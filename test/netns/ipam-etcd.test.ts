@@ -1,4 +1,7 @@
 import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childProcess } from '../../lib/builtin.js';
 import { Allocator } from '../../ipam/allocator.js';
@@ -14,9 +17,11 @@ let etcd: EtcdServer;
 test.before(async () => { etcd = await startEtcd({ unix: true }); });
 test.after.always(async () => { await etcd?.stop(); });
 
+// The node-local allocation lock lives under dataDir even with etcd: keep it in a private directory.
+const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-etcd-'));
 const conf = (network: string, endpoints: string[], extra: Record<string, unknown> = {}) => ({
   cniVersion: '1.1.0', name: network, type: 'tether-ipam',
-  ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.50.0.0/22' }]], etcd: { endpoints, prefix: `/it${process.pid}`, timeoutMs: 4000 }, ...extra },
+  ipam: { type: 'tether-ipam', dataDir, ranges: [[{ subnet: '10.50.0.0/22' }]], etcd: { endpoints, prefix: `/it${process.pid}`, timeoutMs: 4000 }, ...extra },
 });
 
 interface ExecResult { status: number | null; json: any; ms: number; pid?: number }
@@ -114,9 +119,6 @@ test.serial('kill -9 of ADD processes at random moments, then GC: no leaked and 
 });
 
 test.serial('etcd over TLS with client certificates, from the compiled plugin (Bun) and from Node', async (t) => {
-  const { mkdtempSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const { makeTestPki } = await import('../../conformance/etcd.js');
   const { EtcdKV } = await import('../../lib/store/etcd.js');
   const pki = makeTestPki(mkdtempSync(join(tmpdir(), 'tether-pki-')));
@@ -138,9 +140,7 @@ test.serial('etcd over TLS with client certificates, from the compiled plugin (B
 });
 
 test.serial('etcd with user/password auth, credentials from a file kept out of the conflist', async (t) => {
-  const { mkdtempSync, writeFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
+  const { writeFileSync } = await import('node:fs');
   const server = await startEtcd();
   try {
     const ctl = (...args: string[]) => childProcess().spawnSync('etcdctl', ['--endpoints', server.endpoint, ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
