@@ -5,8 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { LINKS } from './programs.js';
 
 // Compiles the whole program into dist/bin/tether with Bun and makes one link per program name.
-// CommonJS + --bytecode: the binary carries precompiled bytecode; measured here, ESM without bytecode
-// starts in ~45 ms, ESM with it ~13 ms, CommonJS with it ~7 ms. Hence no top-level await anywhere.
+// --bytecode: the binary carries precompiled bytecode. Measured here (cnictl --version): ESM without
+// bytecode ~45 ms; ESM with it ~13 ms (top-level await defeated it: there is none now); CommonJS with it
+// ~9.0 ms; ESM with it and --splitting ~7.9 ms and 2 MiB less resident: each program's code is a chunk
+// loaded only when that program runs.
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'dist', 'bin');
@@ -16,7 +18,7 @@ const names = LINKS;
 mkdirSync(out, { recursive: true });
 const started = Date.now();
 const build = spawnSync(bun, [
-  'build', '--compile', '--format=cjs', '--bytecode', '--minify-syntax', '--minify-whitespace',
+  'build', '--compile', '--format=esm', '--splitting', '--bytecode', '--minify-syntax', '--minify-whitespace',
   // A plugin runs in whatever directory the runtime has: it must never pick up a .env or bunfig.toml there.
   '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
   '--outfile', join(out, 'tether'), join(root, 'bin', 'tether.ts'),
