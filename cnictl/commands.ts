@@ -42,6 +42,12 @@ function attachment(c: Ctx, netnsArg: string): AttachmentSpec {
   };
 }
 
+/** <network> <netns> of attach/detach/check: the loaded list and the attachment to act on. */
+function target(c: Ctx): { net: string; list: ReturnType<typeof loadNetworkList>; a: AttachmentSpec } {
+  const [net, ns] = need(c, 2, '<network> <netns>');
+  return { net, list: loadNetworkList(c.confDir, net), a: attachment(c, ns) };
+}
+
 function need(c: Ctx, n: number, what: string): string[] {
   const rest = c.p.positional.slice(1);
   if (rest.length < n) throw new UsageError(`${c.p.positional[0]} needs ${what}`);
@@ -61,26 +67,20 @@ export async function run(c: Ctx): Promise<number> {
   const [cmd] = c.p.positional;
   switch (cmd) {
     case 'attach': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
+      const { net, list, a } = target(c);
       const result = await c.runtime.add(list, a);
       if (c.json) c.out(JSON.stringify(formatResult(result, c.runtime.version(list)), null, 2));
       else c.out(`attached ${a.netns} to ${net} as ${a.ifname} (container ${a.containerID})\n${describeResult(result)}`);
       return 0;
     }
     case 'detach': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
+      const { net, list, a } = target(c);
       await c.runtime.del(list, a);
       c.out(c.json ? JSON.stringify({ detached: { network: net, containerID: a.containerID, ifname: a.ifname } }) : `detached ${a.containerID}/${a.ifname} from ${net}`);
       return 0;
     }
     case 'check': {
-      const [net, ns] = need(c, 2, '<network> <netns>');
-      const list = loadNetworkList(c.confDir, net);
-      const a = attachment(c, ns);
+      const { net, list, a } = target(c);
       await c.runtime.check(list, a);
       c.out(c.json ? JSON.stringify({ ok: true, disableCheck: list.disableCheck }) : list.disableCheck ? `${net}: disableCheck is set; nothing checked` : `${a.containerID}/${a.ifname} on ${net}: ok`);
       return 0;

@@ -11,6 +11,12 @@ import type { NetConf } from '../../lib/cni/types.js';
 
 const conf = (ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): NetConf => ({ cniVersion: '1.0.0', name: 'net1', type: 'x', ipam: { type: 'tether-ipam', ...ipam }, ...extra });
 
+/** An allocator for one node of a network whose store lives in dataDir (several nodes share it). */
+function nodeAllocator(dataDir: string, name: string, ipam: Record<string, unknown>): Allocator {
+  const cfg = parseIpamConfig(conf({ dataDir, nodeName: name, ...ipam }));
+  return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
+}
+
 function setup(ipam: Record<string, unknown>) {
   const cfg = parseIpamConfig(conf({ dataDir: mkdtempSync(join(tmpdir(), 'tether-ipam-')), ...ipam }));
   const kv = new FileKV(join(cfg.dataDir, cfg.network));
@@ -121,10 +127,7 @@ test('blocks: a node claims a block and fills it before claiming the next', asyn
 
 test('blocks: nodes get blocks of their own; with no free block left, a node borrows unless strictAffinity', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string, strict = false) => {
-    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.21.0.0/27' }]], blockSize: 28, nodeName: name, strictAffinity: strict }));
-    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
-  };
+  const node = (name: string, strict = false) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.21.0.0/27' }]], blockSize: 28, strictAffinity: strict });
   const n1 = node('n1');
   const n2 = node('n2');
   const a = await n1.allocate({ containerID: 'a', ifname: 'eth0' });
@@ -166,10 +169,7 @@ test('an ADD touches the handle and its block only: the store keys read do not g
 
 test('GC touches only this node\'s attachments, keeps young ones, and re-checks before releasing', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string) => {
-    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.24.0.0/24' }]], nodeName: name }));
-    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
-  };
+  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.24.0.0/24' }]] });
   const n1 = node('n1');
   const n2 = node('n2');
   await n1.allocate({ containerID: 'a', ifname: 'eth0' }, [], '/run/netns/gone-a');
@@ -189,10 +189,7 @@ test('GC touches only this node\'s attachments, keeps young ones, and re-checks 
 
 test('forgetting a node releases its attachments and gives its blocks back to the pool', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string) => {
-    const cfg = parseIpamConfig(conf({ dataDir, ranges: [[{ subnet: '10.25.0.0/25' }]], nodeName: name }));
-    return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
-  };
+  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.25.0.0/25' }]] });
   const n1 = node('n1');
   const dead = node('dead');
   await dead.allocate({ containerID: 'x', ifname: 'eth0' });
