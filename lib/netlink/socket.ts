@@ -26,7 +26,10 @@ export class NetlinkError extends Error {
   }
 }
 
-const RECV_BUFFER = 1 << 18;
+// The kernel sizes dump replies to at most 32 KiB per datagram (NLMSG_GOODSIZE, or what the reader asked
+// for before); 64 KiB leaves room, and MSG_TRUNC turns anything larger into an error instead of a misread.
+// Not zero-filled: pages a reply never reaches are never touched, so they cost no memory.
+const RECV_BUFFER = 1 << 16;
 const DUMP_RETRIES = 5;
 
 function opName(w: MessageWriter): string {
@@ -56,7 +59,7 @@ export function decodeError(msg: NetlinkMessage, operation: string): NetlinkErro
 export class NetlinkSocket {
   private fd: number;
   private seq: number;
-  private readonly rx = Buffer.alloc(RECV_BUFFER);
+  private readonly rx = Buffer.allocUnsafeSlow(RECV_BUFFER);
 
   private constructor(fd: number) {
     this.fd = fd;
