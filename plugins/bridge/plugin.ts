@@ -201,11 +201,14 @@ function removeInterface(ctx: Context<BridgeConf>): void {
 async function del(ctx: Context<BridgeConf>): Promise<void> {
   const c = ctx.conf;
   // The address goes first and regardless of the namespace: a DEL must never leak it.
+  mark('del');
   let ipamError: unknown;
   if (hasIpam(c)) {
     try { await delegate('DEL', c.ipam!.type, ctx); } catch (e) { ipamError = e; }
   }
+  mark('ipam');
   removeInterface(ctx);
+  mark('removed');
   if (ipamError) throw ipamError;
   ctx.log.info('DEL', { network: c.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
