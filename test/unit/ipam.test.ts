@@ -203,3 +203,28 @@ test('forgetting a node releases its attachments and gives its blocks back to th
   const z = await node('n3').allocate({ containerID: 'z', ifname: 'eth0' });
   t.is(formatIP(z.ips[0].ip), '10.25.0.2');
 });
+
+test('CAS: a lost race re-reads and retries; the winner\'s address is never handed out twice', async (t) => {
+  const { alloc, kv } = setup({ ranges: [[{ subnet: '10.26.0.0/24' }]], nodeName: 'n1' });
+  const realTxn = kv.txn.bind(kv);
+  let interfered = 0;
+  // Before each of the first three commits, a rival takes the address this one is about to take.
+  const rival = new Allocator(kv, parseIpamConfig(conf({ dataDir: '/unused', ranges: [[{ subnet: '10.26.0.0/24' }]], nodeName: 'n1' })));
+  const interfering: typeof kv.txn = async (tx) => {
+    if (interfered < 3 && tx.put?.some((p) => p.key === 'handle/c1/eth0')) {
+      interfered++;
+      kv.txn = realTxn;
+      await rival.allocate({ containerID: `rival${interfered}`, ifname: 'eth0' });
+      kv.txn = interfering;
+    }
+    return realTxn(tx);
+  };
+  kv.txn = interfering;
+  const mine = await alloc.allocate({ containerID: 'c1', ifname: 'eth0' });
+  kv.txn = realTxn;
+  const all = await alloc.list();
+  t.is(interfered, 3, 'three commits lost their race');
+  t.is(all.length, 4);
+  t.is(new Set(all.map((a) => a.ip)).size, 4, 'no address twice');
+  t.true(all.some((a) => a.containerID === 'c1' && a.ip === formatIP(mine.ips[0].ip)));
+});
