@@ -1,7 +1,7 @@
 import { childProcess } from '../../lib/builtin.js';
 import { systemTool } from '../../lib/systool.js';
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
-import { formatCIDR, networkCIDR, type CIDR } from '../../lib/ip/addr.js';
+import { formatCIDR, networkCIDR, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
 import { fnv1a } from './names.js';
 
@@ -42,15 +42,28 @@ export function masqScript(network: string, subnets: CIDR[]): string {
   ].join('\n');
 }
 
-/** Makes sure the network's masquerade table exists with these subnets. Runs in the plugin's (host) namespace. */
+/** The subnets a table's comment records (as written by masqComment). */
+export function subnetsOfComment(comment: string | undefined): CIDR[] {
+  const m = /subnets=(\S*)/.exec(comment ?? '');
+  return m ? m[1].split(',').map((x) => parseCIDR(x)).filter((c): c is CIDR => c !== null) : [];
+}
+
+/**
+ * Makes sure the network's masquerade table covers these subnets. The table only ever grows to the union
+ * of what containers have needed: a network whose range set spans two subnets must not lose one subnet's
+ * rule each time a container from the other one is added. Runs in the plugin's (host) namespace.
+ */
 export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 'written' {
-  const want = masqComment(network, subnets);
-  if (nftGetTable(NFPROTO_INET, masqTableName(network))?.comment === want) return 'present';
+  const existing = subnetsOfComment(nftGetTable(NFPROTO_INET, masqTableName(network))?.comment);
+  const key = (c: CIDR) => formatCIDR(networkCIDR(c));
+  const union = new Map(existing.map((c) => [key(c), networkCIDR(c)]));
+  for (const c of subnets) union.set(key(c), networkCIDR(c));
+  if (union.size === existing.length && existing.length > 0) return 'present';
   const nft = systemTool('nft');
   if (!nft) {
     throw new CniError(ErrorCode.Internal, `ipMasq: the nft command is not installed (looked in the system directories)`, 'ipMasq needs nftables (Debian package nftables) for its one-time setup');
   }
-  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: masqScript(network, subnets), encoding: 'utf8', timeout: 10_000 });
+  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: masqScript(network, [...union.values()]), encoding: 'utf8', timeout: 10_000 });
   if (run.error || run.status !== 0) {
     const why = run.error ? run.error.message : run.stderr.trim();
     throw new CniError(ErrorCode.Internal, `ipMasq: programming nftables table ${masqTableName(network)} failed: ${why}`, 'ipMasq needs the nft command (Debian package nftables) for its one-time setup');

@@ -188,3 +188,26 @@ test('STATUS answers 50 when the range is exhausted; GC releases attachments out
   await l.detach(b);
   await l.detach(a);
 });
+
+test('ipMasq on a range set spanning two subnets keeps both subnets masqueraded', async (t) => {
+  const { nftGetTable, NFPROTO_INET } = await import('../../lib/netlink/nftables.js');
+  const { inNetns } = await import('../../lib/netns/netns.js');
+  const { masqTableName, subnetsOfComment } = await import('../../plugins/bridge/masq.js');
+  const { formatCIDR } = await import('../../lib/ip/addr.js');
+  const l = lab(network('twosub', { isGateway: true, ipMasq: true, ipam: { type: 'tether-ipam', blockSize: 30, ranges: [[{ subnet: '10.77.0.0/30' }, { subnet: '10.77.1.0/29' }]] } }));
+  const a = l.newContainer();
+  const b = l.newContainer();
+  const ra = await l.attach(a);
+  const rb = await l.attach(b);
+  t.regex(ra.ips![0].address, /^10\.77\.0\./);
+  t.regex(rb.ips![0].address, /^10\.77\.1\./, 'the first subnet is full: the second container is in the other one');
+  const table = inNetns(l.host, () => nftGetTable(NFPROTO_INET, masqTableName(l.list.name)));
+  t.deepEqual(subnetsOfComment(table?.comment).map(formatCIDR).sort(), ['10.77.0.0/30', '10.77.1.0/29']);
+  // a third ADD from the first subnet's network must not drop the second subnet
+  await l.detach(a);
+  await l.attach(a);
+  const again = inNetns(l.host, () => nftGetTable(NFPROTO_INET, masqTableName(l.list.name)));
+  t.deepEqual(subnetsOfComment(again?.comment).map(formatCIDR).sort(), ['10.77.0.0/30', '10.77.1.0/29']);
+  await l.detach(a);
+  await l.detach(b);
+});
