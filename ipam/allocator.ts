@@ -223,9 +223,10 @@ export class Allocator {
       const blocks = await this.blocks();
       // The handle names the blocks; without a readable handle, every block is searched, so a damaged
       // handle can never leak an address.
-      const keys = held
-        ? [...new Set(held.ips.map((s) => { const ip = parseIP(s)!; const set = this.setOf(ip); return set < 0 ? '' : blockKey(blockOfIP(this.cfg.ranges[set], ip, this.cfg.blockSize)!.cidr); }))].filter(Boolean)
-        : [...blocks.keys()];
+      // An address the current config no longer places (the ranges were changed since the ADD) is found
+      // by searching every block too, so editing a network never leaks the addresses it handed out.
+      const named = held?.ips.map((s) => { const ip = parseIP(s); const set = ip ? this.setOf(ip) : -1; return set < 0 ? '' : blockKey(blockOfIP(this.cfg.ranges[set], ip!, this.cfg.blockSize)!.cidr); });
+      const keys = named && named.every(Boolean) ? [...new Set(named)] : [...blocks.keys()];
       const released: string[] = [];
       const puts: { key: string; value: string }[] = [];
       const conds = [{ key: handleKey(owner), version: handle?.version ?? 0 }];

@@ -228,3 +228,12 @@ test('CAS: a lost race re-reads and retries; the winner\'s address is never hand
   t.is(new Set(all.map((a) => a.ip)).size, 4, 'no address twice');
   t.true(all.some((a) => a.containerID === 'c1' && a.ip === formatIP(mine.ips[0].ip)));
 });
+
+test('DEL after the network\'s ranges were edited still frees the address', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  const before = nodeAllocator(dataDir, 'n1', { ranges: [[{ subnet: '10.27.0.0/24' }]] });
+  await before.allocate({ containerID: 'a', ifname: 'eth0' });
+  const after = nodeAllocator(dataDir, 'n1', { ranges: [[{ subnet: '10.28.0.0/24' }]] });
+  t.deepEqual(await after.release({ containerID: 'a', ifname: 'eth0' }), ['10.27.0.2']);
+  t.deepEqual(await before.list(), [], 'nothing left allocated in the old range');
+});
