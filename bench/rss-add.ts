@@ -15,4 +15,4 @@ try {
     lab.removeContainer(c);
   }
 } finally { lab.close(); }
-process.stdout.write(`${sys.childrenMaxRssKiB()}\n`);
+process.stdout.write(`${sys.childrenUsage().maxRssKiB}\n`);

@@ -8,4 +8,4 @@ const [runs, file, ...args] = process.argv.slice(2);
 for (let i = 0; i < Number(runs); i++) {
   spawnSync(file, args, { input: process.env.BENCH_STDIN ?? '', stdio: ['pipe', 'ignore', 'ignore'] });
 }
-process.stdout.write(`${sys.childrenMaxRssKiB()}\n`);
+process.stdout.write(`${sys.childrenUsage().maxRssKiB}\n`);

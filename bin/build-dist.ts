@@ -3,12 +3,9 @@ import { mkdirSync, rmSync, symlinkSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LINKS } from './programs.js';
+import { COMPILE_FLAGS } from './compile-flags.js';
 
 // Compiles the whole program into dist/bin/tether with Bun and makes one link per program name.
-// --bytecode: the binary carries precompiled bytecode. Measured here (cnictl --version): ESM without
-// bytecode ~45 ms; ESM with it ~13 ms (top-level await defeated it: there is none now); CommonJS with it
-// ~9.0 ms; ESM with it and --splitting ~7.9 ms and 2 MiB less resident: each program's code is a chunk
-// loaded only when that program runs.
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'dist', 'bin');
@@ -18,12 +15,7 @@ const names = LINKS;
 mkdirSync(out, { recursive: true });
 const started = Date.now();
 const build = spawnSync(bun, [
-  'build', '--compile', '--format=esm', '--splitting', '--bytecode', '--minify-syntax', '--minify-whitespace',
-  // A plugin runs in whatever directory the runtime has: it must never pick up a .env or bunfig.toml there.
-  '--no-compile-autoload-dotenv', '--no-compile-autoload-bunfig',
-  // A plugin lives ~20 ms: tiering code up to the JIT costs more than it returns. A 1000x threshold saves
-  // ~3 MiB per exec and ~1 ms (measured on ADD). The JIT cannot be switched off: bun:ffi needs it.
-  '--compile-jit-policy=1000',
+  ...COMPILE_FLAGS,
   '--outfile', join(out, 'tether'), join(root, 'bin', 'tether.ts'),
 ], { cwd: root, stdio: 'inherit' });
 if (build.status !== 0) {

@@ -50,10 +50,12 @@ export function checked(backend: Sys['backend'], c: Libc): Sys {
       if (errno === 11 /* EWOULDBLOCK */ || errno === 4 /* EINTR */) return false;
       throw new SysError('flock', errno);
     },
-    childrenMaxRssKiB() {
+    childrenUsage() {
       const ru = new BigInt64Array(18);
       ok(c.getrusage(-1 /* RUSAGE_CHILDREN */, ru), 'getrusage');
-      return Number(ru[4]); // ru_maxrss follows the two struct timevals
+      // struct rusage opens with two struct timevals (seconds, microseconds), then ru_maxrss.
+      const ms = (sec: bigint, usec: bigint) => Number(sec) * 1000 + Number(usec) / 1000;
+      return { userMs: ms(ru[0], ru[1]), sysMs: ms(ru[2], ru[3]), maxRssKiB: Number(ru[4]) };
     },
   };
 }

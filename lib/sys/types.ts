@@ -19,8 +19,11 @@ export interface Sys {
   umount2(target: string, flags: number): void;
   /** flock(2); with LOCK_NB returns false instead of waiting when another holder has it. */
   flock(fd: number, op: number): boolean;
-  /** getrusage(RUSAGE_CHILDREN).ru_maxrss: the largest resident set of any waited-for child, KiB. */
-  childrenMaxRssKiB(): number;
+  /**
+   * getrusage(RUSAGE_CHILDREN): CPU time of all waited-for children together, and the largest
+   * resident set any one of them reached (KiB).
+   */
+  childrenUsage(): { userMs: number; sysMs: number; maxRssKiB: number };
 }
 
 export const AF_NETLINK = 16;
