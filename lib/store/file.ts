@@ -1,5 +1,5 @@
 import {
-  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeSync,
+  closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { sys } from '../sys/index.js';
@@ -42,6 +42,8 @@ export class FileKV implements KV {
   private readonly lockFile: string;
   private readonly journalFile: string;
   private readonly revisionFile: string;
+  private readonly tmpDir: string;
+  private tmpCounter = 0;
 
   constructor(dir: string) {
     this.where = dir;
@@ -49,6 +51,7 @@ export class FileKV implements KV {
     this.lockFile = join(dir, 'lock');
     this.journalFile = join(dir, 'journal');
     this.revisionFile = join(dir, 'revision');
+    this.tmpDir = join(dir, 'tmp');
   }
 
   private path(key: string): string {
@@ -77,11 +80,22 @@ export class FileKV implements KV {
     }
   }
 
-  /** Writes a file so that its name holds the old content or the new, never a torn one. */
+  /**
+   * Writes a file so that its name holds the old content or the new, never a torn one. The temporary
+   * file lives in tmp/, written only under the lock, so whatever is there when the lock is taken was
+   * left by a writer that died: one directory to sweep instead of the whole tree.
+   */
   private writeFile(file: string, text: string, durable: boolean): void {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o600);
+    const tmp = join(this.tmpDir, `${++this.tmpCounter}-${process.pid}`);
+    let fd: number;
+    try {
+      fd = openSync(tmp, 'w', 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
+      fd = openSync(tmp, 'w', 0o600);
+    }
     try {
       writeSync(fd, text);
       if (durable) fsyncSync(fd);
@@ -97,15 +111,35 @@ export class FileKV implements KV {
   private apply(j: Journal): void {
     for (const p of j.put) this.writeFile(this.path(p.key), `${JSON.stringify({ value: p.value, version: j.revision })}\n`, false);
     for (const k of j.del) {
-      try { unlinkSync(this.path(k)); } catch (e) {
+      const file = this.path(k);
+      try { unlinkSync(file); } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       }
+      this.pruneEmptyParents(file);
     }
     this.writeFile(this.revisionFile, `${j.revision}\n`, false);
     unlinkSync(this.journalFile);
   }
 
+  /**
+   * A deleted key's directories go too once empty (handle/<container>/ would otherwise outlive every
+   * container ever attached, and every listing of handle/ would read them).
+   */
+  private pruneEmptyParents(file: string): void {
+    for (let dir = dirname(file); dir.startsWith(`${this.keysDir}/`); dir = dirname(dir)) {
+      try { rmdirSync(dir); } catch { return; /* not empty (or already gone): its parents are not empty either */ }
+    }
+  }
+
+  /** Temporary files of a writer killed mid-transaction (called under the lock, so none is in use). */
+  private sweepTmp(): void {
+    let names: string[];
+    try { names = readdirSync(this.tmpDir); } catch { return; }
+    for (const n of names) { try { unlinkSync(join(this.tmpDir, n)); } catch { /* gone already */ } }
+  }
+
   private recover(): void {
+    this.sweepTmp();
     let text: string;
     try { text = readFileSync(this.journalFile, 'utf8'); } catch { return; }
     let j: Journal;

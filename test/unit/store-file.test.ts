@@ -80,3 +80,18 @@ test('an unusable directory is StoreUnavailableError naming the path', async (t)
   t.regex(e!.message, /blocker/);
   mkdirSync(join(parent, 'ok'));
 });
+
+test('a deleted key takes its emptied directories with it; a killed writer\'s temporary files are swept by the next transaction', async (t) => {
+  const d = dir();
+  const kv = new FileKV(d);
+  await kv.txn({ if: [], put: [{ key: 'handle/c1/eth0', value: '{}' }, { key: 'handle/c1/eth1', value: '{}' }, { key: 'handle/c2/eth0', value: '{}' }] });
+  await kv.txn({ if: [], del: ['handle/c1/eth0'] });
+  t.deepEqual(readdirSync(join(d, 'keys', 'handle')).sort(), ['c1', 'c2'], 'c1 still holds eth1');
+  await kv.txn({ if: [], del: ['handle/c1/eth1', 'handle/c2/eth0'] });
+  t.deepEqual(readdirSync(join(d, 'keys')), [], 'handle/ and its container directories are gone with their last keys');
+  // what a writer killed between writing a temporary file and renaming it leaves behind
+  writeFileSync(join(d, 'tmp', '7-99999'), 'half');
+  await kv.txn({ if: [], put: [{ key: 'a', value: '1' }] });
+  t.deepEqual(readdirSync(join(d, 'tmp')), [], 'swept under the lock');
+  t.is((await kv.get('a'))!.value, '1');
+});
