@@ -20,5 +20,7 @@ export function ifnameProblem(name: string): string | null {
   if (Buffer.byteLength(name) > 15) return `is ${Buffer.byteLength(name)} bytes long; the kernel allows at most 15`;
   if (name === '.' || name === '..') return `cannot be "${name}"`;
   if (/[/:\s]/.test(name)) return 'must not contain "/", ":" or white space';
+  // The kernel would take them, but a name that moves a terminal's cursor has no place in logs or tables.
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'must not contain control characters';
   return null;
 }
