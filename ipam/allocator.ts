@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { formatIP, ipEqual, parseIP, type IP } from '../lib/ip/addr.js';
 import type { Entry, KV } from '../lib/store/kv.js';
 import {
-  addressAt, blockKey, blockOfIP, blocksOf, emptyBlock, freeOffset, inSet, offsetOf, recordCidr, usable, type BlockRecord, type BlockRef,
+  addressAt, blockKey, blockOfIP, blockRecordProblem, blocksOf, emptyBlock, freeOffset, inSet, offsetOf, recordCidr, usable, type BlockRecord, type BlockRef,
 } from './blocks.js';
 import { describeSet, setCapacity, type IpamConfig, type Range } from './config.js';
 
@@ -52,9 +52,27 @@ export interface Allocated {
   existing: boolean;
 }
 
-function parseJSON<T>(e: Entry | undefined): T | undefined {
-  if (!e) return undefined;
-  try { return JSON.parse(e.value) as T; } catch { return undefined; }
+function parseJSON(e: Entry): unknown {
+  try { return JSON.parse(e.value); } catch { return undefined; }
+}
+
+/** null when a stored value is a handle record this code can use, else what is wrong with it. */
+function handleRecordProblem(v: unknown): string | null {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not an object';
+  const r = v as Record<string, unknown>;
+  if (!Array.isArray(r.ips) || !r.ips.every((ip) => typeof ip === 'string' && parseIP(ip))) return '"ips" is not a list of addresses';
+  if (typeof r.since !== 'string' || Number.isNaN(Date.parse(r.since))) return '"since" is not a time';
+  if (typeof r.node !== 'string') return '"node" is not a node name';
+  if (r.netns !== undefined && typeof r.netns !== 'string') return '"netns" is not a path';
+  return null;
+}
+
+/**
+ * A record someone else wrote (another version, a person, a bug) that this code cannot read. Never
+ * skipped silently: a block read as "absent" could be handed out again. Code 11, naming the key.
+ */
+function damaged(where: string, key: string, problem: string): CniError {
+  return new CniError(ErrorCode.TryAgainLater, `IPAM store ${where}: ${key} is damaged (${problem}); repair or remove it`, key);
 }
 
 interface Loaded { rec: BlockRecord; version: number }
@@ -74,8 +92,10 @@ export class Allocator {
   private async blocks(): Promise<Map<string, Loaded>> {
     const out = new Map<string, Loaded>();
     for (const [k, e] of await this.kv.range('block/')) {
-      const rec = parseJSON<BlockRecord>(e);
-      if (rec && Array.isArray(rec.allocations)) out.set(k, { rec, version: e.version });
+      const rec = parseJSON(e);
+      const problem = rec === undefined ? 'not JSON' : blockRecordProblem(rec);
+      if (problem) throw damaged(this.kv.where, k, problem);
+      out.set(k, { rec: rec as BlockRecord, version: e.version });
     }
     return out;
   }
@@ -187,7 +207,7 @@ export class Allocator {
     const id = handleId(owner);
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const handle = await this.kv.get(handleKey(owner));
-      const held = parseJSON<HandleRecord>(handle);
+      const held = this.handleRecord(handleKey(owner), handle);
       if (held) return { existing: true, ips: held.ips.map((s) => { const ip = parseIP(s)!; return { ip, range: this.rangeOf(ip) }; }) };
       const blocks = await this.blocks();
       const touched = new Map<string, Touched>();
@@ -219,7 +239,8 @@ export class Allocator {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const handle = await this.kv.get(handleKey(owner));
       if (onlyVersion !== undefined && (handle?.version ?? 0) !== onlyVersion) return null;
-      const held = parseJSON<HandleRecord>(handle);
+      // A damaged handle names no blocks: every block is searched below, and the handle goes.
+      const held = handle && !handleRecordProblem(parseJSON(handle)) ? parseJSON(handle) as HandleRecord : undefined;
       const blocks = await this.blocks();
       // The handle names the blocks; without a readable handle, every block is searched, so a damaged
       // handle can never leak an address.
@@ -252,9 +273,18 @@ export class Allocator {
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
   }
 
+  /** A handle's record; undefined when absent; code 11 naming the key when damaged. */
+  private handleRecord(key: string, e: Entry | undefined): HandleRecord | undefined {
+    if (!e) return undefined;
+    const v = parseJSON(e);
+    const problem = v === undefined ? 'not JSON' : handleRecordProblem(v);
+    if (problem) throw damaged(this.kv.where, key, problem);
+    return v as HandleRecord;
+  }
+
   /** The addresses an owner holds (empty when none). */
   async holds(owner: Owner): Promise<string[]> {
-    return parseJSON<HandleRecord>(await this.kv.get(handleKey(owner)))?.ips ?? [];
+    return this.handleRecord(handleKey(owner), await this.kv.get(handleKey(owner)))?.ips ?? [];
   }
 
   /** Every allocation, from the blocks (the truth), with the handle's time when it has one. */
@@ -267,7 +297,8 @@ export class Allocator {
         if (a === null) return;
         const slash = a.lastIndexOf('/');
         const owner = { containerID: a.slice(0, slash), ifname: a.slice(slash + 1) };
-        const h = parseJSON<HandleRecord>(handles.get(handleKey(owner)));
+        const e = handles.get(handleKey(owner));
+        const h = e && !handleRecordProblem(parseJSON(e)) ? parseJSON(e) as HandleRecord : undefined;
         out.push({ ip: formatIP(addressAt(cidr, i)), ...owner, node: rec.node, since: h?.since ?? '' });
       });
     }
@@ -283,7 +314,8 @@ export class Allocator {
     for (const [k, e] of await this.kv.range('handle/')) {
       const rest = k.slice('handle/'.length);
       const slash = rest.lastIndexOf('/');
-      const record = parseJSON<HandleRecord>(e);
+      // A handle that cannot be read is left to release (which searches every block for its owner).
+      const record = handleRecordProblem(parseJSON(e)) ? undefined : parseJSON(e) as HandleRecord;
       if (record) out.push({ containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1), record, version: e.version });
     }
     return out;

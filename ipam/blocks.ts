@@ -21,6 +21,24 @@ export interface BlockRecord {
   next: number;
 }
 
+/** null when a stored value is a block record this code can use, else what is wrong with it. */
+export function blockRecordProblem(v: unknown): string | null {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not an object';
+  const r = v as Record<string, unknown>;
+  if (typeof r.cidr !== 'string') return '"cidr" is not a string';
+  const [base, prefix] = r.cidr.split('/');
+  const ip = parseIP(base ?? '');
+  const len = Number(prefix);
+  if (!ip || !Number.isInteger(len) || len < 0 || len > (ip.family === 4 ? 32 : 128)) return `"cidr" ${JSON.stringify(r.cidr)} is not a CIDR`;
+  if (typeof r.node !== 'string' || !r.node) return '"node" is not a node name';
+  if (!Array.isArray(r.allocations)) return '"allocations" is not a list';
+  const size = blockSizeOf({ ip, prefix: len });
+  if (r.allocations.length !== size) return `"allocations" has ${r.allocations.length} slots for a block of ${size}`;
+  if (!r.allocations.every((a) => a === null || (typeof a === 'string' && a.includes('/')))) return '"allocations" holds something other than null or "container/ifname"';
+  if (r.next !== undefined && (!Number.isInteger(r.next) || (r.next as number) < 0 || (r.next as number) >= size)) return '"next" is not a slot of the block';
+  return null;
+}
+
 export const blockKey = (cidr: CIDR) => `block/${formatCIDR(cidr).replace('/', '-')}`;
 
 export function blockPrefix(range: Range, blockSize: { v4: number; v6: number }): number {
