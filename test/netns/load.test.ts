@@ -4,6 +4,7 @@ import { parseNetworkList } from '../../cnictl/conf.js';
 import { Lab, type Container } from '../../conformance/lab.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { stats } from '../../bench/stats.js';
+import { heavy } from '../helpers/heavy.js';
 
 // Load on one node: 200 containers attached at once through tether-bridge + tether-ipam, then detached
 // at once, twice over. Every ADD and DEL must succeed (no lock timeout, no "try again"), every address
@@ -31,12 +32,12 @@ test(`${WAVE} parallel ADDs then DELs on one node, ${ROUNDS} rounds: all succeed
         const v = await fn();
         return [v, performance.now() - t0];
       };
-      const adds = await Promise.allSettled(wave.map((c) => timed(() => lab.attach(c))));
+      const adds = await heavy(() => Promise.allSettled(wave.map((c) => timed(() => lab.attach(c)))));
       const failedAdds = adds.flatMap((r, i) => (r.status === 'rejected' ? [`${wave[i].id}: ${(r.reason as Error).message}`] : []));
       t.deepEqual(failedAdds, [], `round ${round}: every ADD succeeds`);
       const ips = adds.flatMap((r) => (r.status === 'fulfilled' ? r.value[0].ips!.map((i) => i.address) : []));
       t.is(new Set(ips).size, WAVE, `round ${round}: ${WAVE} distinct addresses`);
-      const dels = await Promise.allSettled(wave.map((c) => timed(() => lab.detach(c))));
+      const dels = await heavy(() => Promise.allSettled(wave.map((c) => timed(() => lab.detach(c)))));
       const failedDels = dels.flatMap((r, i) => (r.status === 'rejected' ? [`${wave[i].id}: ${(r.reason as Error).message}`] : []));
       t.deepEqual(failedDels, [], `round ${round}: every DEL succeeds`);
       for (const c of wave) lab.removeContainer(c);
