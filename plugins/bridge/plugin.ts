@@ -1,18 +1,16 @@
-import { closeSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import type { Context, PluginSpec } from '../../lib/cni/skel.js';
 import type { Interface, Result, RouteConfig } from '../../lib/cni/types.js';
 import { addToIP, formatIP, ipEqual, networkOf, parseCIDR, parseIP, type CIDR, type Family, type IP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
+import { attach } from '../common/attach.js';
 import { checkVethAttachment } from '../common/check.js';
 import { configureContainer, containerRoutes, sleepMs } from '../common/container.js';
 import { enableForwarding } from '../common/forwarding.js';
 import { allocate, hasIpam, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
-import { openContainer, refuseTakenInterface } from '../common/netns.js';
-import { Rollback } from '../common/rollback.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
@@ -62,11 +60,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
   const { containerID, ifname, netns } = ctx.args;
   mark('add');
   const mac = requestedMac(ctx);
-  const nsfd = openContainer(ctx);
-  const host = Netlink.open();
-  const rollback = new Rollback();
-  try {
-    refuseTakenInterface(ctx, nsfd);
+  return attach(ctx, async ({ nsfd, host, rollback }) => {
     // IPAM before anything on the host: a bad IPAM section or an exhausted range creates nothing at all.
     const ipam = hasIpam(c) ? await allocate(ctx, rollback) : undefined;
     mark('ipam');
@@ -114,17 +108,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });
-    rollback.commit();
     return result;
-  } catch (e) {
-    // Undo in reverse: the veth (its peer goes with it), then the address.
-    await rollback.run(ctx.log);
-    throw e;
-  } finally {
-    host.close();
-    closeSync(nsfd);
-    mark('closed');
-  }
+  });
 }
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
