@@ -1,5 +1,5 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
-import { formatCIDR, type CIDR, type Family, type IP } from '../../lib/ip/addr.js';
+import { formatCIDR, formatIP, type CIDR, type Family, type IP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import type { Neighbor } from '../../lib/netlink/neigh.js';
@@ -47,7 +47,14 @@ export function configureContainer(netnsFd: number, plan: ContainerPlan): string
       for (const a of plan.addresses) nl.addrAdd(link.index, a);
       if (plan.up) nl.linkSet(link.index, { up: true });
       if (plan.enabledad && families.has(6)) waitForDad(nl, link.index);
-      for (const r of plan.routes) nl.routeAdd({ ...r, oif: link.index });
+      for (const r of plan.routes) {
+        try {
+          nl.routeAdd({ ...r, oif: link.index });
+        } catch (e) {
+          const what = `${r.dst ? formatCIDR(r.dst) : 'default'}${r.gateway ? ` via ${formatIP(r.gateway)}` : ''}`;
+          throw new CniError(ErrorCode.Internal, `cannot add the route ${what} in the container: ${(e as Error).message}`, what);
+        }
+      }
       // After up: taking a link down flushes its neighbour entries, permanent ones included.
       for (const n of plan.neighbors ?? []) nl.neighReplace(permanentNeighbor(link.index, n.ip, n.mac));
       return nl.linkByIndex(link.index)!.mac;
