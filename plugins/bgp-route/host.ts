@@ -20,7 +20,8 @@ function hostEndSysctls(name: string, families: Set<Family>): [string, number][]
   const out: [string, number][] = [];
   if (families.has(4)) out.push([`net/ipv4/conf/${name}/proxy_arp`, 1], [`net/ipv4/neigh/${name}/proxy_delay`, 0], [`net/ipv4/conf/${name}/forwarding`, 1]);
   if (families.has(6)) {
-    out.push([`net/ipv6/conf/${name}/accept_dad`, 0], [`net/ipv6/conf/${name}/accept_ra`, 0], [`net/ipv6/conf/${name}/disable_ipv6`, 0],
+    // EUI-64 (mode 0) even where the node defaults to stable-privacy: the link-local must be the gateway address.
+    out.push([`net/ipv6/conf/${name}/addr_gen_mode`, 0], [`net/ipv6/conf/${name}/accept_dad`, 0], [`net/ipv6/conf/${name}/accept_ra`, 0], [`net/ipv6/conf/${name}/disable_ipv6`, 0],
       [`net/ipv6/conf/${name}/proxy_ndp`, 1], [`net/ipv6/conf/${name}/forwarding`, 1]);
   }
   return out;

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
 import { execPlugin } from '../../cnictl/exec.js';
@@ -12,11 +13,12 @@ import { parseIpamConfig } from '../../ipam/config.js';
 import { openStore } from '../../ipam/store.js';
 import type { NetConf, Result } from '../../lib/cni/types.js';
 import { cidrContains, formatCIDR, formatIP, ipEqual, parseCIDR, parseIP, type Family } from '../../lib/ip/addr.js';
-import { formatMAC } from '../../lib/ip/mac.js';
+import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { inNetns } from '../../lib/netns/netns.js';
 import { sysctlGet } from '../../lib/netns/sysctl.js';
+import { eui64LinkLocal } from '../../plugins/bgp-route/plan.js';
 import { hostVethName } from '../../plugins/common/names.js';
 
 // tether-bgp-route on one node: every lab is a throwaway host namespace (the "node") whose names start
@@ -207,6 +209,27 @@ test('IPv6 only and dual stack: /128 addresses, the host end\'s link-local as ga
   }
 });
 
+test('IPv6 on a node whose links default to stable-privacy addresses: the host end still holds fe80::ecee:eeff:feee:eeee', async (t) => {
+  const l = lab(network('l3priv', { ipam: ipam(['fd67::/64']) }));
+  inNetns(l.host, () => { writeFileSync('/proc/sys/net/ipv6/conf/default/addr_gen_mode', '3'); });
+  const node = l.newOutside();
+  const a = l.newContainer();
+  await l.attach(a);
+  const nl = Netlink.at(l.host);
+  try {
+    const h = nl.linkByName(hostEnd(a))!;
+    t.deepEqual(nl.addrs({ family: 6, index: h.index }).map((x) => formatCIDR(x.cidr)), ['fe80::ecee:eeff:feee:eeee/64']);
+    // The control: the lab's own link, made after the default changed, got a random link-local, not its EUI-64.
+    const uplink = nl.linkByName(`${l.prefix}o`)!;
+    const ll = nl.addrs({ family: 6, index: uplink.index }).filter((x) => formatIP(x.cidr.ip).startsWith('fe80')).map((x) => formatIP(x.cidr.ip));
+    t.is(ll.length, 1);
+    t.not(ll[0], formatIP(eui64LinkLocal(parseMAC(uplink.mac)!)));
+  } finally { nl.close(); }
+  t.deepEqual(await reach(a.path, l.host, node.hostIP6), []);
+  await l.runtime.check(l.list, l.spec(a));
+  await l.detach(a);
+});
+
 test('DEL leaves nothing (no veth, no host route, no reservation); DEL twice, DEL with the namespace gone and with an empty CNI_NETNS succeed', async (t) => {
   const l = lab(network('l3del', { ipam: ipam(['10.66.0.0/16', 'fd66::/64']) }));
   const before = snapshot(l.host);
@@ -312,7 +335,6 @@ test('CHECK passes after ADD and lists every difference (code 100): a deleted ho
   const ctr = Netlink.at(a.path);
   try { t.true(ctr.neighDel({ family: C.AF_INET6, index: ctr.linkByName('eth0')!.index, ip: parseIP('fe80::ecee:eeff:feee:eeee')!, state: 0, flags: 0 })); } finally { ctr.close(); }
   const nl2 = Netlink.at(l.host);
-  const { parseMAC } = await import('../../lib/ip/mac.js');
   try { nl2.linkSet(nl2.linkByName(hostEnd(a))!.index, { mac: parseMAC('02:00:00:00:69:69')! }); } finally { nl2.close(); }
   const e2 = await t.throwsAsync(l.runtime.check(l.list, l.spec(a)), { instanceOf: PluginFailure });
   t.is(e2!.code, 100);
