@@ -25,7 +25,10 @@ import { hostVethName } from '../../plugins/common/names.js';
 // with tl3; it has no default route unless a test adds one.
 const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
 const labs: Lab[] = [];
-test.after.always(() => { for (const l of labs) l.close(); });
+test.after.always('every lab is removed, and nothing with its names is left', (t) => {
+  for (const l of labs) l.close();
+  t.deepEqual(labs.flatMap((l) => l.leftovers()), []);
+});
 
 const ipam = (subnets: string[], extra: Record<string, unknown> = {}) => ({ type: 'tether-ipam', ranges: subnets.map((s) => [{ subnet: s }]), ...extra });
 
