@@ -129,6 +129,8 @@ const only = process.env.BENCH_ONLY?.split(',');
 const want = (k: string) => !only || only.includes(k);
 if (want('startup')) startup();
 if (want('adddel')) await addDel('tether vs reference', loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, loadNetworkList(benchNets, 'bench-ref-plain'), [REF]);
+// Routed (L3) attachments: tether-bgp-route against the closest reference plugin, ptp (also a veth with no bridge and host routes).
+if (want('l3')) await addDel('routed (L3): tether vs reference', loadNetworkList(benchNets, 'bench-tether-l3'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ptp'), [REF]);
 if (want('masq')) await addDel('with ipMasq: tether vs reference', loadNetworkList(benchNets, 'bench-tether-masq'), tetherPath, loadNetworkList(benchNets, 'bench-ref-masq'), [REF]);
 if (want('etcd')) {
   // The same plugin and network, IPAM state in etcd (over a Unix socket: the plugins run in the lab's host namespace) vs the embedded store.

@@ -11,6 +11,13 @@ export const programs: Record<string, () => Promise<Program>> = {
     registerInProcess('tether-ipam', ipamPlugin);
     return () => runPlugin(bridgePlugin);
   },
+  'tether-bgp-route': async () => {
+    const [{ runPlugin }, { registerInProcess }, { bgpRoutePlugin }, { ipamPlugin }] = await Promise.all([
+      import('../lib/cni/skel.js'), import('../lib/cni/invoke.js'), import('../plugins/bgp-route/plugin.js'), import('../ipam/plugin.js'),
+    ]);
+    registerInProcess('tether-ipam', ipamPlugin);
+    return () => runPlugin(bgpRoutePlugin);
+  },
   'tether-ipam': async () => {
     const [{ runPlugin }, { ipamPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../ipam/plugin.js')]);
     return () => runPlugin(ipamPlugin);
@@ -20,4 +27,4 @@ export const programs: Record<string, () => Promise<Program>> = {
 };
 
 /** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam'];
+export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route'];

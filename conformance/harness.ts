@@ -39,6 +39,8 @@ export interface HarnessOptions {
   /** Cases a given plugin is known to fail, with the spec section it breaks: they are reported, not hidden. */
   knownFailures?: Record<string, string>;
   log?: (line: string) => void;
+  /** Starts every namespace and link name the run creates (default "tcf"). */
+  labPrefix?: string;
 }
 
 async function runCases(lab: Lab, o: HarnessOptions, pluginFile: string, log: (l: string) => void): Promise<CaseResult[]> {
@@ -83,7 +85,7 @@ export async function runConformance(o: HarnessOptions): Promise<Report> {
   const started = Date.now();
   const pluginFile = findPlugin(o.list.plugins[0].type as string, o.path);
   if (!pluginFile) throw new Error(`plugin "${String(o.list.plugins[0].type)}" not found in ${o.path.join(':')}`);
-  const lab = new Lab(o.list, o.path);
+  const lab = new Lab(o.list, o.path, undefined, o.labPrefix);
   let cases: CaseResult[];
   try {
     cases = await runCases(lab, o, pluginFile, log);

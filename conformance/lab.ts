@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetns } from '../lib/netns/netns.js';
 import { Netlink } from '../lib/netlink/handle.js';
+import { IFA_F_NODAD } from '../lib/netlink/constants.js';
 import { parseCIDR, parseIP } from '../lib/ip/addr.js';
 import { openStore } from '../ipam/store.js';
 import { Allocator } from '../ipam/allocator.js';
@@ -33,6 +34,15 @@ function installSignalHandlers(): void {
   }
 }
 
+/** A namespace outside the node and the addresses of the link between it and the node. */
+export interface Outside {
+  path: string;
+  hostIP: string;
+  outsideIP: string;
+  hostIP6: string;
+  outsideIP6: string;
+}
+
 export interface Container {
   name: string;
   path: string;
@@ -58,10 +68,12 @@ export class Lab {
   private readonly containers: Container[] = [];
   private counter = 0;
   private closed = false;
+  private outside?: Outside;
 
-  constructor(list: NetworkList, path: string[], timeoutMs = 30_000) {
+  /** `namePrefix` starts every namespace and link name of the lab (random hex digits follow). */
+  constructor(list: NetworkList, path: string[], timeoutMs = 30_000, namePrefix = 'tcf') {
     installSignalHandlers();
-    this.prefix = `tcf${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`;
+    this.prefix = `${namePrefix}${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`;
     this.dir = mkdtempSync(join(tmpdir(), `${this.prefix}-`));
     live.add(this);
     try {
@@ -118,29 +130,42 @@ export class Lab {
   removeContainer(c: Container): void { deleteNamedNetns(c.name); }
 
   /**
-   * A namespace outside the node, reachable from the host namespace over a veth (198.18.x.0/30), with no
-   * route back to the pods: a container reaches it only if its traffic leaves with the host's address.
+   * A namespace outside the node, reachable from the host namespace over a veth (198.18.x.0/30 and
+   * 2001:db8:x::/64), with no route back to the pods: a container reaches it only if its traffic
+   * leaves with the host's address. Made once per lab; later calls return the same one.
    */
-  newOutside(): { path: string; hostIP: string; outsideIP: string } {
+  newOutside(): Outside {
+    this.outside ??= this.makeOutside();
+    return this.outside;
+  }
+
+  private makeOutside(): Outside {
     const name = `${this.prefix}-out`;
     const path = createNamedNetns(name);
     this.containers.push({ name, path, id: '' });
     const third = crypto.getRandomValues(new Uint8Array(1))[0];
     const hostIP = `198.18.${third}.1`;
     const outsideIP = `198.18.${third}.2`;
+    const hostIP6 = `2001:db8:${third.toString(16)}::1`;
+    const outsideIP6 = `2001:db8:${third.toString(16)}::2`;
+    // No DAD: a tentative address would make the first seconds of every IPv6 test fail.
+    const nodad = { flags: IFA_F_NODAD };
     const fd = openNetns(path);
     const nl = Netlink.at(this.host);
     try {
       const link = nl.linkAdd({ kind: 'veth', name: `${this.prefix}o`, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
       nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
+      nl.addrAdd(link.index, parseCIDR(`${hostIP6}/64`)!, nodad);
     } finally { nl.close(); closeSync(fd); }
     const out = Netlink.at(path);
     try {
-      out.addrAdd(out.linkByName('eth0')!.index, parseCIDR(`${outsideIP}/30`)!);
-      out.linkSet(out.linkByName('eth0')!.index, { up: true });
+      const eth0 = out.linkByName('eth0')!.index;
+      out.addrAdd(eth0, parseCIDR(`${outsideIP}/30`)!);
+      out.addrAdd(eth0, parseCIDR(`${outsideIP6}/64`)!, nodad);
+      out.linkSet(eth0, { up: true });
       out.linkSet(out.linkByName('lo')!.index, { up: true });
     } finally { out.close(); }
-    return { path, hostIP, outsideIP };
+    return { path, hostIP, outsideIP, hostIP6, outsideIP6 };
   }
 
   spec(c: Container, ifname = 'eth0'): AttachmentSpec {

@@ -1,4 +1,4 @@
-import { parseCIDR, formatIP, type Family } from '../../lib/ip/addr.js';
+import { parseCIDR, parseIP, formatIP, ipEqual, isLinkLocal, type Family } from '../../lib/ip/addr.js';
 import type { Result } from '../../lib/cni/types.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import type { Link } from '../../lib/netlink/link.js';
@@ -24,13 +24,13 @@ function gatewayOf(r: Result, family: Family): string | undefined {
 
 const families = (r: Result) => ([4, 6] as Family[]).filter((f) => addressOf(r, f));
 
-async function ping(netns: string, ip: string, extra: string[] = []): Promise<string | null> {
+export async function ping(netns: string, ip: string, extra: string[] = []): Promise<string | null> {
   const out = await runIn(netns, 'ping', ['-n', '-c', '2', '-i', '0.2', '-W', '2', ...extra, ip], 10_000);
   return out.status === 0 ? null : `ping ${extra.join(' ')} ${ip} failed: ${(out.stdout + out.stderr).trim().split('\n').slice(-2).join(' | ')}`;
 }
 
 /** A probe server in serverNs on ip; runs fn, then stops it. */
-async function withServer<T>(serverNs: string, ip: string, args: string[], fn: () => Promise<T>): Promise<T> {
+export async function withServer<T>(serverNs: string, ip: string, args: string[], fn: () => Promise<T>): Promise<T> {
   const [file, prefix] = selfCommand();
   const server = startIn(serverNs, file, [...prefix, 'probe', 'serve', '--ip', ip, '--port', String(PORT), '--seconds', '20', ...args]);
   try {
@@ -39,13 +39,13 @@ async function withServer<T>(serverNs: string, ip: string, args: string[], fn: (
   } finally { stop(server); }
 }
 
-async function connect(clientNs: string, proto: 'tcp' | 'udp', ip: string, extra: string[] = []) {
+export async function connect(clientNs: string, proto: 'tcp' | 'udp', ip: string, extra: string[] = []) {
   const [file, prefix] = selfCommand();
   return runIn(clientNs, file, [...prefix, 'probe', 'connect', '--proto', proto, '--ip', ip, '--port', String(PORT), '--timeout-ms', '3000', ...extra], 10_000);
 }
 
 /** TCP and UDP echo from clientNs to a server in serverNs. */
-async function echo(serverNs: string, clientNs: string, ip: string): Promise<string[]> {
+export async function echo(serverNs: string, clientNs: string, ip: string): Promise<string[]> {
   return withServer(serverNs, ip, [], async () => {
     const problems: string[] = [];
     for (const proto of ['tcp', 'udp'] as const) {
@@ -54,6 +54,20 @@ async function echo(serverNs: string, clientNs: string, ip: string): Promise<str
     }
     return problems;
   });
+}
+
+/** Whether the node (the lab's host namespace) holds ip as a routable address on one of its links. */
+function nodeHolds(lab: Lab, ip: string): boolean {
+  const want = parseIP(ip)!;
+  if (isLinkLocal(want)) return false;
+  const nl = Netlink.at(lab.host);
+  try { return nl.addrs({ family: want.family }).some((a) => ipEqual(a.cidr.ip, want)); } finally { nl.close(); }
+}
+
+/** A routable address of the node: its side of the link to the outside namespace. */
+function nodeAddress(lab: Lab, f: Family): string {
+  const out = lab.newOutside();
+  return f === 4 ? out.hostIP : out.hostIP6;
 }
 
 /** The host end of the container's veth, found from the kernel (the container end's IFLA_LINK). */
@@ -68,7 +82,7 @@ function hostPeer(lab: Lab, c: Container, ifname = 'eth0'): Link | null {
 
 export const dataplaneCases: Case[] = [
   {
-    id: 'reach-gateway', title: 'a container reaches its gateway, every address family (ICMP, TCP, UDP)', kind: 'dataplane',
+    id: 'reach-gateway', title: 'a container reaches its gateway, every address family (ICMP, TCP, UDP); on a routed link, the node through it', kind: 'dataplane',
     async run(ctx: CaseContext) {
       const c = ctx.lab.newContainer();
       const r = await ctx.lab.attach(c);
@@ -78,7 +92,12 @@ export const dataplaneCases: Case[] = [
         const problems: string[] = [];
         for (const f of fams) {
           const gw = gatewayOf(r, f)!;
-          problems.push(...[await ping(c.path, gw), ...(await echo(ctx.lab.host, c.path, gw))].filter((p): p is string => !!p).map((p) => `IPv${f}: ${p}`));
+          // A gateway the node holds as a routable address (a bridge's) is reached itself. One it does not
+          // (169.254.1.1, the host end's link-local: a routed link's next hop only) is proven by reaching
+          // the node's own address through it.
+          const target = nodeHolds(ctx.lab, gw) ? gw : nodeAddress(ctx.lab, f);
+          if (target !== gw) ctx.log(`reach-gateway: IPv${f} gateway ${gw} is a next hop only; reaching the node's address ${target} through it`);
+          problems.push(...[await ping(c.path, target), ...(await echo(ctx.lab.host, c.path, target))].filter((p): p is string => !!p).map((p) => `IPv${f} (${target}): ${p}`));
         }
         expect(!problems.length, problems.join('; '));
       } finally { await ctx.lab.detach(c); }

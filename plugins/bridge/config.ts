@@ -2,6 +2,7 @@ import { CniError, ErrorCode, invalidConfig } from '../../lib/cni/errors.js';
 import type { Command } from '../../lib/cni/env.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import { ifnameProblem } from '../../lib/cni/validate.js';
+import { checkIpamSection, mtuField, requireBooleans } from '../common/config.js';
 
 export interface BridgeConf extends NetConf {
   bridge: string;
@@ -21,18 +22,12 @@ const BOOLS = ['isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairp
 
 /** Reads and checks the reference bridge's options; anything tether cannot honour is refused, never ignored. */
 export function parseBridgeConf(conf: NetConf, command: Command): BridgeConf {
-  for (const k of BOOLS) {
-    if (conf[k] !== undefined && typeof conf[k] !== 'boolean') throw invalidConfig(k, 'must be true or false', conf[k]);
-  }
+  requireBooleans(conf, BOOLS);
   const bridge = conf.bridge ?? 'cni0';
   if (typeof bridge !== 'string') throw invalidConfig('bridge', 'must be an interface name', bridge);
   const problem = ifnameProblem(bridge);
   if (problem) throw invalidConfig('bridge', problem, bridge);
-  let mtu: number | undefined;
-  if (conf.mtu !== undefined && conf.mtu !== 0) {
-    if (!Number.isInteger(conf.mtu) || (conf.mtu as number) < 68 || (conf.mtu as number) > 65535) throw invalidConfig('mtu', 'must be an integer from 68 to 65535', conf.mtu);
-    mtu = conf.mtu as number;
-  }
+  const mtu = mtuField(conf);
   const c: BridgeConf = {
     ...conf,
     bridge,
@@ -62,10 +57,6 @@ export function parseBridgeConf(conf: NetConf, command: Command): BridgeConf {
   if (conf.ipMasqBackend !== undefined && conf.ipMasqBackend !== 'nftables') {
     throw new CniError(ErrorCode.UnsupportedField, `unsupported field "ipMasqBackend": tether-bridge masquerades with nftables only`, `ipMasqBackend=${JSON.stringify(conf.ipMasqBackend)}`);
   }
-  if (conf.ipam !== undefined && (typeof conf.ipam !== 'object' || conf.ipam === null)) throw invalidConfig('ipam', 'must be an object', conf.ipam);
-  if (conf.ipam && Object.keys(conf.ipam).length && typeof conf.ipam.type !== 'string') throw invalidConfig('ipam.type', 'is required when "ipam" is set', conf.ipam.type);
+  checkIpamSection(conf);
   return c;
 }
-
-/** An L3 network has an IPAM plugin; `"ipam": {}` or none is L2 only. */
-export const hasIpam = (c: BridgeConf) => !!c.ipam && typeof c.ipam.type === 'string' && c.ipam.type !== '';

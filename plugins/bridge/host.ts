@@ -1,5 +1,5 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
-import { cidrsOverlap, formatCIDR, formatIP, ipEqual, type CIDR, type Family } from '../../lib/ip/addr.js';
+import { cidrsOverlap, formatCIDR, formatIP, ipEqual, type CIDR } from '../../lib/ip/addr.js';
 import { randomLocalMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import type { Netlink } from '../../lib/netlink/handle.js';
@@ -62,12 +62,6 @@ export function ensureGatewayAddresses(nl: Netlink, br: Link, gateways: CIDR[], 
       if (!exists(e)) throw e;
     }
   }
-}
-
-/** Routing between the bridge and the rest of the node, written only when not already on. */
-export function enableForwarding(families: Set<Family>): void {
-  if (families.has(4)) sysctlSet('net/ipv4/ip_forward', 1);
-  if (families.has(6)) sysctlSet('net/ipv6/conf/all/forwarding', 1);
 }
 
 export const describeGateway = (gw: CIDR) => `${formatIP(gw.ip)}/${gw.prefix}`;

@@ -3,7 +3,7 @@ import { systemTool } from '../../lib/systool.js';
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import { formatCIDR, networkCIDR, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
-import { fnv1a } from './names.js';
+import { fnv1a } from '../common/names.js';
 
 /**
  * Masquerading is one nftables table per network, keyed on the network's subnets, not one chain per

@@ -7,7 +7,7 @@ import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import * as C from '../../lib/netlink/constants.js';
 import { PluginFailure } from '../../cnictl/runtime.js';
-import { hostVethName } from '../../plugins/bridge/names.js';
+import { hostVethName } from '../../plugins/common/names.js';
 
 // tether-bridge's own behaviour beyond the generic conformance cases, each in a throwaway host namespace.
 const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));

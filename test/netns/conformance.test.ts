@@ -15,20 +15,31 @@ const REF_BRIDGE_KNOWN = {
   'exhausted-range': 'SPEC.md "Lifecycle & ordering": the runtime must DEL after a failed ADD, so leaving the veth until then is allowed; tether requires that a failed ADD leaves nothing',
 };
 
-const matrix: { network: string; path: string[]; known?: Record<string, string>; mustRun: string[] }[] = [
+const matrix: { network: string; path: string[]; known?: Record<string, string>; mustRun: string[]; skipped?: Record<string, RegExp>; labPrefix?: string }[] = [
   { network: 'tether-bridge', path: [dist], mustRun: ['ipmasq', 'mtu', 'hairpin', 'exhausted-range', 'add-result@1.1.0', 'add-result@0.3.0'] },
   { network: 'ref-bridge-tether-ipam', path: [dist, '/usr/lib/cni'], known: REF_BRIDGE_KNOWN, mustRun: ['concurrent-adds', 'del-netns-gone'] },
   { network: 'tether-bridge-host-local', path: [dist, '/usr/lib/cni'], mustRun: ['exhausted-range', 'add-result@1.0.0'] },
   { network: 'ref-bridge', path: ['/usr/lib/cni'], known: REF_BRIDGE_KNOWN, mustRun: ['add-result@0.3.0', 'add-result@1.0.0'] },
   { network: 'ref-ptp', path: ['/usr/lib/cni'], mustRun: ['pod-to-pod'] },
+  {
+    network: 'tether-bgp-route', path: [dist], labPrefix: 'tl3',
+    mustRun: ['reach-gateway', 'pod-to-pod', 'mtu', 'exhausted-range', 'del-leaves-nothing', 'concurrent-adds', 'check', 'del-netns-gone', 'add-result@1.1.0', 'add-result@0.3.0'],
+    // A routed link has no bridge port and tether-bgp-route does not masquerade: these must say so, not pass.
+    skipped: { hairpin: /does not set hairpinMode/, ipmasq: /does not set ipMasq/ },
+  },
 ];
 
 for (const m of matrix) {
   test(`conformance: ${m.network}`, async (t) => {
-    const report = await runConformance({ list: loadNetworkList(networks, m.network), path: m.path, knownFailures: m.known });
+    const report = await runConformance({ list: loadNetworkList(networks, m.network), path: m.path, knownFailures: m.known, labPrefix: m.labPrefix });
     const bad = report.cases.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message ?? ''}`);
     t.deepEqual(bad, []);
     for (const id of m.mustRun) t.is(report.cases.find((c) => c.id === id)?.status, 'pass', `${id} must run and pass here`);
+    for (const [id, why] of Object.entries(m.skipped ?? {})) {
+      const c = report.cases.find((x) => x.id === id);
+      t.is(c?.status, 'skip', `${id} does not apply here and must be reported as skipped`);
+      t.regex(c?.message ?? '', why);
+    }
     for (const c of report.cases.filter((x) => x.status === 'known-failure')) t.truthy(m.known?.[c.id], `${c.id} failed without being a documented known failure`);
     t.deepEqual(report.leftovers, []);
   });

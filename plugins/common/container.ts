@@ -1,7 +1,8 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
-import { formatCIDR, type CIDR, type Family, type IP } from '../../lib/ip/addr.js';
+import { formatCIDR, formatIP, type CIDR, type Family, type IP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
+import type { Neighbor } from '../../lib/netlink/neigh.js';
 import type { Route } from '../../lib/netlink/route.js';
 import { inNetnsFd } from '../../lib/netns/netns.js';
 import { sysctlSet } from '../../lib/netns/sysctl.js';
@@ -15,6 +16,8 @@ export interface ContainerPlan {
   routes: Route[];
   enabledad: boolean;
   up: boolean;
+  /** Permanent neighbour entries on the interface (a routed gateway that must resolve without ARP/NDP). */
+  neighbors?: { ip: IP; mac: Uint8Array }[];
 }
 
 const DAD_WAIT_MS = 5000;
@@ -44,12 +47,26 @@ export function configureContainer(netnsFd: number, plan: ContainerPlan): string
       for (const a of plan.addresses) nl.addrAdd(link.index, a);
       if (plan.up) nl.linkSet(link.index, { up: true });
       if (plan.enabledad && families.has(6)) waitForDad(nl, link.index);
-      for (const r of plan.routes) nl.routeAdd({ ...r, oif: link.index });
+      for (const r of plan.routes) {
+        try {
+          nl.routeAdd({ ...r, oif: link.index });
+        } catch (e) {
+          const what = `${r.dst ? formatCIDR(r.dst) : 'default'}${r.gateway ? ` via ${formatIP(r.gateway)}` : ''}`;
+          throw new CniError(ErrorCode.Internal, `cannot add the route ${what} in the container: ${(e as Error).message}`, what);
+        }
+      }
+      // After up: taking a link down flushes its neighbour entries, permanent ones included.
+      for (const n of plan.neighbors ?? []) nl.neighReplace(permanentNeighbor(link.index, n.ip, n.mac));
       return nl.linkByIndex(link.index)!.mac;
     } finally {
       nl.close();
     }
   });
+}
+
+/** A static ARP/NDP entry: never expires, never probed. */
+export function permanentNeighbor(index: number, ip: IP, mac: Uint8Array): Neighbor {
+  return { family: ip.family === 4 ? C.AF_INET : C.AF_INET6, index, ip, mac, state: C.NUD_PERMANENT, flags: 0 };
 }
 
 /** With DAD on, addresses start tentative; wait until they settle, and fail on a duplicate. */

@@ -1,0 +1,38 @@
+import { closeSync } from 'node:fs';
+import type { Context } from '../../lib/cni/skel.js';
+import type { Result } from '../../lib/cni/types.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import { mark } from '../../lib/trace.js';
+import { openContainer, refuseTakenInterface } from './netns.js';
+import { Rollback } from './rollback.js';
+
+/** What an ADD works with: the container's namespace, a handle on the host, and what to undo on failure. */
+export interface AttachScope {
+  nsfd: number;
+  host: Netlink;
+  rollback: Rollback;
+}
+
+/**
+ * The frame of a veth plugin's ADD: opens the container's namespace, refuses an interface name already
+ * taken there (before anything is touched, so the first attachment stays intact), runs the plugin's
+ * steps and, when one fails, undoes every step that pushed its undo, in reverse.
+ */
+export async function attach(ctx: Context<any>, steps: (s: AttachScope) => Promise<Result>): Promise<Result> {
+  const nsfd = openContainer(ctx);
+  const host = Netlink.open();
+  const rollback = new Rollback();
+  try {
+    refuseTakenInterface(ctx, nsfd);
+    const result = await steps({ nsfd, host, rollback });
+    rollback.commit();
+    return result;
+  } catch (e) {
+    await rollback.run(ctx.log);
+    throw e;
+  } finally {
+    host.close();
+    closeSync(nsfd);
+    mark('closed');
+  }
+}
