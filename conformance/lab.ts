@@ -39,6 +39,36 @@ export interface Container {
   id: string;
 }
 
+/**
+ * A namespace outside the node, reachable from the host namespace over a veth (198.18.x.0/30), with no
+ * route back to the pods: a container reaches it only if its traffic leaves with the host's address.
+ * The caller owns the namespace `name` (deletes it by that name); the veth goes with it.
+ */
+export function createOutside(host: string, name: string, hostLink: string): { path: string; hostIP: string; outsideIP: string } {
+  const path = createNamedNetns(name);
+  try {
+    const third = crypto.getRandomValues(new Uint8Array(1))[0];
+    const hostIP = `198.18.${third}.1`;
+    const outsideIP = `198.18.${third}.2`;
+    const fd = openNetns(path);
+    const nl = Netlink.at(host);
+    try {
+      const link = nl.linkAdd({ kind: 'veth', name: hostLink, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
+      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
+    } finally { nl.close(); closeSync(fd); }
+    const out = Netlink.at(path);
+    try {
+      out.addrAdd(out.linkByName('eth0')!.index, parseCIDR(`${outsideIP}/30`)!);
+      out.linkSet(out.linkByName('eth0')!.index, { up: true });
+      out.linkSet(out.linkByName('lo')!.index, { up: true });
+    } finally { out.close(); }
+    return { path, hostIP, outsideIP };
+  } catch (e) {
+    deleteNamedNetns(name);
+    throw e;
+  }
+}
+
 /** IPAM types whose reservations live as one file per address under dataDir/<network> (host-local's layout). */
 const FILE_IPAM = new Set(['host-local', 'tether-ipam']);
 
@@ -123,24 +153,9 @@ export class Lab {
    */
   newOutside(): { path: string; hostIP: string; outsideIP: string } {
     const name = `${this.prefix}-out`;
-    const path = createNamedNetns(name);
-    this.containers.push({ name, path, id: '' });
-    const third = crypto.getRandomValues(new Uint8Array(1))[0];
-    const hostIP = `198.18.${third}.1`;
-    const outsideIP = `198.18.${third}.2`;
-    const fd = openNetns(path);
-    const nl = Netlink.at(this.host);
-    try {
-      const link = nl.linkAdd({ kind: 'veth', name: `${this.prefix}o`, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
-      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
-    } finally { nl.close(); closeSync(fd); }
-    const out = Netlink.at(path);
-    try {
-      out.addrAdd(out.linkByName('eth0')!.index, parseCIDR(`${outsideIP}/30`)!);
-      out.linkSet(out.linkByName('eth0')!.index, { up: true });
-      out.linkSet(out.linkByName('lo')!.index, { up: true });
-    } finally { out.close(); }
-    return { path, hostIP, outsideIP };
+    const o = createOutside(this.host, name, `${this.prefix}o`);
+    this.containers.push({ name, path: o.path, id: '' });
+    return o;
   }
 
   spec(c: Container, ifname = 'eth0'): AttachmentSpec {
