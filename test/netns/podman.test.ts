@@ -104,8 +104,11 @@ test.serial('a restarted container gets a working network and still holds one ad
   t.deepEqual((await reservations()).filter((x) => x.containerID === id).map((x) => x.ip), [b]);
 });
 
+const podmanIDs: string[] = [];
+
 test.serial('podman rm leaves no address reserved and no cache record', async (t) => {
   const ids = [(await rig.inspect('a')).Id, (await rig.inspect('b')).Id];
+  podmanIDs.push(...ids);
   t.is((await reservations()).length, 2);
   await rig.ok(['rm', '-f', '-t', '0', 'a', 'b']);
   t.deepEqual(await reservations(), []);
@@ -114,4 +117,18 @@ test.serial('podman rm leaves no address reserved and no cache record', async (t
   const out = await rig.runOnce(net, `ping -c1 -W3 ${gateway}`);
   t.regex(out, /1 packets received/);
   t.deepEqual(await reservations(), []);
+});
+
+test.serial('every CNI operation podman ran is one structured line in the log the config names', (t) => {
+  const ops = readFileSync(rig.logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)).filter((l) => l.msg === 'operation');
+  const [a, b] = podmanIDs;
+  t.truthy(a && b, 'the rm test ran first');
+  const of = (id: string) => ops.filter((o) => o.containerID === id);
+  t.deepEqual(of(a).filter((o) => o.command === 'ADD').length, 1);
+  t.deepEqual(of(b).filter((o) => o.command === 'ADD').length, 2, 'run, then restart');
+  for (const id of [a, b]) {
+    t.is(of(id).at(-1).command, 'DEL', 'podman rm ended with a DEL');
+    for (const o of of(id)) t.like(o, { plugin: 'tether-bridge', network: net, ifname: 'eth0', result: 'ok' });
+  }
+  t.true(ops.every((o) => typeof o.duration_ms === 'number'));
 });
