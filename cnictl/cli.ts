@@ -23,6 +23,9 @@ Usage:
                                                     release this node's attachments whose namespace is gone
   cnictl netns add|del <name> | netns ls
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
+  cnictl install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--subnet CIDR] [--from FILE] [--force] [--dry-run]
+                                                    the binary, its links and a default conflist (unless one exists)
+  cnictl uninstall [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--dry-run]
 
 Options (all commands):
   --conf-dir DIR    network configurations (env NETCONFPATH; default /etc/cni/net.d)
@@ -35,8 +38,8 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node'] as const;
-const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet'] as const;
+const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose', 'dry-run', 'force'] as const;
 
 const err = (s: string) => { writeSync(2, s); };
 

@@ -160,6 +160,11 @@ export async function run(c: Ctx): Promise<number> {
       c.out(c.json ? JSON.stringify({ released }) : released.length ? `released ${released.join(', ')} held by ${id}/${ifname}` : `${id}/${ifname} held no address on ${net}`);
       return 0;
     }
+    case 'install':
+    case 'uninstall': {
+      const { runInstall } = await import('./install-cmd.js');
+      return runInstall(c, cmd);
+    }
     case 'conformance': {
       const [net] = need(c, 1, '<network>');
       const { runConformanceCli } = await import('../conformance/cli.js');
