@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOutside } from '../../conformance/lab.js';
 import { runIn, type RunOutcome } from '../../conformance/spawn.js';
+import { childProcess } from '../../lib/builtin.js';
 import { Netlink } from '../../lib/netlink/handle.js';
-import { createNamedNetns, deleteNamedNetns, listNamedNetns } from '../../lib/netns/netns.js';
+import { createNamedNetns, deleteNamedNetns, inNetns, listNamedNetns } from '../../lib/netns/netns.js';
 
 export const DIST = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
 /** libcni's result cache: podman 4.3 has no setting for it, so its records land here (removed by `podman rm`). */
@@ -33,6 +34,7 @@ export class PodmanRig {
   readonly host: string;
   readonly outside: { path: string; hostIP: string; outsideIP: string };
   private readonly networks: string[] = [];
+  private closed = false;
 
   constructor() {
     try {
@@ -41,13 +43,20 @@ export class PodmanRig {
       copyFileSync(BUSYBOX, join(this.rootfs, 'bin', 'busybox'));
       for (const a of APPLETS) symlinkSync('busybox', join(this.rootfs, 'bin', a));
       const conf = join(this.dir, 'containers.conf');
-      writeFileSync(conf, `[network]\nnetwork_backend = "cni"\ncni_plugin_dirs = [${JSON.stringify(DIST)}, "/usr/lib/cni"]\nnetwork_config_dir = ${JSON.stringify(this.confDir)}\n`);
+      // File locks live in the rig's tmpdir. The default shm locks are one segment for every podman on the
+      // machine, and a podman starting on a fresh tmpdir frees them all (its "refresh" after a reboot).
+      writeFileSync(conf, [
+        '[network]', 'network_backend = "cni"', `cni_plugin_dirs = [${JSON.stringify(DIST)}, "/usr/lib/cni"]`, `network_config_dir = ${JSON.stringify(this.confDir)}`,
+        '[engine]', 'lock_type = "file"', '',
+      ].join('\n'));
       // Podman reads it from the environment only; this process (one ava worker per file) is the test's own.
       process.env.CONTAINERS_CONF = conf;
       this.host = createNamedNetns(`${this.prefix}-host`);
       const nl = Netlink.at(this.host);
       try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
       this.outside = createOutside(this.host, `${this.prefix}-out`, `${this.prefix}o`);
+      process.once('exit', () => this.cleanup());
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { this.cleanup(); process.exit(130); });
     } catch (e) {
       this.close();
       throw e;
@@ -62,11 +71,7 @@ export class PodmanRig {
   }
 
   podman(args: string[], timeoutMs = 60_000): Promise<RunOutcome> {
-    return runIn(this.host, 'podman', [
-      '--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
-      '--root', join(this.dir, 'storage'), '--runroot', join(this.dir, 'run'), '--tmpdir', join(this.dir, 'tmp'),
-      ...args,
-    ], timeoutMs);
+    return runIn(this.host, 'podman', [...this.flags(), ...args], timeoutMs);
   }
 
   /** podman, failing with its output when it fails. */
@@ -99,18 +104,28 @@ export class PodmanRig {
     return join(LIBCNI_CACHE, `${network}-${containerID}-${ifname}`);
   }
 
-  /** Removes every container, then the namespaces and files, by exact name. Safe to call twice. */
-  async cleanup(): Promise<string[]> {
+  private flags(): string[] {
+    return ['--runtime', 'runc', '--cgroup-manager', 'cgroupfs', '--events-backend', 'file',
+      '--root', join(this.dir, 'storage'), '--runroot', join(this.dir, 'run'), '--tmpdir', join(this.dir, 'tmp')];
+  }
+
+  /**
+   * Removes every container, then the namespaces and files, by exact name. Synchronous, so it also runs
+   * on SIGINT/SIGTERM and on exit (installed by the constructor). Safe to call twice.
+   */
+  cleanup(): string[] {
+    if (this.closed) return [];
     const problems: string[] = [];
     if (existsSync(join(this.dir, 'storage'))) {
-      const r = await this.podman(['rm', '-af', '-t', '0'], 60_000);
-      if (r.status !== 0) problems.push(`podman rm -af: ${r.stderr.trim()}`);
+      const r = inNetns(this.host, () => childProcess().spawnSync('podman', [...this.flags(), 'rm', '-af', '-t', '0'], { encoding: 'utf8', timeout: 60_000 }));
+      if (r.status !== 0) problems.push(`podman rm -af: ${r.error?.message ?? r.stderr.trim()}`);
     }
     this.close();
     return problems;
   }
 
   private close(): void {
+    this.closed = true;
     for (const n of this.networks) {
       let names: string[] = [];
       try { names = readdirSync(LIBCNI_CACHE); } catch { /* no cache */ }

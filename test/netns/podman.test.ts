@@ -26,8 +26,8 @@ const net = rig.addNetwork({
   }],
 });
 
-test.after.always('podman containers, namespaces, storage and cache records are removed', async (t) => {
-  const problems = await rig.cleanup();
+test.after.always('podman containers, namespaces, storage and cache records are removed', (t) => {
+  const problems = rig.cleanup();
   t.deepEqual(problems, []);
   t.deepEqual(rig.leftovers(), []);
   t.false(existsSync(rig.dir));
