@@ -31,7 +31,10 @@ export interface Operation {
 }
 
 export interface Rotation {
-  /** The file is rotated before a write would take it past this size. */
+  /**
+   * The file is rotated before a write would take it past this size. A soft limit: writers that
+   * checked the size just before another rotated may each still add their one line to it.
+   */
   maxBytes: number;
   /** Rotated files kept: file.1 (newest) .. file.N; at least 1. */
   keep: number;

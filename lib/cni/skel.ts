@@ -103,7 +103,16 @@ export function buildContext<C extends NetConf>(spec: PluginSpec<C>, command: Co
   const args = readCmdArgs(command, env);
   const obj = decodeConfig(raw);
   if (typeof obj.name === 'string') seen.network = obj.name;
-  const log = loggerFor(spec, obj, env);
+  let log: Logger;
+  try {
+    log = loggerFor(spec, obj, env);
+  } catch (e) {
+    // DEL and GC must be able to clean up whatever the config says: a bad "log" section falls back to
+    // the environment's logger there, and is an error everywhere else.
+    if (command !== 'DEL' && command !== 'GC') throw e;
+    log = loggerFor(spec, undefined, env);
+    log.warn(`ignoring the config's log section for ${command}: ${(e as Error).message}`);
+  }
   seen.log = log;
   if (typeof obj.cniVersion !== 'string' || obj.cniVersion === '') {
     throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: "cniVersion" is required (a string such as "1.1.0")', 'cniVersion');

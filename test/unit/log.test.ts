@@ -72,6 +72,16 @@ test('a malformed log section is a config error naming the field', async (t) => 
   }
 });
 
+test('DEL with a malformed log section still cleans up, logging to TETHER_LOG_FILE', async (t) => {
+  const file = join(dir(), 'tether.log');
+  const r = await run({ log: { maxFiles: 0 } }, { ...env, CNI_COMMAND: 'DEL', TETHER_LOG_FILE: file });
+  t.is(r.status, 0, r.out);
+  const [warn, op] = lines(file);
+  t.like(warn, { level: 'warn' });
+  t.regex(warn.msg, /ignoring the config's log section for DEL: .*log\.maxFiles/);
+  t.like(op, { command: 'DEL', result: 'ok' });
+});
+
 test('secrets never reach the log, at any depth', (t) => {
   const file = join(dir(), 'tether.log');
   const log = createLogger({ component: 'c', file });
@@ -119,7 +129,8 @@ test('several processes writing and rotating at once lose no line and tear none'
       t.false(seen.has(k), `${k} written once`);
       seen.add(k);
     }
-    t.true(statSync(join(d, f)).size <= 4000 + 100, `${f} stayed near its size limit`);
+    // A soft limit: writers that checked the size just before a rotation may each add one line (~75 bytes).
+    t.true(statSync(join(d, f)).size <= 4000 + procs * 100, `${f} stayed near its size limit`);
   }
   t.is(seen.size, procs * n);
 });
