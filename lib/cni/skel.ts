@@ -183,13 +183,15 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
   const finish = (e?: CniError) => {
     if (!command || command === 'VERSION') return;
     // The environment's logger when the config never got as far as naming one (e.g. it is not JSON).
-    let log = seen.log;
-    if (!log) { try { log = loggerFor(spec, undefined, io.env); } catch { return; } }
-    log.operation({
-      command, containerID: io.env.CNI_CONTAINERID, ifname: io.env.CNI_IFNAME, netns: io.env.CNI_NETNS,
-      network: seen.network, plugin: spec.name, duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      ...(e ? { result: 'error', error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) } } : { result: 'ok' }),
-    });
+    // Logging never changes the answer the runtime already has on stdout.
+    try {
+      const log = seen.log ?? loggerFor(spec, undefined, io.env);
+      log.operation({
+        command, containerID: io.env.CNI_CONTAINERID, ifname: io.env.CNI_IFNAME, netns: io.env.CNI_NETNS,
+        network: seen.network, plugin: spec.name, duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        ...(e ? { result: 'error', error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) } } : { result: 'ok' }),
+      });
+    } catch { /* an unusable log is not the operation's failure */ }
   };
   try {
     command = readCommand(io.env);
