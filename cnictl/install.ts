@@ -1,5 +1,5 @@
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { LINKS } from '../bin/programs.js';
 import { nodeCrypto } from '../lib/builtin.js';
 import { hostBitsZero, parseCIDR } from '../lib/ip/addr.js';
@@ -45,7 +45,7 @@ export function defaultConflist(subnet: string): string {
       isDefaultGateway: true,
       ipMasq: true,
       log: { file: '/var/log/tether/cni.log', level: 'info', maxSizeMB: 10, maxFiles: 3 },
-      ipam: { type: 'tether-ipam', ranges: [[{ subnet }]], routes: [] },
+      ipam: { type: 'tether-ipam', ranges: [[{ subnet }]] },
     }],
   }, null, 2)}\n`;
 }
@@ -131,7 +131,7 @@ export function apply(actions: Action[]): void {
     const tmp = (p: string) => `${p}.tether-tmp-${process.pid}`;
     switch (a.kind) {
       case 'copy': {
-        mkdirSync(resolve(a.to, '..'), { recursive: true, mode: 0o755 });
+        mkdirSync(dirname(a.to), { recursive: true, mode: 0o755 });
         copyFileSync(a.from, tmp(a.to));
         chmodSync(tmp(a.to), 0o755);
         renameSync(tmp(a.to), a.to);
@@ -144,7 +144,7 @@ export function apply(actions: Action[]): void {
         break;
       }
       case 'write': {
-        mkdirSync(resolve(a.path, '..'), { recursive: true, mode: 0o755 });
+        mkdirSync(dirname(a.path), { recursive: true, mode: 0o755 });
         writeFileSync(tmp(a.path), a.content, { mode: a.mode });
         renameSync(tmp(a.path), a.path);
         break;
