@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
 import { LINKS } from '../../bin/programs.js';
+import { parseNetworkList } from '../../cnictl/conf.js';
+import { runConformance } from '../../conformance/harness.js';
 
 // `cnictl install` / `uninstall` of the shipped binary, always into temporary directories given by the
 // flags: the real /opt/cni/bin and /etc/cni/net.d are never touched.
@@ -51,6 +53,11 @@ test('install copies the binary, links every program, writes a working default c
   // The installed cnictl reads it back as a valid network.
   const nets = JSON.parse((await runIn(undefined, join(d.bin, 'cnictl'), ['--conf-dir', d.conf, 'networks', '--json'], 10_000)).stdout);
   t.deepEqual(nets.networks.map((n: any) => [n.name, n.plugins, n.error]), [['tether', ['tether-bridge'], undefined]]);
+
+  // The installed plugins on the installed conflist work: the harness runs them from the bin dir.
+  const list = parseNetworkList(Buffer.from(JSON.stringify({ ...conf, plugins: [{ ...conf.plugins[0], log: { ...conf.plugins[0].log, file: join(d.root, 'cni.log') } }] })));
+  const report = await runConformance({ list, path: [d.bin], only: ['add-result@1.1.0', 'reach-gateway', 'ipmasq', 'del-leaves-nothing'] });
+  t.deepEqual(report.cases.map((c) => [c.id, c.status]), [['add-result@1.1.0', 'pass'], ['reach-gateway', 'pass'], ['ipmasq', 'pass'], ['del-leaves-nothing', 'pass']]);
 
   const again = await run('install', '--bin-dir', d.bin, '--conf-dir', d.conf);
   t.is(again.status, 0, again.stderr);
