@@ -95,6 +95,17 @@ test.serial('podman inspect, podman network inspect, the container interface and
   t.deepEqual(held, [p.IPAddress]);
 });
 
+test.serial('cnictl reads what podman set up: check passes on its cached result, status counts its attachments', async (t) => {
+  const info = await rig.inspect('a');
+  // libcni's cache (written by podman) is the one cnictl reads by default.
+  const check = await cnictl('--cni-path', DIST, 'check', net, info.NetworkSettings.SandboxKey, '--container-id', info.Id);
+  t.is(check.status, 0, check.stdout + check.stderr);
+  t.regex(check.stdout, /: ok$/m);
+  const s = JSON.parse((await cnictl('status', '--json', '--agent-state', join(rig.dir, 'no-agent.json'))).stdout);
+  t.like(s.networks.find((n: any) => n.name === net), { plugins: ['tether-bridge'], attachments: 2, ipam: { rangeSets: [{ used: 2 }] } });
+  t.deepEqual(s.attachments.filter((x: any) => x.network === net).map((x: any) => x.containerID).sort(), [info.Id, (await rig.inspect('b')).Id].sort());
+});
+
 test.serial('a restarted container gets a working network and still holds one address', async (t) => {
   const id = (await rig.inspect('b')).Id;
   await rig.ok(['restart', '-t', '0', 'b']);
