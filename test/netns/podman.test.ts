@@ -13,6 +13,7 @@ const rig = new PodmanRig();
 const third = 100 + Math.floor(Math.random() * 100);
 const subnet = `10.${third}.7.0/24`;
 const gateway = `10.${third}.7.1`;
+const subnet6 = `fd7e:${third.toString(16)}::/64`;
 const net = rig.addNetwork({
   cniVersion: '1.0.0',
   name: `${rig.prefix}net`,
@@ -22,7 +23,7 @@ const net = rig.addNetwork({
     isDefaultGateway: true,
     ipMasq: true,
     log: { file: rig.logFile, level: 'info' },
-    ipam: { type: 'tether-ipam', dataDir: rig.dataDir, ranges: [[{ subnet }]] },
+    ipam: { type: 'tether-ipam', dataDir: rig.dataDir, ranges: [[{ subnet }], [{ subnet: subnet6 }]] },
   }],
 });
 
@@ -46,13 +47,15 @@ async function podmanAddress(name: string): Promise<string> {
   return (await rig.inspect(name)).NetworkSettings.Networks[net].IPAddress;
 }
 
-test.serial('two podman containers on tether-bridge reach each other, the gateway and the outside through ipMasq', async (t) => {
+test.serial('two dual-stack podman containers on tether-bridge reach each other, the gateway and the outside through ipMasq', async (t) => {
   await rig.run('a', net);
   await rig.run('b', net);
   const [a, b] = [await podmanAddress('a'), await podmanAddress('b')];
   t.regex(a, new RegExp(`^10\\.${third}\\.7\\.\\d+$`));
   t.not(a, b);
-  for (const [from, to] of [['a', b], ['b', a], ['a', gateway]]) {
+  const b6 = (await rig.inspect('b')).NetworkSettings.Networks[net].GlobalIPv6Address;
+  t.true(b6.startsWith(`fd7e:${third.toString(16)}::`), b6);
+  for (const [from, to] of [['a', b], ['b', a], ['a', gateway], ['a', b6]]) {
     const r = await rig.exec(from, `ping -c1 -W3 ${to}`);
     t.is(r.status, 0, `${from} -> ${to}: ${r.stdout}${r.stderr}`);
   }
@@ -79,7 +82,7 @@ test.serial('podman inspect, podman network inspect, the container interface and
   const eth0 = result.interfaces.findIndex((i: any) => i.name === 'eth0' && i.sandbox);
   t.true(eth0 >= 0, 'the result names the container interface');
   t.is(result.interfaces[eth0].sandbox, info.NetworkSettings.SandboxKey);
-  t.deepEqual(result.ips.map((i: any) => [i.address, i.gateway]), [[`${p.IPAddress}/${p.IPPrefixLen}`, p.Gateway]]);
+  t.deepEqual(result.ips.map((i: any) => [i.address, i.gateway]), [[`${p.IPAddress}/${p.IPPrefixLen}`, p.Gateway], [`${p.GlobalIPv6Address}/${p.GlobalIPv6PrefixLen}`, p.IPv6Gateway]]);
   t.is(p.Gateway, gateway);
   t.is(result.interfaces[eth0].mac, p.MacAddress);
   // The kernel, seen from inside the container's namespace.
@@ -87,12 +90,13 @@ test.serial('podman inspect, podman network inspect, the container interface and
   try {
     const link = nl.linkByName('eth0')!;
     t.is(link.mac, p.MacAddress);
-    const addrs = nl.addrs({ family: 4, index: link.index }).map((x) => formatCIDR(x.cidr));
-    t.deepEqual(addrs, [`${p.IPAddress}/${p.IPPrefixLen}`]);
+    t.deepEqual(nl.addrs({ family: 4, index: link.index }).map((x) => formatCIDR(x.cidr)), [`${p.IPAddress}/${p.IPPrefixLen}`]);
+    const global6 = nl.addrs({ family: 6, index: link.index }).map((x) => formatCIDR(x.cidr)).filter((x) => !x.startsWith('fe80:'));
+    t.deepEqual(global6, [`${p.GlobalIPv6Address}/${p.GlobalIPv6PrefixLen}`]);
   } finally { nl.close(); }
   // And tether-ipam, through the operator's tool.
   const held = (await reservations()).filter((r) => r.containerID === info.Id).map((r) => r.ip);
-  t.deepEqual(held, [p.IPAddress]);
+  t.deepEqual(held.sort(), [p.IPAddress, p.GlobalIPv6Address].sort());
 });
 
 test.serial('cnictl reads what podman set up: check passes on its cached result, status counts its attachments', async (t) => {
@@ -102,17 +106,18 @@ test.serial('cnictl reads what podman set up: check passes on its cached result,
   t.is(check.status, 0, check.stdout + check.stderr);
   t.regex(check.stdout, /: ok$/m);
   const s = JSON.parse((await cnictl('status', '--json', '--agent-state', join(rig.dir, 'no-agent.json'))).stdout);
-  t.like(s.networks.find((n: any) => n.name === net), { plugins: ['tether-bridge'], attachments: 2, ipam: { rangeSets: [{ used: 2 }] } });
+  t.like(s.networks.find((n: any) => n.name === net), { plugins: ['tether-bridge'], attachments: 2, ipam: { rangeSets: [{ used: 2 }, { used: 2 }] } });
   t.deepEqual(s.attachments.filter((x: any) => x.network === net).map((x: any) => x.containerID).sort(), [info.Id, (await rig.inspect('b')).Id].sort());
 });
 
-test.serial('a restarted container gets a working network and still holds one address', async (t) => {
+test.serial('a restarted container gets a working network and still holds one address per family', async (t) => {
   const id = (await rig.inspect('b')).Id;
   await rig.ok(['restart', '-t', '0', 'b']);
   const b = await podmanAddress('b');
   const r = await rig.exec('b', `ping -c1 -W3 ${gateway} && ping -c1 -W3 ${await podmanAddress('a')}`);
   t.is(r.status, 0, `${r.stdout}${r.stderr}`);
-  t.deepEqual((await reservations()).filter((x) => x.containerID === id).map((x) => x.ip), [b]);
+  t.deepEqual((await reservations()).filter((x) => x.containerID === id && !x.ip.includes(':')).map((x) => x.ip), [b]);
+  t.is((await reservations()).filter((x) => x.containerID === id).length, 2, 'one address per family');
 });
 
 const podmanIDs: string[] = [];
@@ -120,7 +125,7 @@ const podmanIDs: string[] = [];
 test.serial('podman rm leaves no address reserved and no cache record', async (t) => {
   const ids = [(await rig.inspect('a')).Id, (await rig.inspect('b')).Id];
   podmanIDs.push(...ids);
-  t.is((await reservations()).length, 2);
+  t.is((await reservations()).length, 4);
   await rig.ok(['rm', '-f', '-t', '0', 'a', 'b']);
   t.deepEqual(await reservations(), []);
   for (const id of ids) t.false(existsSync(rig.cachedResult(net, id)));
