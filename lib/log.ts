@@ -54,7 +54,12 @@ export const isLevel = (v: unknown): v is Level => typeof v === 'string' && v in
 
 /** Field names whose values never reach a log line, at any depth (the etcd password, tokens). */
 const SECRET = /^(password|passwd|token|secret|credentials)$/i;
-const redact = (k: string, v: unknown) => (SECRET.test(k) && v !== undefined ? '[redacted]' : v);
+/** user:password@ in a URL (an etcd endpoint written that way ends up in error messages). */
+const URL_USERINFO = /(\/\/)[^/@\s:]+:[^/@\s]+@/g;
+const redact = (k: string, v: unknown) => {
+  if (SECRET.test(k) && v !== undefined) return '[redacted]';
+  return typeof v === 'string' && v.includes('@') ? v.replace(URL_USERINFO, '$1[redacted]@') : v;
+};
 
 /**
  * Appends one line with O_APPEND (so lines of concurrent plugin processes never overwrite each other)

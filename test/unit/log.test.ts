@@ -91,6 +91,8 @@ test('secrets never reach the log, at any depth', (t) => {
   t.false(text.includes('abc123'));
   t.is(lines(file)[0].etcd.username, 'tether');
   t.is(lines(file)[0].etcd.password, '[redacted]');
+  log.error('etcd unreachable at http://root:s3cr3t@198.18.0.1:2379 and https://198.18.0.2:2379');
+  t.is(lines(file)[1].msg, 'etcd unreachable at http://[redacted]@198.18.0.1:2379 and https://198.18.0.2:2379');
 });
 
 test('rotation by size keeps N files, newest first, and drops the oldest', (t) => {
