@@ -132,7 +132,7 @@ export function createLogger(o: LogOptions): Logger {
     if (RANK[level] > max) return;
     if (toFile(level, msg, fields)) return;
     const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields, redact)}` : '';
-    writeSync(2, `${o.component}: ${level}: ${msg}${extra}\n`);
+    writeSync(2, `${o.component}: ${level}: ${redact('msg', msg) as string}${extra}\n`);
   };
   return {
     error: (m, f) => write('error', m, f),
