@@ -99,8 +99,8 @@ export class PodmanRig {
     return JSON.parse(await this.ok(['inspect', name]))[0];
   }
 
-  /** tether's result for an attachment, as libcni cached it. */
-  cachedResult(network: string, containerID: string, ifname = 'eth0'): string {
+  /** The path of libcni's cache record (holding tether's result) for an attachment. */
+  cacheRecord(network: string, containerID: string, ifname = 'eth0'): string {
     return join(LIBCNI_CACHE, `${network}-${containerID}-${ifname}`);
   }
 

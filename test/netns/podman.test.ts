@@ -77,7 +77,7 @@ test.serial('podman inspect, podman network inspect, the container interface and
   const info = await rig.inspect('a');
   const p = info.NetworkSettings.Networks[net];
   // tether's own answer, as libcni cached it for podman.
-  const cached = JSON.parse(readFileSync(rig.cachedResult(net, info.Id), 'utf8'));
+  const cached = JSON.parse(readFileSync(rig.cacheRecord(net, info.Id), 'utf8'));
   const result = cached.result;
   const eth0 = result.interfaces.findIndex((i: any) => i.name === 'eth0' && i.sandbox);
   t.true(eth0 >= 0, 'the result names the container interface');
@@ -128,7 +128,7 @@ test.serial('podman rm leaves no address reserved and no cache record', async (t
   t.is((await reservations()).length, 4);
   await rig.ok(['rm', '-f', '-t', '0', 'a', 'b']);
   t.deepEqual(await reservations(), []);
-  for (const id of ids) t.false(existsSync(rig.cachedResult(net, id)));
+  for (const id of ids) t.false(existsSync(rig.cacheRecord(net, id)));
   // A container run again gets an address again (the range is not left poisoned).
   const out = await rig.runOnce(net, `ping -c1 -W3 ${gateway}`);
   t.regex(out, /1 packets received/);
