@@ -12,7 +12,8 @@ Usage:
   cnictl attach <network> <netns> [--ifname eth0] [--container-id ID] [--args K=V;...] [--cap-args JSON]
   cnictl detach <network> <netns> [same options]
   cnictl check  <network> <netns> [same options]
-  cnictl status <network>
+  cnictl status <network>                           the network's STATUS (CNI 1.1)
+  cnictl status [--agent-state FILE]                this node: networks, attachments, IPAM use, agent health
   cnictl gc     <network> [--valid ID/IFNAME,...]   without --valid every cached attachment is removed
   cnictl list   [network]                           attachments recorded in the result cache
   cnictl networks                                   configurations found in the config directory
@@ -23,6 +24,9 @@ Usage:
                                                     release this node's attachments whose namespace is gone
   cnictl netns add|del <name> | netns ls
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
+  cnictl install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--subnet CIDR] [--from FILE] [--force] [--dry-run]
+                                                    the binary, its links and a default conflist (unless one exists)
+  cnictl uninstall [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--dry-run]
 
 Options (all commands):
   --conf-dir DIR    network configurations (env NETCONFPATH; default /etc/cni/net.d)
@@ -35,8 +39,8 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node'] as const;
-const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet', 'agent-state'] as const;
+const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose', 'dry-run', 'force'] as const;
 
 const err = (s: string) => { writeSync(2, s); };
 

@@ -86,6 +86,12 @@ export async function run(c: Ctx): Promise<number> {
       return 0;
     }
     case 'status': {
+      if (c.p.positional.length < 2) {
+        const { nodeStatus, formatNodeStatus, DEFAULT_AGENT_STATE } = await import('./status.js');
+        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE });
+        c.out(c.json ? JSON.stringify(s, null, 2) : formatNodeStatus(s));
+        return 0;
+      }
       const [net] = need(c, 1, '<network>');
       const list = loadNetworkList(c.confDir, net);
       await c.runtime.status(list);
@@ -159,6 +165,11 @@ export async function run(c: Ctx): Promise<number> {
       const released = await ipamRelease(list, id, ifname);
       c.out(c.json ? JSON.stringify({ released }) : released.length ? `released ${released.join(', ')} held by ${id}/${ifname}` : `${id}/${ifname} held no address on ${net}`);
       return 0;
+    }
+    case 'install':
+    case 'uninstall': {
+      const { runInstall } = await import('./install-cmd.js');
+      return runInstall(c, cmd);
     }
     case 'conformance': {
       const [net] = need(c, 1, '<network>');

@@ -15,22 +15,37 @@ export function ipamOf(list: NetworkList): IpamConfig {
   return parseIpamConfig({ ...plugin, name: list.name, cniVersion: list.cniVersion } as NetConf);
 }
 
-export async function ipamList(list: NetworkList, json: boolean): Promise<string> {
+export interface IpamUsage {
+  network: string;
+  store: string;
+  node: string;
+  rangeSets: { index: number; ranges: string; used: number; size: number }[];
+  blocks: Awaited<ReturnType<Allocator['blockInfo']>>;
+  allocations: Allocation[];
+}
+
+/** What tether-ipam holds for a network: range sets (used of size), blocks, allocations. */
+export async function ipamUsage(list: NetworkList): Promise<IpamUsage> {
   const cfg = ipamOf(list);
   const kv = openStore(cfg);
   try {
     const alloc = new Allocator(kv, cfg);
     const allocations = await alloc.list();
     const blocks = await alloc.blockInfo();
-    const sets = cfg.ranges.map((set, i) => {
+    const rangeSets = cfg.ranges.map((set, i) => {
       const used = allocations.filter((a) => set.some((r) => cidrContains(r.subnet, parseIP(a.ip)!))).length;
       return { index: i, ranges: describeSet(set), used, size: Number(setCapacity(set)) };
     });
-    if (json) return JSON.stringify({ network: list.name, store: kv.where, node: cfg.nodeName, rangeSets: sets, blocks, allocations }, null, 2);
-    const head = `network ${list.name}, store ${kv.where}, this node ${cfg.nodeName}\n${sets.map((s) => `range set ${s.index}: ${s.ranges}: ${s.used} of ${s.size} in use`).join('\n')}`;
-    if (!allocations.length) return `${head}\nno allocations`;
-    return `${head}\n\n${table(['BLOCK', 'NODE', 'USED'], blocks.map((b) => [b.cidr, b.node, `${b.used}/${b.size}`]))}\n\n${table(['ADDRESS', 'CONTAINER', 'IFNAME', 'NODE', 'SINCE'], allocations.map((a) => [a.ip, a.containerID, a.ifname, a.node, a.since]))}`;
+    return { network: list.name, store: kv.where, node: cfg.nodeName, rangeSets, blocks, allocations };
   } finally { kv.close(); }
+}
+
+export async function ipamList(list: NetworkList, json: boolean): Promise<string> {
+  const u = await ipamUsage(list);
+  if (json) return JSON.stringify(u, null, 2);
+  const head = `network ${u.network}, store ${u.store}, this node ${u.node}\n${u.rangeSets.map((s) => `range set ${s.index}: ${s.ranges}: ${s.used} of ${s.size} in use`).join('\n')}`;
+  if (!u.allocations.length) return `${head}\nno allocations`;
+  return `${head}\n\n${table(['BLOCK', 'NODE', 'USED'], u.blocks.map((b) => [b.cidr, b.node, `${b.used}/${b.size}`]))}\n\n${table(['ADDRESS', 'CONTAINER', 'IFNAME', 'NODE', 'SINCE'], u.allocations.map((a) => [a.ip, a.containerID, a.ifname, a.node, a.since]))}`;
 }
 
 /** Releases one attachment's addresses by hand (for an attachment whose runtime is gone). */

@@ -49,6 +49,43 @@ export interface Container {
   id: string;
 }
 
+/**
+ * A namespace outside the node, reachable from the host namespace over a veth (198.18.x.0/30), with no
+ * route back to the pods: a container reaches it only if its traffic leaves with the host's address.
+ * The caller owns the namespace `name` (deletes it by that name); the veth goes with it.
+ */
+export function createOutside(host: string, name: string, hostLink: string): Outside {
+  const path = createNamedNetns(name);
+  try {
+    const third = crypto.getRandomValues(new Uint8Array(1))[0];
+    const hostIP = `198.18.${third}.1`;
+    const outsideIP = `198.18.${third}.2`;
+    const hostIP6 = `2001:db8:${third.toString(16)}::1`;
+    const outsideIP6 = `2001:db8:${third.toString(16)}::2`;
+    // No DAD: a tentative address would make the first seconds of every IPv6 test fail.
+    const nodad = { flags: IFA_F_NODAD };
+    const fd = openNetns(path);
+    const nl = Netlink.at(host);
+    try {
+      const link = nl.linkAdd({ kind: 'veth', name: hostLink, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
+      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
+      nl.addrAdd(link.index, parseCIDR(`${hostIP6}/64`)!, nodad);
+    } finally { nl.close(); closeSync(fd); }
+    const out = Netlink.at(path);
+    try {
+      const eth0 = out.linkByName('eth0')!.index;
+      out.addrAdd(eth0, parseCIDR(`${outsideIP}/30`)!);
+      out.addrAdd(eth0, parseCIDR(`${outsideIP6}/64`)!, nodad);
+      out.linkSet(eth0, { up: true });
+      out.linkSet(out.linkByName('lo')!.index, { up: true });
+    } finally { out.close(); }
+    return { path, hostIP, outsideIP, hostIP6, outsideIP6 };
+  } catch (e) {
+    deleteNamedNetns(name);
+    throw e;
+  }
+}
+
 /** IPAM types whose reservations live as one file per address under dataDir/<network> (host-local's layout). */
 const FILE_IPAM = new Set(['host-local', 'tether-ipam']);
 
@@ -141,31 +178,9 @@ export class Lab {
 
   private makeOutside(): Outside {
     const name = `${this.prefix}-out`;
-    const path = createNamedNetns(name);
-    this.containers.push({ name, path, id: '' });
-    const third = crypto.getRandomValues(new Uint8Array(1))[0];
-    const hostIP = `198.18.${third}.1`;
-    const outsideIP = `198.18.${third}.2`;
-    const hostIP6 = `2001:db8:${third.toString(16)}::1`;
-    const outsideIP6 = `2001:db8:${third.toString(16)}::2`;
-    // No DAD: a tentative address would make the first seconds of every IPv6 test fail.
-    const nodad = { flags: IFA_F_NODAD };
-    const fd = openNetns(path);
-    const nl = Netlink.at(this.host);
-    try {
-      const link = nl.linkAdd({ kind: 'veth', name: `${this.prefix}o`, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
-      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
-      nl.addrAdd(link.index, parseCIDR(`${hostIP6}/64`)!, nodad);
-    } finally { nl.close(); closeSync(fd); }
-    const out = Netlink.at(path);
-    try {
-      const eth0 = out.linkByName('eth0')!.index;
-      out.addrAdd(eth0, parseCIDR(`${outsideIP}/30`)!);
-      out.addrAdd(eth0, parseCIDR(`${outsideIP6}/64`)!, nodad);
-      out.linkSet(eth0, { up: true });
-      out.linkSet(out.linkByName('lo')!.index, { up: true });
-    } finally { out.close(); }
-    return { path, hostIP, outsideIP, hostIP6, outsideIP6 };
+    const o = createOutside(this.host, name, `${this.prefix}o`);
+    this.containers.push({ name, path: o.path, id: '' });
+    return o;
   }
 
   spec(c: Container, ifname = 'eth0'): AttachmentSpec {

@@ -7,3 +7,4 @@ export const childProcess = () => process.getBuiltinModule('node:child_process')
 export const nodeCrypto = () => process.getBuiltinModule('node:crypto');
 export const nodeNet = () => process.getBuiltinModule('node:net');
 export const nodeDgram = () => process.getBuiltinModule('node:dgram');
+export const nodeHttp = () => process.getBuiltinModule('node:http');

@@ -30,18 +30,18 @@ export async function ping(netns: string, ip: string, extra: string[] = []): Pro
 }
 
 /** A probe server in serverNs on ip; runs fn, then stops it. */
-export async function withServer<T>(serverNs: string, ip: string, args: string[], fn: () => Promise<T>): Promise<T> {
+export async function withServer<T>(serverNs: string, ip: string, args: string[], fn: () => Promise<T>, port = PORT): Promise<T> {
   const [file, prefix] = selfCommand();
-  const server = startIn(serverNs, file, [...prefix, 'probe', 'serve', '--ip', ip, '--port', String(PORT), '--seconds', '20', ...args]);
+  const server = startIn(serverNs, file, [...prefix, 'probe', 'serve', '--ip', ip, '--port', String(port), '--seconds', '20', ...args]);
   try {
     await waitForLine(server, 'ready');
     return await fn();
   } finally { stop(server); }
 }
 
-export async function connect(clientNs: string, proto: 'tcp' | 'udp', ip: string, extra: string[] = []) {
+export async function connect(clientNs: string, proto: 'tcp' | 'udp', ip: string, extra: string[] = [], port = PORT) {
   const [file, prefix] = selfCommand();
-  return runIn(clientNs, file, [...prefix, 'probe', 'connect', '--proto', proto, '--ip', ip, '--port', String(PORT), '--timeout-ms', '3000', ...extra], 10_000);
+  return runIn(clientNs, file, [...prefix, 'probe', 'connect', '--proto', proto, '--ip', ip, '--port', String(port), '--timeout-ms', '3000', ...extra], 10_000);
 }
 
 /** TCP and UDP echo from clientNs to a server in serverNs. */

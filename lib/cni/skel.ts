@@ -1,8 +1,8 @@
 import { readFileSync, writeSync } from 'node:fs';
-import { createLogger, isLevel, type Logger } from '../log.js';
+import { createLogger, DEFAULT_ROTATION, isLevel, type Logger, type Rotation } from '../log.js';
 import { mark } from '../trace.js';
 import { isCurrentNetns, NetnsNotFoundError } from '../netns/netns.js';
-import { CniError, ErrorCode, asCniError } from './errors.js';
+import { CniError, ErrorCode, asCniError, invalidConfig } from './errors.js';
 import { readCmdArgs, readCommand, type CmdArgs, type Command } from './env.js';
 import { parseResult, resultJSON } from './result.js';
 import type { Attachment, NetConf, Result, VersionInfo } from './types.js';
@@ -71,18 +71,49 @@ function decodeConfig(raw: Buffer): Obj {
   return v as Obj;
 }
 
+/**
+ * The config's "log" section: {file, level, maxSizeMB, maxFiles}; the environment (TETHER_LOG_FILE,
+ * TETHER_LOG_LEVEL) fills what it leaves out. A malformed section is a config error like any other.
+ */
 function loggerFor(spec: PluginSpec<any>, conf: Obj | undefined, env: NodeJS.ProcessEnv): Logger {
-  const log = (conf?.log ?? {}) as Obj;
+  const raw = conf?.log;
+  if (raw !== undefined && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) throw invalidConfig('log', 'must be an object {file, level, maxSizeMB, maxFiles}', raw);
+  const log = (raw ?? {}) as Obj;
+  if (log.file !== undefined && (typeof log.file !== 'string' || !log.file.startsWith('/'))) throw invalidConfig('log.file', 'must be an absolute path', log.file);
+  if (log.level !== undefined && !isLevel(log.level)) throw invalidConfig('log.level', 'must be one of error, warn, info, debug', log.level);
+  const rotation: Rotation = { ...DEFAULT_ROTATION };
+  if (log.maxSizeMB !== undefined) {
+    if (typeof log.maxSizeMB !== 'number' || !(log.maxSizeMB > 0)) throw invalidConfig('log.maxSizeMB', 'must be a positive number of MiB', log.maxSizeMB);
+    rotation.maxBytes = Math.round(log.maxSizeMB * 1024 * 1024);
+  }
+  if (log.maxFiles !== undefined) {
+    if (!Number.isInteger(log.maxFiles) || (log.maxFiles as number) < 1 || (log.maxFiles as number) > 100) throw invalidConfig('log.maxFiles', 'must be a whole number of rotated files to keep, 1 to 100', log.maxFiles);
+    rotation.keep = log.maxFiles as number;
+  }
   const file = typeof log.file === 'string' ? log.file : env.TETHER_LOG_FILE || undefined;
   const level = isLevel(log.level) ? log.level : isLevel(env.TETHER_LOG_LEVEL) ? env.TETHER_LOG_LEVEL : undefined;
-  return createLogger({ component: spec.name, file, level });
+  return createLogger({ component: spec.name, file, level, rotation });
 }
 
+/** What an invocation learnt before it failed, so even a rejected request gets its operation line. */
+export interface Seen { log?: Logger; network?: string }
+
 /** Validates the common part of a config and builds the context; shared by exec'd and in-process plugins. */
-export function buildContext<C extends NetConf>(spec: PluginSpec<C>, command: Command, env: NodeJS.ProcessEnv, raw: Buffer): Context<C> {
+export function buildContext<C extends NetConf>(spec: PluginSpec<C>, command: Command, env: NodeJS.ProcessEnv, raw: Buffer, seen: Seen = {}): Context<C> {
   const args = readCmdArgs(command, env);
   const obj = decodeConfig(raw);
-  const log = loggerFor(spec, obj, env);
+  if (typeof obj.name === 'string') seen.network = obj.name;
+  let log: Logger;
+  try {
+    log = loggerFor(spec, obj, env);
+  } catch (e) {
+    // DEL and GC must be able to clean up whatever the config says: a bad "log" section falls back to
+    // the environment's logger there, and is an error everywhere else.
+    if (command !== 'DEL' && command !== 'GC') throw e;
+    log = loggerFor(spec, undefined, env);
+    log.warn(`ignoring the config's log section for ${command}: ${(e as Error).message}`);
+  }
+  seen.log = log;
   if (typeof obj.cniVersion !== 'string' || obj.cniVersion === '') {
     throw new CniError(ErrorCode.InvalidNetworkConfig, 'invalid network config: "cniVersion" is required (a string such as "1.1.0")', 'cniVersion');
   }
@@ -145,10 +176,25 @@ function versionReply(spec: PluginSpec<any>, raw: Buffer): VersionInfo {
 
 /** The whole life of a plugin process: returns the exit status. Never throws, never prints a stack on stdout. */
 export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: PluginIO = processIO): Promise<number> {
+  const started = performance.now();
   let version: string | undefined;
-  let log: Logger | undefined;
+  let command: Command | undefined;
+  const seen: Seen = {};
+  const finish = (e?: CniError) => {
+    if (!command || command === 'VERSION') return;
+    // The environment's logger when the config never got as far as naming one (e.g. it is not JSON).
+    // Logging never changes the answer the runtime already has on stdout.
+    try {
+      const log = seen.log ?? loggerFor(spec, undefined, io.env);
+      log.operation({
+        command, containerID: io.env.CNI_CONTAINERID, ifname: io.env.CNI_IFNAME, netns: io.env.CNI_NETNS,
+        network: seen.network, plugin: spec.name, duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        ...(e ? { result: 'error', error: { code: e.code, msg: e.message, ...(e.details ? { details: e.details } : {}) } } : { result: 'ok' }),
+      });
+    } catch { /* an unusable log is not the operation's failure */ }
+  };
   try {
-    const command = readCommand(io.env);
+    command = readCommand(io.env);
     if (!command) {
       writeSync(2, `${spec.about}\nCNI protocol versions supported: ${(spec.versions ?? SUPPORTED_VERSIONS).join(', ')}\n`);
       return 0;
@@ -159,10 +205,9 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
       io.stdout(JSON.stringify(versionReply(spec, raw)));
       return 0;
     }
-    const ctx = buildContext(spec, command, io.env, raw);
+    const ctx = buildContext(spec, command, io.env, raw, seen);
     mark('context');
     version = ctx.version;
-    log = ctx.log;
     if ((command === 'ADD' || command === 'CHECK') && !['1', 'true'].includes(io.env.CNI_NETNS_OVERRIDE ?? '')) {
       let own = false;
       try { own = isCurrentNetns(ctx.args.netns); } catch (e) {
@@ -177,13 +222,15 @@ export async function runPlugin<C extends NetConf>(spec: PluginSpec<C>, io: Plug
       io.stdout(resultJSON(result, ctx.version));
       mark('printed');
     }
+    finish();
     return 0;
   } catch (e) {
     const err = asCniError(e);
     if (err.code === ErrorCode.Internal && e instanceof Error && e.stack) {
-      (log ?? createLogger({ component: spec.name })).error(err.message, { stack: e.stack });
+      (seen.log ?? createLogger({ component: spec.name })).error(err.message, { stack: e.stack });
     }
     io.stdout(JSON.stringify(err.toJSON(version ?? CURRENT_VERSION)));
+    finish(err);
     return 1;
   }
 }

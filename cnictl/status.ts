@@ -1,0 +1,120 @@
+import { readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { listCache } from './cache.js';
+import { scanConfDir, type NetworkList } from './conf.js';
+import { table } from './format.js';
+import { ipamUsage } from './ipam.js';
+
+// `cnictl status` without a network: a summary of the node from what is on disk. Networks from the conf
+// dir, attachments from the result cache, IPAM use of every tether-ipam network, and the agent's health
+// from the state file tetherd keeps. Nothing here calls a plugin, so it answers even when one is broken.
+
+export const DEFAULT_AGENT_STATE = '/run/tether/tetherd.json';
+/** An agent that has not rewritten its state file for this long is reported stale even if its PID lives. */
+export const AGENT_STALE_MS = 60_000;
+
+export interface AgentHealth {
+  state: 'running' | 'stale' | 'not running';
+  file: string;
+  reason?: string;
+  pid?: number;
+  updatedAt?: string;
+  /** Everything else the agent wrote (sessions, routes, leases...): shown, not interpreted. */
+  details?: Record<string, unknown>;
+}
+
+export interface NetworkStatus {
+  name?: string;
+  file: string;
+  plugins?: string[];
+  error?: string;
+  attachments: number;
+  ipam?: { store: string; rangeSets: { ranges: string; used: number; size: number }[] } | { error: string };
+}
+
+export interface NodeStatus {
+  node: string;
+  confDir: string;
+  cacheDir: string;
+  networks: NetworkStatus[];
+  attachments: { network: string; containerID: string; ifname: string; netns: string; ips: string[] }[];
+  agent: AgentHealth;
+}
+
+const alive = (pid: number) => {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+};
+
+/**
+ * The agent's health from its state file: {pid, updatedAt, ...}. Absent: not running. A dead PID or a file
+ * not refreshed within AGENT_STALE_MS: stale (the agent crashed or hangs).
+ */
+export function agentHealth(file: string, now = Date.now()): AgentHealth {
+  let text: string;
+  try { text = readFileSync(file, 'utf8'); } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? `no ${file}` : (e as Error).message;
+    return { state: 'not running', file, reason: why };
+  }
+  let v: Record<string, unknown>;
+  try { v = JSON.parse(text) as Record<string, unknown>; } catch (e) {
+    return { state: 'stale', file, reason: `unreadable state: ${(e as Error).message}` };
+  }
+  const { pid, updatedAt, ...details } = v;
+  const h: AgentHealth = { state: 'running', file, details };
+  if (typeof pid === 'number') h.pid = pid;
+  const updated = typeof updatedAt === 'string' ? Date.parse(updatedAt) : statSync(file).mtimeMs;
+  h.updatedAt = new Date(updated).toISOString();
+  if (typeof pid !== 'number' || !alive(pid)) return { ...h, state: 'stale', reason: `process ${String(pid)} is not running` };
+  if (!(now - updated <= AGENT_STALE_MS)) return { ...h, state: 'stale', reason: `state not updated for ${Math.round((now - updated) / 1000)} s` };
+  return h;
+}
+
+const usesTetherIpam = (l: NetworkList) => l.plugins.some((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam');
+
+export async function nodeStatus(o: { confDir: string; cacheDir: string; agentState: string }): Promise<NodeStatus> {
+  const entries = listCache(o.cacheDir);
+  const networks: NetworkStatus[] = [];
+  for (const f of scanConfDir(o.confDir)) {
+    if (!f.list) { networks.push({ file: f.file, error: f.error, attachments: 0 }); continue; }
+    const l = f.list;
+    const n: NetworkStatus = { name: l.name, file: f.file, plugins: l.plugins.map((p) => p.type as string), attachments: entries.filter((e) => e.networkName === l.name).length };
+    if (usesTetherIpam(l)) {
+      try {
+        const u = await ipamUsage(l);
+        n.ipam = { store: u.store, rangeSets: u.rangeSets.map(({ ranges, used, size }) => ({ ranges, used, size })) };
+      } catch (e) { n.ipam = { error: (e as Error).message }; }
+    }
+    networks.push(n);
+  }
+  return {
+    node: hostname(),
+    confDir: o.confDir,
+    cacheDir: o.cacheDir,
+    networks,
+    attachments: entries.map((e) => ({ network: e.networkName, containerID: e.containerId, ifname: e.ifName, netns: e.netns ?? '', ips: ((e.result.ips ?? []) as { address: string }[]).map((i) => i.address) })),
+    agent: agentHealth(o.agentState),
+  };
+}
+
+export function formatNodeStatus(s: NodeStatus): string {
+  const a = s.agent;
+  const agent = a.state === 'running'
+    ? `running (pid ${a.pid}, updated ${a.updatedAt})${a.details && Object.keys(a.details).length ? `\n  ${Object.entries(a.details).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n  ')}` : ''}`
+    : `${a.state} (${a.reason})`;
+  const ipam = (n: NetworkStatus) => !n.ipam ? '-' : 'error' in n.ipam ? `error: ${n.ipam.error}` : n.ipam.rangeSets.map((r) => `${r.ranges}: ${r.used}/${r.size}`).join('; ');
+  const nets = s.networks.length
+    ? table(['NETWORK', 'PLUGINS', 'ATTACHMENTS', 'IPAM (used/size)', 'FILE'], s.networks.map((n) => n.error
+      ? ['(invalid)', '', '', '', n.error ?? n.file]
+      : [n.name!, n.plugins!.join(' -> '), String(n.attachments), ipam(n), n.file]))
+    : `no configurations in ${s.confDir}`;
+  // Attachments the cache holds for networks no longer configured are worth a line: they leak addresses.
+  const known = new Set(s.networks.map((n) => n.name));
+  const orphans = s.attachments.filter((x) => !known.has(x.network));
+  return [
+    `node ${s.node}`,
+    `agent (tetherd): ${agent}`,
+    `attachments: ${s.attachments.length} in ${s.cacheDir}/results${orphans.length ? `, ${orphans.length} of networks not in ${s.confDir}: ${orphans.map((x) => `${x.network}/${x.containerID}`).join(', ')}` : ''}`,
+    '',
+    nets,
+  ].join('\n');
+}
