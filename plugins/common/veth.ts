@@ -1,10 +1,8 @@
-import { closeSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import type { Context } from '../../lib/cni/skel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import type { Link } from '../../lib/netlink/link.js';
 import { NetlinkError } from '../../lib/netlink/socket.js';
-import { NetnsNotFoundError, openNetns } from '../../lib/netns/netns.js';
 import { mark } from '../../lib/trace.js';
 import { release } from './ipam.js';
 import type { Rollback } from './rollback.js';
@@ -45,26 +43,14 @@ export function createVeth(host: Netlink, ctx: Context, v: VethSpec, rollback: R
   return link;
 }
 
-/** Removes the container's veth; returns quietly when it, or its namespace, is already gone. */
-export function removeVeth(ctx: Context, hostName: string): void {
-  const { netns, ifname } = ctx.args;
-  if (netns) {
-    let fd: number | undefined;
-    try {
-      fd = openNetns(netns);
-      const nl = Netlink.atFd(fd);
-      try {
-        const link = nl.linkByName(ifname);
-        if (link?.kind === 'veth') nl.linkDel(link.index);
-      } finally { nl.close(); }
-    } catch (e) {
-      // A vanished namespace, or a path that no longer names one: nothing to do inside it.
-      if (!(e instanceof NetnsNotFoundError) && !/not a network namespace/.test((e as Error).message)) throw e;
-    } finally {
-      if (fd !== undefined) closeSync(fd);
-    }
-  }
-  // Whatever happened inside, the host end must not outlive the attachment (e.g. DEL with an empty CNI_NETNS).
+/**
+ * Removes this attachment's veth by its host end, whose name derives from container ID and interface
+ * name: the container end goes with it. The container's interface is never looked up by name, so a DEL
+ * for an attachment that never came to be (an ADD refused because another container already has that
+ * interface in the namespace, then the runtime's DEL) cannot take someone else's interface. Already
+ * gone is fine.
+ */
+export function removeVeth(hostName: string): void {
   const host = Netlink.open();
   try {
     const veth = host.linkByName(hostName);
@@ -81,7 +67,7 @@ export async function deleteVethAttachment(ctx: Context, hostName: string): Prom
   mark('del');
   const ipamError = await release(ctx);
   mark('ipam');
-  removeVeth(ctx, hostName);
+  removeVeth(hostName);
   mark('removed');
   if (ipamError) throw ipamError;
 }

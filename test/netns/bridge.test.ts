@@ -7,6 +7,7 @@ import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import * as C from '../../lib/netlink/constants.js';
 import { PluginFailure } from '../../cnictl/runtime.js';
+import { formatCIDR } from '../../lib/ip/addr.js';
 import { hostVethName } from '../../plugins/common/names.js';
 
 // tether-bridge's own behaviour beyond the generic conformance cases, each in a throwaway host namespace.
@@ -115,6 +116,27 @@ test('DEL with an empty CNI_NETNS removes the host end too (found by its determi
   await l.runtime.del(l.list, { ...l.spec(c), netns: '' });
   const nl = Netlink.at(l.host);
   try { t.is(nl.linkByName(hostName), null); } finally { nl.close(); }
+  t.deepEqual(await l.reservations(), []);
+});
+
+test('an ADD refused because another container has the interface, then its DEL: the other container keeps its interface and address', async (t) => {
+  const l = lab(network('dupid', { ipam: ipam('10.77.0.0/24') }));
+  const c = l.newContainer();
+  const first = await l.attach(c);
+  // A second attachment (another container ID) for the same namespace and interface name: refused, and
+  // the runtime then sends DEL for it, as it must after any failed ADD.
+  const dup = { containerID: `${c.id}-dup`, netns: c.path, ifname: 'eth0' };
+  const err = await t.throwsAsync(l.runtime.add(l.list, dup));
+  t.regex(err!.message, /eth0 already exists/);
+  await l.runtime.del(l.list, dup);
+  const ctr = Netlink.at(c.path);
+  try {
+    const eth0 = ctr.linkByName('eth0');
+    t.truthy(eth0, 'the first container still has its eth0');
+    t.true(ctr.addrs({ index: eth0!.index }).some((a) => formatCIDR(a.cidr) === first.ips![0].address), 'and its address');
+  } finally { ctr.close(); }
+  t.deepEqual(await l.reservations(), [first.ips![0].address.split('/')[0]], 'its reservation is intact');
+  await l.detach(c);
   t.deepEqual(await l.reservations(), []);
 });
 
