@@ -25,12 +25,12 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
   const { containerID, ifname, netns } = ctx.args;
   mark('add');
   const mac = requestedMac(ctx);
-  return attach(ctx, async ({ nsfd, host, rollback }) => {
+  const name = hostName(ctx);
+  return attach(ctx, name, async ({ nsfd, host, rollback }) => {
     // IPAM first: a bad IPAM section or an exhausted range creates nothing at all.
     const ipam = await allocate(ctx, rollback);
     mark('ipam');
     const plan = planL3(ipam);
-    const name = hostName(ctx);
     const hostLink = createVeth(host, ctx, { hostName: name, ifname, nsfd, mtu: c.mtu, mac, hostMac: HOST_MAC }, rollback);
     configureHostEnd(name, plan.families);
     mark('veth');

@@ -60,7 +60,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
   const { containerID, ifname, netns } = ctx.args;
   mark('add');
   const mac = requestedMac(ctx);
-  return attach(ctx, async ({ nsfd, host, rollback }) => {
+  const hostName = hostVethName(containerID, ifname);
+  return attach(ctx, hostName, async ({ nsfd, host, rollback }) => {
     // IPAM before anything on the host: a bad IPAM section or an exhausted range creates nothing at all.
     const ipam = hasIpam(c) ? await allocate(ctx, rollback) : undefined;
     mark('ipam');
@@ -68,7 +69,6 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     const br = ensureBridge(host, c.bridge, { mtu: c.mtu, promisc: c.promiscMode });
 
     mark('bridge');
-    const hostName = hostVethName(containerID, ifname);
     const hostLink = createVeth(host, ctx, { hostName, ifname, nsfd, mtu: c.mtu, mac, master: br.index }, rollback);
     if (c.hairpinMode || c.portIsolation) host.bridgePortSet(hostLink.index, { hairpin: c.hairpinMode, isolated: c.portIsolation });
 

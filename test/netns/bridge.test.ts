@@ -140,6 +140,19 @@ test('an ADD refused because another container has the interface, then its DEL: 
   t.deepEqual(await l.reservations(), []);
 });
 
+test('a repeated ADD of a live attachment into a new namespace is refused before IPAM: the first keeps its address', async (t) => {
+  const l = lab(network('readd', { ipam: ipam('10.78.0.0/24') }));
+  const c = l.newContainer();
+  const first = await l.attach(c);
+  const other = l.newContainer();
+  const err = await t.throwsAsync(l.runtime.add(l.list, { containerID: c.id, netns: other.path, ifname: 'eth0' }));
+  t.regex(err!.message, /already set up/);
+  const ctr = Netlink.at(other.path);
+  try { t.is(ctr.linkByName('eth0'), null, 'nothing in the new namespace'); } finally { ctr.close(); }
+  t.deepEqual(await l.reservations(), [first.ips![0].address.split('/')[0]], 'the first attachment still holds its address');
+  await l.detach(c);
+});
+
 test('requested MAC (runtimeConfig capability), IPv6 with DAD enabled, routes and DNS from config', async (t) => {
   const list = parseNetworkList(Buffer.from(JSON.stringify({
     cniVersion: '1.1.0', name: 'macdad',
