@@ -32,7 +32,7 @@ async function conformance(t: any, list: NetworkList, path: string[], mustRun: s
   t.deepEqual(report.leftovers, []);
 }
 
-const covered = ['tether-bridge.conflist', 'tether-bridge-host-local.conflist', 'tether-bridge-portmap.conflist', 'tether-ipam-etcd.conflist'];
+const covered = ['tether-bridge.conflist', 'tether-bridge-host-local.conflist', 'tether-bridge-portmap.conflist', 'tether-ipam-etcd.conflist', 'tether-bgp-route.conflist'];
 
 test('every example has a test, and every example is a valid network list', (t) => {
   const files = readdirSync(examples).filter((f) => /\.(conflist|conf|json)$/.test(f)).sort();
@@ -49,6 +49,15 @@ test('examples/tether-bridge.conflist passes conformance and logs each operation
 
 test('examples/tether-bridge-host-local.conflist passes conformance with the reference host-local', async (t) => {
   await conformance(t, load('tether-bridge-host-local.conflist'), [dist, '/usr/lib/cni'], ['reach-gateway', 'pod-to-pod', 'ipmasq']);
+});
+
+test('examples/tether-bgp-route.conflist passes conformance: routed pods, no bridge, no NAT', async (t) => {
+  const report = await runConformance({ list: load('tether-bgp-route.conflist'), path: [dist] });
+  t.deepEqual(report.cases.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message ?? ''}`), []);
+  for (const id of ['reach-gateway', 'pod-to-pod', 'concurrent-adds', 'del-leaves-nothing']) t.is(report.cases.find((c) => c.id === id)?.status, 'pass', `${id} must run and pass`);
+  // A routed network has no bridge to hairpin on and masquerades nothing: those cases must say so.
+  for (const id of ['hairpin', 'ipmasq']) t.is(report.cases.find((c) => c.id === id)?.status, 'skip', `${id} does not apply`);
+  t.deepEqual(report.leftovers, []);
 });
 
 let etcd: EtcdServer | undefined;
