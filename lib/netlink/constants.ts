@@ -170,6 +170,12 @@ export const RTPROT_UNSPEC = 0;
 export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
+/**
+ * tether's BGP speaker marks the routes it installs with this protocol number, so it only ever lists,
+ * replaces or deletes its own. 196 (0xc4) is free in iproute2's rt_protos (bird 12, zebra 11, bgp 186,
+ * isis 187, ospf 188, rip 189, eigrp 192); `ip route show proto 196` lists them.
+ */
+export const RTPROT_TETHER_BGP = 196;
 
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;
