@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import * as net from 'node:net';
+import type * as net from 'node:net';
+import { nodeNet } from '../builtin.js';
 
 // How sessions reach their peers: TCP through node:net in production; an in-memory pair for unit
 // tests and the benchmark, so a hundred peers need neither sockets nor namespaces.
@@ -67,14 +68,14 @@ class SocketConnection implements Connection {
 export const tcpTransport: Transport = {
   connect(o, cb) {
     let done = false;
-    const sock = net.connect({ host: o.host, port: o.port, localAddress: o.localAddress });
+    const sock = nodeNet().connect({ host: o.host, port: o.port, localAddress: o.localAddress });
     sock.once('connect', () => { done = true; cb(null, new SocketConnection(sock)); });
     sock.once('error', (e) => { if (!done) { done = true; sock.destroy(); cb(e); } });
     return () => { if (!done) { done = true; sock.destroy(); } };
   },
   listen(o, onConnection) {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((sock) => onConnection(new SocketConnection(sock)));
+      const server = nodeNet().createServer((sock) => onConnection(new SocketConnection(sock)));
       server.once('error', reject);
       server.listen({ host: o.host, port: o.port, exclusive: true }, () => {
         server.off('error', reject);

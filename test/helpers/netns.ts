@@ -3,8 +3,11 @@ import { createNamedNetns, deleteNamedNetns, listNamedNetns } from '../../lib/ne
 
 /** Namespaces a test file creates, all under one random prefix, deleted by exact name. */
 export class Namespaces {
-  readonly prefix = `tt${randomBytes(3).toString('hex')}`;
+  readonly prefix: string;
   private readonly names: string[] = [];
+
+  /** stem: the start of every name (default "tt"), then random hex. */
+  constructor(stem = 'tt') { this.prefix = `${stem}${randomBytes(3).toString('hex')}`; }
 
   add(suffix: string): string {
     const name = `${this.prefix}-${suffix}`;
