@@ -22,6 +22,8 @@ Usage:
   cnictl ipam gc <network> [--valid ID/IFNAME,...] [--grace SEC] [--forget-node NAME]
                                                     release this node's attachments whose namespace is gone
   cnictl netns add|del <name> | netns ls
+  cnictl bgp peers|routes [--bgp-status FILE]       the BGP speaker's sessions / RIB (env TETHER_BGP_STATUS;
+                                                    default /run/tether/bgp-status.json)
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
 
 Options (all commands):
@@ -35,7 +37,7 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bgp-status'] as const;
 const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose'] as const;
 
 const err = (s: string) => { writeSync(2, s); };

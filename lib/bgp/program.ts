@@ -1,14 +1,16 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createLogger, isLevel, type Logger } from '../log.js';
 import { Netlink } from '../netlink/handle.js';
 import { KernelRoutes } from './kernel.js';
 import type { PeerConfig } from './session.js';
 import { Speaker } from './speaker.js';
+import { DEFAULT_STATUS_FILE, snapshot, writeSnapshot } from './status.js';
 
 // `tether bgp-speaker --config FILE`: the speaker on its own, for interop tests and for trying it out.
 // SIGHUP re-reads the file (peers and announced prefixes); SIGTERM/SIGINT end every session with
-// Cease/2, remove the kernel routes it installed and exit. --status FILE (or "status" in the config)
-// receives a JSON snapshot of peers and RIB whenever something changes.
+// Cease/2, remove the kernel routes it installed and exit. --status FILE (or "status" in the config;
+// default /run/tether/bgp-status.json, what `cnictl bgp` reads) receives a JSON snapshot of peers and
+// RIB whenever something changes.
 
 export interface ProgramConfig {
   asn?: number;
@@ -50,7 +52,7 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   let config = load(file);
   const level = config.log?.level;
   const log: Logger = createLogger({ component: 'bgp-speaker', file: config.log?.file, level: isLevel(level) ? level : 'info' });
-  const statusFile = arg(argv, 'status') ?? config.status;
+  const statusFile = arg(argv, 'status') ?? config.status ?? DEFAULT_STATUS_FILE;
   const kernelOpt = config.kernel ?? true;
   const kernel = kernelOpt ? new KernelRoutes(Netlink.open(), typeof kernelOpt === 'object' ? kernelOpt : {}) : undefined;
   const removed = kernel?.reconcile() ?? [];
@@ -64,9 +66,11 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
 
   const writeStatus = () => {
     if (!statusFile) return;
-    const tmp = `${statusFile}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ pid: process.pid, peers: speaker.peers(), routes: speaker.routes() }, null, 1)}\n`);
-    renameSync(tmp, statusFile);
+    try {
+      writeSnapshot(statusFile, snapshot(speaker, config.asn ?? 64512, config.routerId));
+    } catch (e) {
+      log.warn(`status ${statusFile}: ${(e as Error).message}`);
+    }
   };
   speaker.on('change', writeStatus);
   const tick = setInterval(writeStatus, 1000);

@@ -10,7 +10,7 @@ import type { Route } from '../../lib/netlink/route.js';
 import { openNetns } from '../../lib/netns/netns.js';
 import type { ProgramConfig } from '../../lib/bgp/program.js';
 import type { PeerStatus } from '../../lib/bgp/session.js';
-import type { RibSnapshot } from '../../lib/bgp/speaker.js';
+import type { SpeakerSnapshot } from '../../lib/bgp/status.js';
 import { Namespaces } from './netns.js';
 
 // Two namespaces joined by a veth on 198.18.0.0/24 + 2001:db8:18::/64: "us" (.1, our speaker) and
@@ -19,7 +19,6 @@ import { Namespaces } from './netns.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 
-export interface SpeakerStatus { pid: number; peers: PeerStatus[]; routes: RibSnapshot }
 
 export class BgpLab {
   readonly ns = new Namespaces('tbg');
@@ -114,8 +113,9 @@ export class BgpLab {
     const lab = this;
     return {
       child,
-      status(): SpeakerStatus | null {
-        try { return JSON.parse(readFileSync(status, 'utf8')) as SpeakerStatus; } catch { return null; }
+      statusFile: status,
+      status(): SpeakerSnapshot | null {
+        try { return JSON.parse(readFileSync(status, 'utf8')) as SpeakerSnapshot; } catch { return null; }
       },
       peer(address: string): PeerStatus | undefined { return this.status()?.peers.find((p) => p.address === address); },
       reload(next: ProgramConfig): void { writeFileSync(cfg, JSON.stringify(next)); child.kill('SIGHUP'); },

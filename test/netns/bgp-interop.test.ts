@@ -1,5 +1,8 @@
 import test from 'ava';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ProgramConfig } from '../../lib/bgp/program.js';
 import { BgpLab, sleep, waitFor } from '../helpers/bgp-lab.js';
 
@@ -7,6 +10,7 @@ import { BgpLab, sleep, waitFor } from '../helpers/bgp-lab.js';
 // 198.18.0.0/24 (us .1, the peer .2) and 2001:db8:18::/64. Serial: every case runs real daemons with
 // second-scale timers on a small shared machine.
 
+const root = fileURLToPath(new URL('../../../', import.meta.url));
 const lab = new BgpLab();
 test.after.always(() => lab.cleanup());
 
@@ -194,6 +198,12 @@ test.serial('GoBGP: routes it announces become our kernel routes, its withdraws 
   t.is(mine()['10.244.5.0/26'], 'via 198.18.0.2');
   t.is(mine()['2001:db8:244:5::/122'], 'via 2001:db8:18::2');
   t.like(s.status()!.routes.learned.find((r) => r.prefix === '10.244.5.0/26'), { med: 10, communities: ['64512:100'], localPref: 100 });
+  // cnictl reads the same state.
+  const cnictl = (...a: string[]) => execFileSync(join(root, 'dist/bin/cnictl'), ['bgp', ...a, '--bgp-status', s.statusFile], { encoding: 'utf8' });
+  const peersOut = cnictl('peers');
+  t.regex(peersOut, /^198\.18\.0\.2 +64512 +Established +\d\d:\d\d:\d\d +198\.18\.0\.2 +1 +2$/m);
+  t.regex(cnictl('routes'), /^\* +10\.244\.5\.0\/26 +198\.18\.0\.2 +198\.18\.0\.2 +\(iBGP\) +lp 100 med 10 64512:100$/m);
+  t.is(JSON.parse(cnictl('peers', '--json')).length, 2);
   gobgp('global', 'rib', 'del', '-a', 'ipv4', '10.244.5.0/26');
   gobgp('global', 'rib', 'del', '-a', 'ipv6', '2001:db8:244:5::/122');
   await waitFor('withdrawn from our kernel', () => !mine()['10.244.5.0/26'] && !mine()['2001:db8:244:5::/122']);
