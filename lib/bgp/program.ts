@@ -64,19 +64,23 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   let announced = announcements(config);
   for (const [p, blackhole] of announced) speaker.announce(p, { blackhole });
 
-  const writeStatus = () => {
-    if (!statusFile) return;
+  // At most one snapshot per 250 ms: a burst of UPDATEs from many peers must not mean one file write
+  // (of the whole RIB) each. A periodic one keeps the file fresh for readers; cnictl ages uptimes itself.
+  let writeTimer: NodeJS.Timeout | undefined;
+  const writeNow = () => {
+    writeTimer = undefined;
     try {
       writeSnapshot(statusFile, snapshot(speaker, config.asn ?? 64512, config.routerId));
     } catch (e) {
       log.warn(`status ${statusFile}: ${(e as Error).message}`);
     }
   };
+  const writeStatus = () => { writeTimer ??= setTimeout(writeNow, 250); };
   speaker.on('change', writeStatus);
-  const tick = setInterval(writeStatus, 1000);
+  const tick = setInterval(writeStatus, 5000);
 
   await speaker.start();
-  writeStatus();
+  writeNow();
   log.info(`speaker up: AS ${config.asn ?? 64512}, router id ${config.routerId}, ${config.peers.length} peers`);
 
   process.on('SIGHUP', () => {
@@ -96,9 +100,10 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
     const finish = () => {
       clearInterval(tick);
+      clearTimeout(writeTimer);
       speaker.stop();
       kernel?.clear();
-      writeStatus();
+      writeNow();
       // Give the Cease NOTIFICATIONs a moment to leave.
       setTimeout(() => resolve(0), 200);
     };

@@ -51,11 +51,13 @@ function duration(s: number | undefined): string {
 }
 
 /** Rows for `cnictl bgp peers`. */
-export function peerRows(s: SpeakerSnapshot): { head: string[]; rows: string[][] } {
+export function peerRows(s: SpeakerSnapshot, now = Date.now()): { head: string[]; rows: string[][] } {
+  // The snapshot may be a few seconds old: uptimes count on from when it was taken.
+  const age = Math.max(0, Math.floor((now - Date.parse(s.time)) / 1000)) || 0;
   return {
     head: ['PEER', 'ASN', 'STATE', 'UPTIME', 'ROUTER-ID', 'IN', 'OUT', 'INFO'],
     rows: s.peers.map((p) => [
-      p.address, String(p.asn), p.state, duration(p.uptime), p.routerId ?? '-', String(p.prefixesIn), String(p.prefixesOut),
+      p.address, String(p.asn), p.state, duration(p.uptime === undefined ? undefined : p.uptime + age), p.routerId ?? '-', String(p.prefixesIn), String(p.prefixesOut),
       [p.gracefulRestart ? `restarting: ${p.gracefulRestart.stale} stale` : '', p.lastError ? `last: ${p.lastError}` : ''].filter(Boolean).join('; '),
     ]),
   };
