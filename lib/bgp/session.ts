@@ -29,6 +29,8 @@ export interface PeerConfig {
   maxPrefix?: number;
   /** Families to carry (default both). */
   families?: Family[];
+  /** GTSM (RFC 5082): TTL 255 out, at least 254 in; the peer must be directly connected and do the same. */
+  ttlSecurity?: boolean;
 }
 
 /** What every session shares: the speaker's identity, clock, transport, RIB and local prefixes. */
@@ -117,8 +119,7 @@ class Binding {
     const cfg = this.s.config;
     this.cancel = this.s.ctx.transport.connect({ host: cfg.address, port: cfg.port ?? C.BGP_PORT, localAddress: cfg.localAddress }, (err, c) => {
       this.cancel = undefined;
-      if (err || !c) return this.fsm.handle({ type: 'tcp-failed' });
-      this.attach(c);
+      if (err || !c || !this.attach(c)) return this.fsm.handle({ type: 'tcp-failed' });
       this.fsm.handle({ type: 'tcp-connected' });
     });
   }
@@ -131,7 +132,23 @@ class Binding {
     c?.close();
   }
 
-  attach(c: Connection): void {
+  /** Binds the connection to this FSM; false (and the connection closed) if it cannot be secured as configured. */
+  attach(c: Connection): boolean {
+    if (this.s.config.ttlSecurity) {
+      try {
+        if (!c.ttlSecurity) throw new Error('the transport has no TTL control');
+        c.ttlSecurity();
+      } catch (e) {
+        // Refuse rather than run a session without the protection that was asked for.
+        this.s.ctx.log.error(`peer ${this.s.config.address}: TTL security: ${(e as Error).message}`);
+        c.close();
+        return false;
+      }
+    }
+    // An accepted connection supersedes our own attempt still in progress (RFC 4271 8.2.2, Connect state).
+    this.cancel?.();
+    this.cancel = undefined;
+    if (this.conn && this.conn !== c) this.conn.close();
     this.conn = c;
     this.framer = new Framer();
     c.onData((d) => {
@@ -152,6 +169,7 @@ class Binding {
       this.conn = undefined;
       this.fsm.handle({ type: 'tcp-closed' });
     });
+    return true;
   }
 }
 
@@ -212,17 +230,17 @@ export class PeerSession {
       c.close();
       return;
     }
-    if (st === 'Connect' || st === 'Active') {
-      this.primary.attach(c);
-      this.primary.fsm.handle({ type: 'tcp-accepted' });
+    if (st === 'Active') {
+      if (this.primary.attach(c)) this.primary.fsm.handle({ type: 'tcp-accepted' });
       return;
     }
-    // OpenSent / OpenConfirm: both sides connected at once. Run the second connection up to the
-    // peer's OPEN, then keep one by BGP identifier.
+    // Connect / OpenSent / OpenConfirm: our own connection is on its way too. Run the second one up to
+    // the peer's OPEN, then keep one of them by BGP identifier (RFC 4271 6.8). Dropping either side's
+    // attempt early instead lets both speakers drop each other's connection at once.
     const b = new Binding(this, true);
+    if (!b.attach(c)) return;
     this.secondary = b;
     b.fsm.handle({ type: 'start' });
-    b.attach(c);
     b.fsm.handle({ type: 'tcp-accepted' });
   }
 
@@ -245,7 +263,7 @@ export class PeerSession {
     if (reason.kind !== 'tcp-failed') this.lastError = describeDown(reason);
     if (b === this.secondary) {
       this.secondary = undefined;
-    } else if (b === this.primary && this.secondary) {
+    } else if (b === this.primary && this.secondary && b.fsm.state === 'Idle') {
       this.primary = this.secondary;
       this.secondary = undefined;
     }
@@ -259,7 +277,10 @@ export class PeerSession {
     this.clearTimer('restartTimer');
     this.restartTimer = this.ctx.clock.setTimeout(() => {
       this.restartTimer = undefined;
-      if (!this.stopped && this.primary.fsm.state === 'Idle') this.primary.fsm.handle({ type: 'start' });
+      if (this.stopped || this.primary.fsm.state !== 'Idle' || this.secondary) return;
+      // A fresh FSM as configured: the one that ended may have been an accepted (passive) second connection.
+      this.primary = new Binding(this, !!this.config.passive);
+      this.primary.fsm.handle({ type: 'start' });
     }, (this.config.idleHoldTime ?? DEFAULTS.idleHoldTime) * 1000);
   }
 
@@ -296,8 +317,12 @@ export class PeerSession {
 
   onEstablished(b: Binding, n: Negotiated): void {
     if (b === this.secondary) {
-      this.secondary = this.primary.fsm.state === 'Idle' ? undefined : this.primary;
+      // Our own attempt, still connecting or waiting to retry, is not needed any more.
+      const old = this.primary;
       this.primary = b;
+      this.secondary = undefined;
+      if (old.fsm.state === 'Connect' || old.fsm.state === 'Active') old.fsm.handle({ type: 'stop' });
+      else if (old.fsm.state !== 'Idle') this.secondary = old;
     }
     this.clearTimer('restartTimer');
     const local = b.conn?.localAddress ?? '';

@@ -115,8 +115,9 @@ export class Speaker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     this.running = true;
+    const ttl255 = [...this.sessions.values()].some((s) => s.config.ttlSecurity);
     for (const l of this.config.listen ?? []) {
-      this.servers.push(await this.ctx.transport.listen({ host: l.address, port: l.port ?? C.BGP_PORT }, (c) => this.incoming(c)));
+      this.servers.push(await this.ctx.transport.listen({ host: l.address, port: l.port ?? C.BGP_PORT, ttl255 }, (c) => this.incoming(c)));
     }
     for (const s of this.sessions.values()) s.start();
   }

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { nodeNet } from '../builtin.js';
+import { sys } from '../sys/index.js';
 
 // How sessions reach their peers: TCP through node:net in production; an in-memory pair for unit
 // tests and the benchmark, so a hundred peers need neither sockets nor namespaces.
@@ -14,6 +15,11 @@ export interface Connection {
   onData(fn: (b: Buffer) => void): void;
   /** Called once, when the connection is gone for whatever reason. */
   onClose(fn: () => void): void;
+  /**
+   * GTSM (RFC 5082): send with TTL 255, drop anything that arrives with less than 254, so only a
+   * directly connected peer can reach the session. Throws when the socket gives no access to it.
+   */
+  ttlSecurity?(): void;
 }
 
 export interface ConnectOptions { host: string; port: number; localAddress?: string }
@@ -23,7 +29,8 @@ export interface Listener { close(): void }
 export interface Transport {
   /** Starts a connection; cb gets it or the error. Returns a cancel function. */
   connect(o: ConnectOptions, cb: (err: Error | null, c?: Connection) => void): () => void;
-  listen(o: { host: string; port: number }, onConnection: (c: Connection) => void): Promise<Listener>;
+  /** ttl255: answer SYNs with TTL 255, so GTSM peers (RFC 5082) accept our side of the handshake. */
+  listen(o: { host: string; port: number; ttl255?: boolean }, onConnection: (c: Connection) => void): Promise<Listener>;
 }
 
 /** Strips the ::ffff: of IPv4 peers accepted on a dual-stack socket. */
@@ -63,7 +70,36 @@ class SocketConnection implements Connection {
 
   onData(fn: (b: Buffer) => void): void { this.sock.on('data', fn); }
   onClose(fn: () => void): void { this.closeFns.push(fn); }
+
+  ttlSecurity(): void {
+    const fd = fdOf(this.sock);
+    const v6 = net4or6(this.localAddress) === 6;
+    sys.setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_UNICAST_HOPS : IP_TTL, int32(255));
+    sys.setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MINHOPCOUNT : IP_MINTTL, int32(254));
+  }
 }
+
+/** Node and Bun both expose a socket's or server's descriptor on its handle. */
+function fdOf(o: object): number {
+  const fd = (o as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('the socket has no file descriptor to set TTL options on');
+  return fd;
+}
+
+function int32(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, n, true);
+  return b;
+}
+
+const IPPROTO_IP = 0;
+const IP_TTL = 2;
+const IP_MINTTL = 21;
+const IPPROTO_IPV6 = 41;
+const IPV6_UNICAST_HOPS = 16;
+const IPV6_MINHOPCOUNT = 73;
+
+function net4or6(a: string): 4 | 6 { return a.includes(':') ? 6 : 4; }
 
 export const tcpTransport: Transport = {
   connect(o, cb) {
@@ -79,6 +115,13 @@ export const tcpTransport: Transport = {
       server.once('error', reject);
       server.listen({ host: o.host, port: o.port, exclusive: true }, () => {
         server.off('error', reject);
+        try {
+          // Accepted sockets inherit it; their minimum TTL is set per peer (ttlSecurity()).
+          if (o.ttl255) sys.setsockopt(fdOf(server), net4or6(o.host) === 6 ? IPPROTO_IPV6 : IPPROTO_IP, net4or6(o.host) === 6 ? IPV6_UNICAST_HOPS : IP_TTL, int32(255));
+        } catch (e) {
+          server.close();
+          return reject(e);
+        }
         resolve({ close: () => server.close() });
       });
     });

@@ -80,10 +80,15 @@ export class BgpLab {
 
   /** A daemon that forks and writes its PID to a file: remember that PID. */
   daemonPid(pidFile: string): number {
-    const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (!(pid > 0)) throw new Error(`no PID in ${pidFile}`);
-    this.pids.add(pid);
-    return pid;
+    // The daemon may still be writing it when its launcher returns.
+    const end = Date.now() + 5000;
+    for (;;) {
+      let pid = NaN;
+      try { pid = Number(readFileSync(pidFile, 'utf8').trim()); } catch { /* not yet */ }
+      if (pid > 0) { this.pids.add(pid); return pid; }
+      if (Date.now() > end) throw new Error(`no PID in ${pidFile}`);
+      spawnSync('sleep', ['0.05']);
+    }
   }
 
   kill(pid: number, signal: NodeJS.Signals = 'SIGTERM'): void {

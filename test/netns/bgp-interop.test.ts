@@ -15,7 +15,7 @@ const lab = new BgpLab();
 test.after.always(() => lab.cleanup());
 
 /** BIRD in the peer namespace: an IPv4 and an IPv6 session to us, its own blocks as blackholes. */
-function birdConf(o: { blocks4?: string[]; blocks6?: string[]; asn?: number; ourAsn?: number } = {}): string {
+function birdConf(o: { blocks4?: string[]; blocks6?: string[]; asn?: number; ourAsn?: number; ttlSecurity?: boolean } = {}): string {
   const statics = (name: string, fam: string, blocks: string[]) => `protocol static ${name} {\n  ${fam};\n${blocks.map((b) => `  route ${b} blackhole;`).join('\n')}\n}\n`;
   const session = (name: string, local: string, neighbor: string, fam: string, exportFrom: string) => `
 protocol bgp ${name} {
@@ -26,7 +26,7 @@ protocol bgp ${name} {
   keepalive time 3;
   connect retry time 2;
   error wait time 1,2;
-  graceful restart on;
+  graceful restart on;${o.ttlSecurity ? '\n  ttl security on;' : ''}
   ${fam} { import all; export where proto = "${exportFrom}"; next hop self; };
 }`;
   return `log "${lab.dir}/bird.log" all;
@@ -42,9 +42,10 @@ ${session('tether6', '2001:db8:18::2', '2001:db8:18::1', 'ipv6', 'blocks6')}
 }
 
 /** Our side: one IPv4 and one IPv6 session to .2, announcing our blocks. */
-function ours(o: Partial<ProgramConfig> & { peerAsn?: number; holdTime?: number } = {}): ProgramConfig {
+function ours(o: Partial<ProgramConfig> & { peerAsn?: number; holdTime?: number; ttlSecurity?: boolean } = {}): ProgramConfig {
   const peer = (address: string, localAddress: string, family: 4 | 6) => ({
     address, localAddress, asn: o.peerAsn ?? 64512, holdTime: o.holdTime ?? 9, connectRetryTime: 2, idleHoldTime: 1, families: [family],
+    ...(o.ttlSecurity ? { ttlSecurity: true } : {}),
   });
   return {
     asn: 64512, routerId: '198.18.0.1',
@@ -74,7 +75,10 @@ test.serial('BIRD: both sessions Established, blocks become kernel routes on bot
     '10.244.1.0/26': 'blackhole', '10.244.2.0/26': 'via 198.18.0.2',
     '2001:db8:244:1::/122': 'blackhole', '2001:db8:244:2::/122': 'via 2001:db8:18::2',
   });
-  const st = s.status()!;
+  const st = await waitFor('counts in the status snapshot', () => {
+    const x = s.status();
+    return x?.peers.find((p) => p.address === '198.18.0.2')?.prefixesIn === 1 && x.routes.learned.length === 2 ? x : null;
+  });
   t.like(st.peers.find((p) => p.address === '198.18.0.2'), { prefixesIn: 1, prefixesOut: 2, routerId: '198.18.0.2' });
   t.like(st.routes.learned.find((r) => r.prefix === '10.244.2.0/26'), { nextHop: '198.18.0.2', localPref: 100, best: true });
   // A clean stop: Cease to BIRD, which withdraws our blocks; our kernel routes are all removed.
@@ -108,7 +112,7 @@ test.serial('BIRD: a withdraw in BIRD removes our kernel route; graceful restart
   bird = lab.bird(peer, 'bird-b2', birdConf({ blocks4: ['10.244.4.0/26'] }), true);
   await waitFor('re-established', () => established(s, '198.18.0.2'));
   await waitFor('End-of-RIB swept the stale block', () => !mine()['10.244.2.0/26'] && mine()['10.244.4.0/26'], 40_000);
-  t.false(s.status()!.routes.learned.some((r) => r.stale));
+  await waitFor('no stale route in the status snapshot', () => s.status()?.routes.learned.every((r) => !r.stale));
   t.true(s.log().includes('End-of-RIB for IPv4'));
   await s.stop();
 });
@@ -137,6 +141,39 @@ test.serial('BIRD: a wrong peer AS is refused with NOTIFICATION 2/2 both ways; a
   }
   t.pass();
   await s3.stop();
+});
+
+test.serial('BIRD with TTL security (GTSM): our sessions send TTL 255 and come up, IPv4 and IPv6', async (t) => {
+  const { us, peer } = lab.pair('b4');
+  // Enforce GTSM on the peer side independently of BIRD: BGP packets with a TTL below 255 are dropped.
+  // (By path: npm puts node_modules/.bin first, and @vercel/nft installs an `nft` there.)
+  lab.exec(peer, ['/usr/sbin/nft', '-f', lab.file('gtsm.nft', `table inet tbg_gtsm {
+  chain in {
+    type filter hook input priority 0;
+    tcp dport 179 ip ttl != 255 counter drop
+    tcp sport 179 ip ttl != 255 counter drop
+    tcp dport 179 ip6 hoplimit != 255 counter drop
+    tcp sport 179 ip6 hoplimit != 255 counter drop
+  }
+}
+`)]);
+  let bird = lab.bird(peer, 'bird-b4', birdConf({ ttlSecurity: true }));
+  // Without it our packets leave with TTL 64 and BIRD drops them: no session in 8 s.
+  const plain = lab.speaker(us, 'us-b4a', ours());
+  await sleep(8000);
+  t.false(established(plain, '198.18.0.2') || established(plain, '2001:db8:18::2'));
+  t.false(/Established/.test(bird.birdc('show', 'protocols')));
+  await plain.stop();
+  // Start BIRD afresh, so nothing of the plain round (a half-open attempt, an error back-off) lingers.
+  bird.birdc('down');
+  await lab.waitGone(bird.pid);
+  bird = lab.bird(peer, 'bird-b4', birdConf({ ttlSecurity: true }));
+  const s = lab.speaker(us, 'us-b4', ours({ ttlSecurity: true }));
+  await waitFor('both sessions Established', () => established(s, '198.18.0.2') && established(s, '2001:db8:18::2'));
+  await waitFor('BIRD sees both Established', () => (bird.birdc('show', 'protocols').match(/Established/g) ?? []).length === 2);
+  // The plain round's packets were the ones dropped.
+  t.regex(lab.exec(peer, ['/usr/sbin/nft', 'list', 'table', 'inet', 'tbg_gtsm']), /counter packets [1-9]/);
+  await s.stop();
 });
 
 test.serial('GoBGP: routes it announces become our kernel routes, its withdraws remove them; it learns our blocks', async (t) => {
@@ -197,7 +234,9 @@ test.serial('GoBGP: routes it announces become our kernel routes, its withdraws 
   await waitFor('GoBGP routes in our kernel', () => mine()['10.244.5.0/26'] && mine()['2001:db8:244:5::/122']);
   t.is(mine()['10.244.5.0/26'], 'via 198.18.0.2');
   t.is(mine()['2001:db8:244:5::/122'], 'via 2001:db8:18::2');
-  t.like(s.status()!.routes.learned.find((r) => r.prefix === '10.244.5.0/26'), { med: 10, communities: ['64512:100'], localPref: 100 });
+  // The status file trails the kernel by up to 250 ms (snapshots are debounced).
+  const learned = await waitFor('the route in the status snapshot', () => s.status()?.routes.learned.find((r) => r.prefix === '10.244.5.0/26'));
+  t.like(learned, { med: 10, communities: ['64512:100'], localPref: 100 });
   // cnictl reads the same state.
   const cnictl = (...a: string[]) => execFileSync(join(root, 'dist/bin/cnictl'), ['bgp', ...a, '--bgp-status', s.statusFile], { encoding: 'utf8' });
   const peersOut = cnictl('peers');
