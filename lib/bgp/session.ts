@@ -27,6 +27,8 @@ export interface PeerConfig {
   gracefulRestart?: boolean;
   /** Ends the session with Cease/1 when the peer announces more prefixes than this. */
   maxPrefix?: number;
+  /** Seconds before trying a peer again that exceeded maxPrefix (default 60). */
+  maxPrefixRestartTime?: number;
   /** Families to carry (default both). */
   families?: Family[];
   /** GTSM (RFC 5082): TTL 255 out, at least 254 in; the peer must be directly connected and do the same. */
@@ -273,7 +275,7 @@ export class PeerSession {
     this.ctx.changed();
   }
 
-  private scheduleRestart(): void {
+  private scheduleRestart(seconds = this.config.idleHoldTime ?? DEFAULTS.idleHoldTime): void {
     this.clearTimer('restartTimer');
     this.restartTimer = this.ctx.clock.setTimeout(() => {
       this.restartTimer = undefined;
@@ -281,7 +283,7 @@ export class PeerSession {
       // A fresh FSM as configured: the one that ended may have been an accepted (passive) second connection.
       this.primary = new Binding(this, !!this.config.passive);
       this.primary.fsm.handle({ type: 'start' });
-    }, (this.config.idleHoldTime ?? DEFAULTS.idleHoldTime) * 1000);
+    }, seconds * 1000);
   }
 
   /** The session left Established: keep the peer's routes as stale (graceful restart) or drop them. */
@@ -443,9 +445,9 @@ export class PeerSession {
       d.writeUInt16BE(v6.length ? C.AFI_IPV6 : C.AFI_IPV4, 0);
       d[2] = C.SAFI_UNICAST;
       d.writeUInt32BE(max, 3);
-      // Cease/1 (RFC 4486): AFI, SAFI and the limit as data. The session restarts after the idle hold time.
+      // Cease/1 (RFC 4486): AFI, SAFI and the limit as data. Trying again at once would only repeat it.
       est.binding.fsm.handle({ type: 'stop', notification: notification(C.ERR_CEASE, C.CEASE_MAX_PREFIXES, d) });
-      if (!this.stopped) this.scheduleRestart();
+      if (!this.stopped) this.scheduleRestart(this.config.maxPrefixRestartTime ?? 60);
     }
     this.ctx.changed();
   }

@@ -258,6 +258,51 @@ test.serial('GoBGP: routes it announces become our kernel routes, its withdraws 
   await lab.waitGone(gobgpd.pid!);
 });
 
+test.serial('GoBGP over eBGP with a 4-byte ASN: AS_TRANS in OPEN, our AS prepended, no LOCAL_PREF, AS-path loops refused', async (t) => {
+  const { us, peer, usPath } = lab.pair('g2');
+  const toml = lab.file('gobgp-g2.toml', `
+[global.config]
+  as = 4200000001
+  router-id = "198.18.0.2"
+  local-address-list = ["198.18.0.2"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "198.18.0.1"
+    peer-as = 64512
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+    connect-retry = 2
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+`);
+  const gobgpd = lab.spawn(peer, ['gobgpd', '-f', toml, '--api-hosts', '127.0.0.1:50052', '--pprof-disable'], 'gobgpd-g2.log');
+  const gobgp = (...a: string[]) => lab.exec(peer, ['gobgp', '-p', '50052', ...a]);
+  const s = lab.speaker(us, 'us-g2', ours({
+    listen: [{ address: '198.18.0.1' }],
+    peers: [{ address: '198.18.0.2', localAddress: '198.18.0.1', asn: 4200000001, holdTime: 9, connectRetryTime: 2, idleHoldTime: 1, families: [4] }],
+  }));
+  await waitFor('Established', () => established(s, '198.18.0.2'));
+  const adj = await waitFor('our block in GoBGP', () => JSON.parse(gobgp('-j', 'neighbor', '198.18.0.1', 'adj-in', '-a', 'ipv4'))['10.244.1.0/26']?.[0]);
+  const attrs = adj.attrs as { type: number; as_paths?: { asns: number[] }[] }[];
+  t.deepEqual(attrs.find((a) => a.type === 2)?.as_paths?.[0].asns, [64512]);
+  t.false(attrs.some((a) => a.type === 5), 'no LOCAL_PREF to an eBGP peer');
+  gobgp('global', 'rib', 'add', '-a', 'ipv4', '10.244.5.0/26', 'origin', 'igp');
+  // A path that already went through our AS must not be taken (GoBGP prepends its own AS to it).
+  gobgp('global', 'rib', 'add', '-a', 'ipv4', '10.244.6.0/26', 'aspath', '64512');
+  await waitFor('the eBGP route in our kernel', () => lab.routeMap(usPath, 4)['10.244.5.0/26']);
+  const learned = await waitFor('its AS path', () => s.status()?.routes.learned.find((r) => r.prefix === '10.244.5.0/26'));
+  t.deepEqual(learned.asPath, [4200000001]);
+  t.is(learned.localPref, undefined);
+  await sleep(1000);
+  t.falsy(lab.routeMap(usPath, 4)['10.244.6.0/26']);
+  t.regex(s.log(), /contains our AS/);
+  await s.stop();
+  lab.kill(gobgpd.pid!);
+  await lab.waitGone(gobgpd.pid!);
+});
+
 test.serial('FRR: bgpd + zebra, Established, routes both ways', async (t) => {
   const { us, peer, usPath, peerPath } = lab.pair('f1');
   // FRR drops privileges to its own user (and insists on the frrvty group): give it a directory it owns.

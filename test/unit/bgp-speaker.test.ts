@@ -222,6 +222,11 @@ test('max-prefix: one over the limit ends the session with Cease/1, the routes g
   t.deepEqual([...n.data], [0, 1, 1, 0, 0, 0, 3]);
   t.is(sink.routes.size, 0);
   t.true(p.closed);
+  // It stays down for the max-prefix restart time (60 s), not just the idle hold time.
+  clock.advance(30_000);
+  t.is(s.peers()[0].state, 'Idle');
+  clock.advance(30_000);
+  t.is(s.peers()[0].state, 'Active');
   s.stop();
 });
 
