@@ -3,6 +3,7 @@ import { createLogger, isLevel, type Logger } from '../log.js';
 import { Netlink } from '../netlink/handle.js';
 import { KernelRoutes } from './kernel.js';
 import type { PeerConfig } from './session.js';
+import { peersFor, type NodeInfo, type TopologyOptions } from './topology.js';
 import { Speaker } from './speaker.js';
 import { DEFAULT_STATUS_FILE, snapshot, writeSnapshot } from './status.js';
 
@@ -16,7 +17,10 @@ export interface ProgramConfig {
   asn?: number;
   routerId: string;
   listen?: { address: string; port?: number }[];
-  peers: PeerConfig[];
+  /** Explicit peers (with `topology`, added to the computed ones). */
+  peers?: PeerConfig[];
+  /** Peers computed from the node list as tetherd does from the store: mesh, or route reflectors. */
+  topology?: { self: string; nodes: NodeInfo[] } & Omit<TopologyOptions, 'peers' | 'asn'>;
   /** Prefixes to announce: a string is an owned block (blackholed here); {blackhole: false} for a borrowed /32. */
   announce?: (string | { prefix: string; blackhole?: boolean })[];
   nextHops?: { v4?: string; v6?: string };
@@ -35,8 +39,15 @@ function arg(argv: string[], name: string): string | undefined {
 function load(file: string): ProgramConfig {
   const c = JSON.parse(readFileSync(file, 'utf8')) as ProgramConfig;
   if (typeof c.routerId !== 'string') throw new Error(`${file}: routerId is required`);
-  if (!Array.isArray(c.peers)) throw new Error(`${file}: peers must be a list`);
+  if (c.peers !== undefined && !Array.isArray(c.peers)) throw new Error(`${file}: peers must be a list`);
+  if (!c.peers && !c.topology) throw new Error(`${file}: give peers, a topology, or both`);
   return c;
+}
+
+function peersOf(c: ProgramConfig): PeerConfig[] {
+  if (!c.topology) return c.peers ?? [];
+  const { self, nodes, ...o } = c.topology;
+  return peersFor(self, nodes, { ...o, asn: c.asn, peers: c.peers });
 }
 
 function announcements(c: ProgramConfig): Map<string, boolean> {
@@ -58,7 +69,7 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   const removed = kernel?.reconcile() ?? [];
   if (removed.length) log.info(`removed ${removed.length} routes a previous run left in the kernel`);
   const speaker = new Speaker({
-    asn: config.asn ?? 64512, routerId: config.routerId, listen: config.listen, peers: config.peers,
+    asn: config.asn ?? 64512, routerId: config.routerId, listen: config.listen, peers: peersOf(config),
     nextHops: config.nextHops, restartTime: config.restartTime, sink: kernel, log,
   });
   let announced = announcements(config);
@@ -81,12 +92,12 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
 
   await speaker.start();
   writeNow();
-  log.info(`speaker up: AS ${config.asn ?? 64512}, router id ${config.routerId}, ${config.peers.length} peers`);
+  log.info(`speaker up: AS ${config.asn ?? 64512}, router id ${config.routerId}, ${speaker.peers().length} peers`);
 
   process.on('SIGHUP', () => {
     try {
       config = load(file);
-      speaker.setPeers(config.peers);
+      speaker.setPeers(peersOf(config));
       const next = announcements(config);
       for (const p of announced.keys()) if (!next.has(p)) speaker.withdraw(p);
       for (const [p, blackhole] of next) speaker.announce(p, { blackhole });

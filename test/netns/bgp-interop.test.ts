@@ -303,6 +303,27 @@ test.serial('GoBGP over eBGP with a 4-byte ASN: AS_TRANS in OPEN, our AS prepend
   await lab.waitGone(gobgpd.pid!);
 });
 
+test.serial('two of our speakers in a mesh from a node list: one active side, blocks and a borrowed /32 both ways', async (t) => {
+  const { us, peer, usPath, peerPath } = lab.pair('m1');
+  const nodes = [{ name: 'a', address: '198.18.0.1' }, { name: 'b', address: '198.18.0.2' }];
+  const node = (self: string, routerId: string, announce: ProgramConfig['announce']): ProgramConfig => ({
+    asn: 64512, routerId, listen: [{ address: routerId }], announce,
+    topology: { self, nodes, defaults: { holdTime: 9, connectRetryTime: 2, idleHoldTime: 1, families: [4] } },
+  });
+  const a = lab.speaker(us, 'mesh-a', node('a', '198.18.0.1', ['10.244.1.0/26']), 'binary');
+  const b = lab.speaker(peer, 'mesh-b', node('b', '198.18.0.2', ['10.244.2.0/26', { prefix: '10.244.1.77/32', blackhole: false }]));
+  await waitFor('a has b\'s block and the borrowed /32', () => lab.routeMap(usPath, 4)['10.244.2.0/26'] && lab.routeMap(usPath, 4)['10.244.1.77/32']);
+  await waitFor('b has a\'s block', () => lab.routeMap(peerPath, 4)['10.244.1.0/26']);
+  t.deepEqual(lab.routeMap(usPath, 4), { '10.244.1.0/26': 'blackhole', '10.244.1.77/32': 'via 198.18.0.2', '10.244.2.0/26': 'via 198.18.0.2' });
+  t.deepEqual(lab.routeMap(peerPath, 4), { '10.244.1.0/26': 'via 198.18.0.1', '10.244.2.0/26': 'blackhole' });
+  // The lower address connects, the higher one only listens: no collision to resolve.
+  t.false(a.log().includes('collision') || b.log().includes('collision'));
+  await waitFor('both report Established', () => established(a, '198.18.0.2') && established(b, '198.18.0.1'));
+  await a.stop();
+  await waitFor('b dropped a\'s block', () => !lab.routeMap(peerPath, 4)['10.244.1.0/26']);
+  await b.stop();
+});
+
 test.serial('FRR: bgpd + zebra, Established, routes both ways', async (t) => {
   const { us, peer, usPath, peerPath } = lab.pair('f1');
   // FRR drops privileges to its own user (and insists on the frrvty group): give it a directory it owns.
