@@ -147,7 +147,7 @@ class Binding {
         return false;
       }
     }
-    // An accepted connection supersedes our own attempt still in progress (RFC 4271 8.2.2, Connect state).
+    // One connection per FSM: binding this one ends any attempt or connection it still held.
     this.cancel?.();
     this.cancel = undefined;
     if (this.conn && this.conn !== c) this.conn.close();
@@ -185,6 +185,8 @@ export class PeerSession {
   private established?: { binding: Binding; since: number; negotiated: Negotiated; local: string };
   private exported = new Set<string>();
   private lastError?: string;
+  /** After a max-prefix violation, no session before this time. */
+  private holdDownUntil = 0;
 
   constructor(readonly config: PeerConfig, readonly ctx: SessionContext) {
     this.primary = new Binding(this, !!config.passive);
@@ -226,6 +228,12 @@ export class PeerSession {
 
   /** An incoming connection from this peer's address. */
   accept(c: Connection): void {
+    if (this.primary.fsm.state === 'Idle' && !this.stopped && this.config.passive && this.ctx.clock.now() >= this.holdDownUntil) {
+      // A passive peer's idle hold protects nobody: we would only wait for it to connect anyway.
+      this.clearTimer('restartTimer');
+      this.primary = new Binding(this, true);
+      this.primary.fsm.handle({ type: 'start' });
+    }
     const st = this.primary.fsm.state;
     if (this.stopped || st === 'Idle' || st === 'Established' || this.secondary) {
       // Idle refuses connections (RFC 4271 8.2.2); an established session keeps its connection.
@@ -447,7 +455,9 @@ export class PeerSession {
       d.writeUInt32BE(max, 3);
       // Cease/1 (RFC 4486): AFI, SAFI and the limit as data. Trying again at once would only repeat it.
       est.binding.fsm.handle({ type: 'stop', notification: notification(C.ERR_CEASE, C.CEASE_MAX_PREFIXES, d) });
-      if (!this.stopped) this.scheduleRestart(this.config.maxPrefixRestartTime ?? 60);
+      const wait = this.config.maxPrefixRestartTime ?? 60;
+      this.holdDownUntil = this.ctx.clock.now() + wait * 1000;
+      if (!this.stopped) this.scheduleRestart(wait);
     }
     this.ctx.changed();
   }

@@ -222,9 +222,12 @@ test('max-prefix: one over the limit ends the session with Cease/1, the routes g
   t.deepEqual([...n.data], [0, 1, 1, 0, 0, 0, 3]);
   t.is(sink.routes.size, 0);
   t.true(p.closed);
-  // It stays down for the max-prefix restart time (60 s), not just the idle hold time.
+  // It stays down for the max-prefix restart time (60 s), not just the idle hold time, and refuses the peer meanwhile.
   clock.advance(30_000);
   t.is(s.peers()[0].state, 'Idle');
+  const again = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
+  await flush();
+  t.true(again.closed);
   clock.advance(30_000);
   t.is(s.peers()[0].state, 'Active');
   s.stop();
@@ -245,8 +248,7 @@ test('graceful restart helper: routes stay stale over a dropped connection, re-a
   t.not(s.peers()[0].state, 'Established');
   t.is(sink.routes.size, 2, 'kept during the restart');
   t.true(s.routes().learned.every((r) => r.stale));
-  clock.advance(60_000);
-  await flush();
+  // Back at once: a passive peer does not sit out its idle hold time.
   p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
   p.open({ gr: { time: 120, forwarding: true } });
   await flush();
