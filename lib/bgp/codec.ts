@@ -484,12 +484,13 @@ export function missingMandatory(u: UpdateMessage, ibgp: boolean): string | unde
   return undefined;
 }
 
-/** End-of-RIB (RFC 4724 2): an empty UPDATE (IPv4) or one holding only an empty MP_UNREACH. */
+/** End-of-RIB (RFC 4724 2): an empty UPDATE (IPv4) or one holding nothing but an empty MP_UNREACH. */
 export function endOfRib(u: UpdateMessage): { afi: number; safi: number } | null {
-  const a = u.attributes;
-  if (u.withdrawn.length || u.nlri.length || a.mpReach || a.origin !== undefined || a.asPath || a.other.length) return null;
-  if (!a.mpUnreach) return a.nextHop ? null : { afi: C.AFI_IPV4, safi: C.SAFI_UNICAST };
-  return a.mpUnreach.withdrawn.length === 0 ? { afi: a.mpUnreach.afi, safi: a.mpUnreach.safi } : null;
+  if (u.withdrawn.length || u.nlri.length || u.attributes.other.length) return null;
+  const { mpUnreach, other: _other, ...rest } = u.attributes;
+  if (Object.values(rest).some((v) => v !== undefined)) return null;
+  if (!mpUnreach) return { afi: C.AFI_IPV4, safi: C.SAFI_UNICAST };
+  return mpUnreach.withdrawn.length === 0 ? { afi: mpUnreach.afi, safi: mpUnreach.safi } : null;
 }
 
 export function endOfRibMessage(afi: number, safi: number): UpdateMessage {

@@ -427,8 +427,13 @@ export class PeerSession {
     const a = u.attributes;
     const allowed = new Set(this.families());
     for (const p of [...u.withdrawn, ...(a.mpUnreach?.withdrawn ?? [])]) rib.withdraw(this.address, p);
-    const v4 = allowed.has(4) ? u.nlri : [];
-    const v6 = allowed.has(6) && a.mpReach && a.mpReach.afi === C.AFI_IPV6 && a.mpReach.safi === C.SAFI_UNICAST ? a.mpReach.nlri : [];
+    // IPv4 usually comes in the classic fields, but MP_REACH may carry it too (RFC 4760).
+    const mp = a.mpReach?.safi === C.SAFI_UNICAST ? a.mpReach : undefined;
+    const mpFamily = mp ? familyOf(mp.afi) : null;
+    const mpNlri = mp && mpFamily && allowed.has(mpFamily) ? mp.nlri : [];
+    const classic = allowed.has(4) ? u.nlri : [];
+    const v4 = [...classic, ...(mpFamily === 4 ? mpNlri : [])];
+    const v6 = mpFamily === 6 ? mpNlri : [];
     const reject = treatAsWithdraw ?? missingMandatory(u, this.ibgp()) ?? this.loop(u);
     if (reject) {
       if (v4.length + v6.length) this.ctx.log.warn(`peer ${this.address}: ${reject}: ${v4.length + v6.length} prefixes treated as withdrawn`);
@@ -437,15 +442,16 @@ export class PeerSession {
       return;
     }
     // The path keeps the attributes that describe it; the MP attributes only carried the NLRI.
-    const { mpReach, mpUnreach: _unreach, ...attributes } = a;
+    const { mpReach: _reach, mpUnreach: _unreach, ...attributes } = a;
     const add = (prefix: CIDR, nextHop: IP | undefined) => {
-      if (!nextHop) return rib.withdraw(this.address, prefix);
+      // An IPv6 next hop for IPv4 NLRI needs the extended next hop capability (RFC 8950), which we do not offer.
+      if (!nextHop || nextHop.family !== prefix.ip.family) return rib.withdraw(this.address, prefix);
       const path: Path = { prefix, peer: this.address, peerRouterId: est.negotiated.peerOpen.routerId, ibgp: this.ibgp(), nextHop, attributes, stale: false };
       rib.add(path);
     };
-    for (const p of v4) add(p, a.nextHop);
+    for (const p of classic) add(p, a.nextHop);
     // A 32-byte IPv6 next hop is global + link-local; the global one is routable without an interface.
-    for (const p of v6) add(p, mpReach!.nextHops[0]);
+    for (const p of mpNlri) add(p, mp!.nextHops[0]);
     const max = this.config.maxPrefix;
     if (max !== undefined && rib.count(this.address) > max) {
       this.ctx.log.warn(`peer ${this.address}: ${rib.count(this.address)} prefixes exceed the limit of ${max}`);

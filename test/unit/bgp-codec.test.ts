@@ -105,6 +105,8 @@ test('UPDATE IPv4 withdraw and re-announce from GoBGP', (t) => {
   ]);
   t.deepEqual(endOfRib(us[0]), { afi: 1, safi: 1 });
   t.is(endOfRib(us[2]), null);
+  // Attributes without NLRI are not an End-of-RIB.
+  t.is(endOfRib({ type: 'update', withdrawn: [], nlri: [], attributes: { other: [], localPref: 100 } }), null);
 });
 
 test('UPDATE IPv6: MP_REACH with a 32-byte next hop (BIRD) and a 16-byte one (GoBGP); IPv6 End-of-RIB', (t) => {

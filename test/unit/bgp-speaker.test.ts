@@ -203,6 +203,25 @@ test('End-of-RIB is sent after the initial table; RFC 7606 errors withdraw, the 
   s.stop();
 });
 
+test('IPv4 NLRI in MP_REACH is taken too; an IPv6 next hop for it (extended next hop, not offered) is not', async (t) => {
+  const net = new MemoryNetwork();
+  const clock = new FakeClock();
+  const { s, sink } = lone(net, clock);
+  await s.start();
+  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
+  p.open();
+  await flush();
+  const mp = (nh: string, prefix: string) => p.send({
+    type: 'update', withdrawn: [], nlri: [],
+    attributes: { ...emptyAttributes(), origin: 0, asPath: [], localPref: 100, mpReach: { afi: 1, safi: 1, nextHops: [parseIP(nh)!], nlri: [parseCIDR(prefix)!] } },
+  });
+  mp('198.18.0.7', '10.244.7.0/26');
+  mp('2001:db8:18::7', '10.244.8.0/26');
+  await flush();
+  t.deepEqual(Object.fromEntries(sink.routes), { '10.244.7.0/26': '198.18.0.7' });
+  s.stop();
+});
+
 test('max-prefix: one over the limit ends the session with Cease/1, the routes go', async (t) => {
   const net = new MemoryNetwork();
   const clock = new FakeClock();
