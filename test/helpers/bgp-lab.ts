@@ -52,6 +52,11 @@ export class BgpLab {
     return { us, peer, usPath, peerPath };
   }
 
+  addAddress(path: string, dev: string, cidr: string): void {
+    const nl = Netlink.at(path);
+    try { nl.addrAdd(nl.linkByName(dev)!.index, parseCIDR(cidr)!); } finally { nl.close(); }
+  }
+
   file(name: string, text: string): string {
     const p = join(this.dir, name);
     writeFileSync(p, text);

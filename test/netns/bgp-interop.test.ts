@@ -320,7 +320,7 @@ test.serial('two of our speakers in a mesh from a node list: one active side, bl
   t.false(a.log().includes('collision') || b.log().includes('collision'));
   await waitFor('both report Established', () => established(a, '198.18.0.2') && established(b, '198.18.0.1'));
   // Traffic follows the learned route: a "pod" address of b's block answers a ping from a's namespace.
-  lab.exec(peer, ['ip', 'addr', 'add', '10.244.2.1/32', 'dev', 'lo']);
+  lab.addAddress(peerPath, 'lo', '10.244.2.1/32');
   lab.exec(us, ['ping', '-c', '1', '-W', '2', '10.244.2.1']);
   await a.stop();
   await waitFor('b dropped a\'s block', () => !lab.routeMap(peerPath, 4)['10.244.1.0/26']);
