@@ -192,5 +192,7 @@ if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'),
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });
 }
+// The BGP speaker with 100 peers' worth of routes, against BIRD 2 on the same driver (bench/bgp.ts).
+if (want('bgp')) rows.push(...await (await import('./bgp.js')).bgpBench());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

@@ -24,6 +24,8 @@ export const programs: Record<string, () => Promise<Program>> = {
   },
   // Not linked: the harness's traffic endpoint, run as `tether probe ...` inside test namespaces.
   probe: async () => (await import('../conformance/probe.js')).probeMain,
+  // Not linked: the BGP speaker on its own (tetherd hosts it in-process), `tether bgp-speaker --config FILE`.
+  'bgp-speaker': async () => (await import('../lib/bgp/program.js')).bgpSpeakerMain,
 };
 
 /** The names dist/bin gets as links to the binary. */

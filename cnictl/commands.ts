@@ -171,6 +171,13 @@ export async function run(c: Ctx): Promise<number> {
       const { runInstall } = await import('./install-cmd.js');
       return runInstall(c, cmd);
     }
+    case 'bgp': {
+      const sub = c.p.positional[1];
+      if (sub !== 'peers' && sub !== 'routes') throw new UsageError('bgp peers | bgp routes [--bgp-status FILE]');
+      const { bgpShow } = await import('./bgp.js');
+      c.out(bgpShow(sub, { file: str(c.p, 'bgp-status'), json: c.json }));
+      return 0;
+    }
     case 'conformance': {
       const [net] = need(c, 1, '<network>');
       const { runConformanceCli } = await import('../conformance/cli.js');

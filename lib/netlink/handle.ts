@@ -122,13 +122,14 @@ export class Netlink {
   }
 
   /** Routes of one family; by default the main table only. Pass table 0 for every table. */
-  routes(family: Family, filter: { table?: number; oif?: number } = {}): Route[] {
+  routes(family: Family, filter: { table?: number; oif?: number; protocol?: number } = {}): Route[] {
     const table = filter.table ?? C.RT_TABLE_MAIN;
     const out: Route[] = [];
     for (const m of this.sock.dump(() => encodeRouteDump(family, table || undefined))) {
       if (m.type !== C.RTM_NEWROUTE) continue;
       const r = decodeRoute(m.payload);
       if (!r || (table && r.table !== table) || (filter.oif !== undefined && r.oif !== filter.oif)) continue;
+      if (filter.protocol !== undefined && r.protocol !== filter.protocol) continue;
       out.push(r);
     }
     return out;

@@ -6,7 +6,8 @@ export class Namespaces {
   readonly prefix: string;
   private readonly names: string[] = [];
 
-  constructor(start = 'tt') { this.prefix = `${start}${randomBytes(3).toString('hex')}`; }
+  /** stem: the start of every name (default "tt"), then random hex. */
+  constructor(stem = 'tt') { this.prefix = `${stem}${randomBytes(3).toString('hex')}`; }
 
   add(suffix: string): string {
     const name = `${this.prefix}-${suffix}`;

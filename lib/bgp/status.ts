@@ -1,0 +1,76 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { PeerStatus } from './session.js';
+import type { RibSnapshot, Speaker } from './speaker.js';
+
+// The speaker's state as a JSON file, written by whoever hosts it (tetherd, `tether bgp-speaker`) and
+// read by `cnictl bgp peers|routes`: no socket to serve, and the last state stays readable after a crash.
+
+export const DEFAULT_STATUS_FILE = '/run/tether/bgp-status.json';
+
+export interface SpeakerSnapshot {
+  pid: number;
+  time: string;
+  asn: number;
+  routerId: string;
+  peers: PeerStatus[];
+  routes: RibSnapshot;
+}
+
+export function snapshot(s: Speaker, asn: number, routerId: string): SpeakerSnapshot {
+  return { pid: process.pid, time: new Date().toISOString(), asn, routerId, peers: s.peers(), routes: s.routes() };
+}
+
+/** Written to a temporary name and renamed, so a reader never sees half a file. */
+export function writeSnapshot(file: string, snap: SpeakerSnapshot): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(snap, null, 1)}\n`, { mode: 0o644 });
+  renameSync(tmp, file);
+}
+
+export function readSnapshot(file: string): SpeakerSnapshot {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`no BGP speaker status at ${file}: is tetherd (or tether bgp-speaker) running with BGP?`);
+    throw e;
+  }
+  return JSON.parse(text) as SpeakerSnapshot;
+}
+
+function duration(s: number | undefined): string {
+  if (s === undefined) return '-';
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  const hms = `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}`;
+  return d ? `${d}d${hms}` : hms;
+}
+
+/** Rows for `cnictl bgp peers`. */
+export function peerRows(s: SpeakerSnapshot, now = Date.now()): { head: string[]; rows: string[][] } {
+  // The snapshot may be a few seconds old: uptimes count on from when it was taken.
+  const age = Math.max(0, Math.floor((now - Date.parse(s.time)) / 1000)) || 0;
+  return {
+    head: ['PEER', 'ASN', 'STATE', 'UPTIME', 'ROUTER-ID', 'IN', 'OUT', 'INFO'],
+    rows: s.peers.map((p) => [
+      p.address, String(p.asn), p.state, duration(p.uptime === undefined ? undefined : p.uptime + age), p.routerId ?? '-', String(p.prefixesIn), String(p.prefixesOut),
+      [p.gracefulRestart ? `restarting: ${p.gracefulRestart.stale} stale` : '', p.lastError ? `last: ${p.lastError}` : ''].filter(Boolean).join('; '),
+    ]),
+  };
+}
+
+/** Rows for `cnictl bgp routes`: our prefixes first, then every learned path (* marks the best). */
+export function routeRows(s: SpeakerSnapshot): { head: string[]; rows: string[][] } {
+  const rows = s.routes.local.map((l) => [' ', l.prefix, 'local', '-', l.blackhole ? 'blackhole' : 'announced', '', '']);
+  for (const r of s.routes.learned) {
+    rows.push([
+      r.best ? '*' : ' ', r.prefix, r.nextHop, r.peer, r.stale ? 'stale' : '',
+      r.asPath.length ? r.asPath.join(' ') : '(iBGP)', [r.localPref !== undefined ? `lp ${r.localPref}` : '', r.med !== undefined ? `med ${r.med}` : '', ...(r.communities ?? [])].filter(Boolean).join(' '),
+    ]);
+  }
+  return { head: ['', 'PREFIX', 'NEXT-HOP', 'PEER', 'FLAGS', 'AS-PATH', 'ATTRIBUTES'], rows };
+}
