@@ -3,6 +3,7 @@ import type { Context } from '../../lib/cni/skel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import type { Link } from '../../lib/netlink/link.js';
 import { NetlinkError } from '../../lib/netlink/socket.js';
+import { sysctlSet } from '../../lib/netns/sysctl.js';
 import { mark } from '../../lib/trace.js';
 import { release } from './ipam.js';
 import type { Rollback } from './rollback.js';
@@ -19,6 +20,12 @@ export interface VethSpec {
   hostMac?: Uint8Array;
   /** A bridge to put the host end on. */
   master?: number;
+  /**
+   * false: the host end gets no IPv6 at all (a bridge port needs none: bridging is L2). Every IPv6
+   * device adds its own routes to the node's IPv6 table, which the kernel walks on each device event,
+   * so with 500 ports a new port cost 50-65 ms instead of 8-14 ms (measured here).
+   */
+  hostIPv6?: boolean;
 }
 
 /**
@@ -26,9 +33,11 @@ export interface VethSpec {
  * no rename) and the host end up; pushes its removal (the peer goes with it) onto the rollback.
  */
 export function createVeth(host: Netlink, ctx: Context, v: VethSpec, rollback: Rollback): Link {
+  const noIPv6 = v.hostIPv6 === false;
   try {
     host.linkAdd({
-      kind: 'veth', name: v.hostName, mtu: v.mtu, mac: v.hostMac, master: v.master, up: true,
+      // Without IPv6 the end comes up only once it is off: up at creation would start IPv6 on it first.
+      kind: 'veth', name: v.hostName, mtu: v.mtu, mac: v.hostMac, master: v.master, up: !noIPv6,
       peer: { name: v.ifname, netnsFd: v.nsfd, mtu: v.mtu, mac: v.mac },
     });
   } catch (e) {
@@ -37,10 +46,23 @@ export function createVeth(host: Netlink, ctx: Context, v: VethSpec, rollback: R
     }
     throw e;
   }
-  const link = host.linkByName(v.hostName);
+  let link = host.linkByName(v.hostName);
   if (!link) throw new CniError(ErrorCode.Internal, `host interface ${v.hostName} vanished after creation`);
-  rollback.push(() => { host.linkDel(link.index); });
+  const index = link.index;
+  rollback.push(() => { host.linkDel(index); });
+  if (noIPv6) {
+    disableIPv6(v.hostName);
+    host.linkSet(index, { up: true });
+    link = host.linkByIndex(index)!;
+  }
   return link;
+}
+
+/** IPv6 off on an interface of the caller's namespace; a kernel without IPv6 has nothing to turn off. */
+function disableIPv6(ifname: string): void {
+  try { sysctlSet(`net/ipv6/conf/${ifname}/disable_ipv6`, 1); } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }
 
 /**

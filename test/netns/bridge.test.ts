@@ -153,6 +153,25 @@ test('a repeated ADD of a live attachment into a new namespace is refused before
   await l.detach(c);
 });
 
+test('the host end is a pure bridge port: no IPv6 on it (its routes would slow every ADD on a full bridge), and it forwards', async (t) => {
+  const l = lab(network('noip6', { isGateway: true, ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.79.0.0/24' }], [{ subnet: 'fd79::/64' }]] } }));
+  const c = l.newContainer();
+  const r = await l.attach(c);
+  const hostName = r.interfaces![1].name;
+  const { inNetns } = await import('../../lib/netns/netns.js');
+  const { sysctlGet } = await import('../../lib/netns/sysctl.js');
+  t.is(inNetns(l.host, () => sysctlGet(`net/ipv6/conf/${hostName}/disable_ipv6`)), '1');
+  const nl = Netlink.at(l.host);
+  try {
+    const port = nl.linkByName(hostName)!;
+    t.deepEqual(nl.addrs({ index: port.index }), [], 'no address at all on the port');
+    t.true(port.up);
+    t.false(nl.routes(6).some((rt) => rt.oif === port.index), 'no IPv6 route through the port');
+  } finally { nl.close(); }
+  t.is(r.ips!.length, 2, 'the container still has IPv4 and IPv6');
+  await l.detach(c);
+});
+
 test('requested MAC (runtimeConfig capability), IPv6 with DAD enabled, routes and DNS from config', async (t) => {
   const list = parseNetworkList(Buffer.from(JSON.stringify({
     cniVersion: '1.1.0', name: 'macdad',
