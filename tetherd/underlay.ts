@@ -9,8 +9,8 @@ export interface Underlay {
   address: CIDR;
 }
 
-/** Kinds that are never an underlay: our own device, pod bridges and their ports. */
-const NOT_UNDERLAY = new Set(['vxlan', 'bridge', 'veth', 'dummy']);
+/** Kinds that are never an underlay: our own device and pod bridges (their ports have a master, and no address). */
+const NOT_UNDERLAY = new Set(['vxlan', 'bridge', 'dummy']);
 
 const globalV4 = (nl: Netlink, index: number) => nl.addrs({ family: 4, index }).filter((a) => a.scope === C.RT_SCOPE_UNIVERSE);
 
@@ -32,7 +32,7 @@ export function detectUnderlay(nl: Netlink, o: { interface?: string; ip?: IP }):
     const dflt = nl.routes(4).find((r) => r.dst === null && r.oif !== undefined);
     if (dflt) link = nl.linkByIndex(dflt.oif!);
     if (!link) {
-      const cands = nl.links().filter((l) => !(l.flags & C.IFF_LOOPBACK) && !NOT_UNDERLAY.has(l.kind) && globalV4(nl, l.index).length);
+      const cands = nl.links().filter((l) => !(l.flags & C.IFF_LOOPBACK) && !NOT_UNDERLAY.has(l.kind) && l.master === undefined && globalV4(nl, l.index).length);
       if (cands.length !== 1) throw new Error(`cannot tell the underlay interface (${cands.length ? cands.map((l) => l.name).join(', ') : 'no interface with a global IPv4 address'}): set "underlayInterface"`);
       link = cands[0];
     }
