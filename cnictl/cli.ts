@@ -23,6 +23,7 @@ Usage:
                                                     release this node's attachments whose namespace is gone
   cnictl netns add|del <name> | netns ls
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
+  cnictl lab up|status|down [--nodes N --mode vxlan]  a multi-node cluster in namespaces (cnictl lab --help)
 
 Options (all commands):
   --conf-dir DIR    network configurations (env NETCONFPATH; default /etc/cni/net.d)
@@ -43,6 +44,7 @@ const err = (s: string) => { writeSync(2, s); };
 export async function cnictlMain(argv: string[]): Promise<number> {
   // writeSync, not process.stdout: creating the stdout stream costs milliseconds per exec under Bun.
   const out = (s: string) => { writeSync(1, `${s}\n`); };
+  if (argv[0] === 'lab') return (await import('./lab.js')).labMain(argv.slice(1));
   let p: Parsed;
   try {
     p = parseArgv(argv, VALUE_FLAGS, BOOL_FLAGS);

@@ -93,9 +93,4 @@ export function disableTxChecksum(dev: string): void {
   if (r.error || r.status !== 0) throw new Error(`ethtool -K ${dev} tx-checksum-ip-generic off failed: ${r.error?.message ?? r.stderr.trim()}`);
 }
 
-/** The device's tx-checksum-ip-generic state as ethtool reports it ("on" / "off"), for tests. */
-export function txChecksumState(dev: string): string | undefined {
-  const r = childProcess().spawnSync('ethtool', ['-k', dev], { encoding: 'utf8', timeout: 10_000 });
-  return /tx-checksum-ip-generic: (\w+)/.exec(r.stdout ?? '')?.[1];
-}
 
