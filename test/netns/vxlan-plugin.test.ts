@@ -1,0 +1,50 @@
+import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runIn } from '../../conformance/spawn.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import { writeNodeState } from '../../tetherd/state.js';
+import { Namespaces } from '../helpers/netns.js';
+
+// tether-vxlan exec'd as a runtime would, in a throwaway node namespace, without tetherd: the state file is written by hand.
+const bin = fileURLToPath(new URL('../../../dist/bin/tether-vxlan', import.meta.url));
+const ns = new Namespaces();
+const dir = mkdtempSync(join(tmpdir(), 'tvx-plugin-'));
+test.after.always(() => { ns.cleanup(); rmSync(dir, { recursive: true, force: true }); });
+
+const conf = (stateFile: string) => JSON.stringify({ cniVersion: '1.0.0', name: 'ovl', type: 'tether-vxlan', stateFile, dataDir: join(dir, 'data') });
+const env = (command: string, netns: string, id: string) => ({ PATH: '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: join(bin, '..') });
+
+async function plugin(host: string, command: string, netns: string, id: string, stdin: string) {
+  const r = await runIn(host, bin, [], 20_000, stdin, env(command, netns, id));
+  return { status: r.status, json: r.stdout ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
+}
+
+test.serial('before tetherd publishes the node subnet, ADD fails with code 11 naming the state file and creates nothing; once published, ADD puts the pod on it with the overlay MTU; DEL removes it', async (t) => {
+  const host = ns.add('host');
+  const ctr = ns.add('ctr');
+  const stateFile = join(dir, 'vxlan.json');
+  const before = Netlink.at(host); const linksBefore = before.links().map((l) => l.name); before.close();
+  const r = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
+  t.is(r.status, 1);
+  t.is(r.json.code, 11);
+  t.regex(r.json.msg, /tetherd has not published/);
+  t.is(r.json.details, stateFile);
+  const after = Netlink.at(host); t.deepEqual(after.links().map((l) => l.name), linksBefore, 'nothing created'); after.close();
+  writeNodeState(stateFile, { node: 'n1', network: 'x', pool: '10.245.0.0/16', subnet: '10.245.7.0/24', mtu: 1400, underlayIP: '198.18.0.1', vtepMAC: '0e:00:00:00:00:01', vni: 1, device: 'tether.1', updated: new Date().toISOString() });
+  const ok = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
+  t.is(ok.status, 0, JSON.stringify(ok.json) + ok.stderr);
+  t.regex(ok.json.ips[0].address, /^10\.245\.7\.\d+\/24$/);
+  t.is(ok.json.ips[0].gateway, '10.245.7.1');
+  t.true(ok.json.routes.some((x: { dst: string }) => x.dst === '10.245.0.0/16'), 'a route to the pool');
+  const c = Netlink.at(ctr);
+  try { t.is(c.linkByName('eth0')!.mtu, 1400, 'the pod gets the overlay MTU'); } finally { c.close(); }
+  const del = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
+  t.is(del.status, 0, JSON.stringify(del.json));
+  const c2 = Netlink.at(ctr);
+  try { t.is(c2.linkByName('eth0'), null); } finally { c2.close(); }
+  const again = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
+  t.is(again.status, 0, 'DEL of what is gone succeeds');
+});
