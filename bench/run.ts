@@ -172,5 +172,6 @@ if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'),
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });
 }
+if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);
