@@ -2,7 +2,7 @@ import { cidrContains, formatCIDR, ipEqual, type CIDR, type IP } from '../lib/ip
 import { formatMAC } from '../lib/ip/mac.js';
 import type { Netlink } from '../lib/netlink/handle.js';
 import type { Link } from '../lib/netlink/link.js';
-import { childProcess } from '../lib/builtin.js';
+import { setFeatures } from '../lib/netlink/ethtool.js';
 
 /** The VXLAN device as configured: everything a restart or an outside change is checked against. */
 export interface DeviceSpec {
@@ -83,14 +83,13 @@ export function ensureDevice(nl: Netlink, s: DeviceSpec): EnsureOutcome {
   return { link, created, changes };
 }
 
-/**
- * Turns off tx checksum offload (tx-checksum-ip-generic) through ethtool: the agent only, never a plugin.
- * The ioctl (SIOCETHTOOL with a pointer inside struct ifreq) and ethtool's genetlink family are not in
- * lib/sys yet; this runs once per device creation, so the exec costs nothing that matters.
- */
+/** Turns off tx checksum offload (tx-checksum-ip-generic) over ethtool's generic netlink family, as `ethtool -K` does. */
 export function disableTxChecksum(dev: string): void {
-  const r = childProcess().spawnSync('ethtool', ['-K', dev, 'tx-checksum-ip-generic', 'off'], { encoding: 'utf8', timeout: 10_000 });
-  if (r.error || r.status !== 0) throw new Error(`ethtool -K ${dev} tx-checksum-ip-generic off failed: ${r.error?.message ?? r.stderr.trim()}`);
+  try {
+    setFeatures(dev, { 'tx-checksum-ip-generic': false });
+  } catch (e) {
+    throw new Error(`turning off tx checksum offload on ${dev}: ${(e as Error).message}`);
+  }
 }
 
 

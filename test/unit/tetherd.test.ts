@@ -4,6 +4,8 @@ import { parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { encodeNeigh } from '../../lib/netlink/neigh.js';
 import { encodeRoute } from '../../lib/netlink/route.js';
+import { CTRL_ATTR_FAMILY_NAME, CTRL_CMD_GETFAMILY, GENL_ID_CTRL, encodeGetFamily } from '../../lib/netlink/genl.js';
+import { ETHTOOL_A_FEATURES_HEADER, ETHTOOL_A_FEATURES_WANTED, ETHTOOL_MSG_FEATURES_SET, encodeFeaturesSet } from '../../lib/netlink/ethtool.js';
 import { AgentConfigError, parseAgentConfig } from '../../tetherd/config.js';
 import { stableMAC } from '../../tetherd/agent.js';
 import { deviceMismatch, type DeviceSpec } from '../../tetherd/device.js';
@@ -151,4 +153,30 @@ test('tether-vxlan derives tether-bridge\'s config: node subnet as the one range
   t.throws(() => parseVxlanConf({ ...raw, ipam: { ranges: [] } } as any), { message: /"ipam.ranges" is set by tether-vxlan/ });
   t.throws(() => parseVxlanConf({ ...raw, delegate: { type: 'bridge' } } as any), { message: /"delegate.type"/ });
   t.throws(() => parseVxlanConf({ ...raw, stateFile: 'relative' } as any), { message: /"stateFile" must be an absolute path/ });
+});
+
+test('ethtool over generic netlink: GETFAMILY "ethtool", then FEATURES_SET with a named bit and no VALUE flag (off)', (t) => {
+  const fam = encodeGetFamily('ethtool').finish(1);
+  t.is(fam.readUInt16LE(4), GENL_ID_CTRL);
+  t.deepEqual([...fam.subarray(16, 20)], [CTRL_CMD_GETFAMILY, 1, 0, 0]);
+  t.deepEqual([...fam.subarray(20, 32)], [12, 0, CTRL_ATTR_FAMILY_NAME, 0, ...Buffer.from('ethtool\0')]);
+  const w = encodeFeaturesSet(27, 'tether.1', { 'tx-checksum-ip-generic': false }).finish(1);
+  t.is(w.readUInt16LE(4), 27, 'the family id is the message type');
+  t.is(w.readUInt16LE(6), C.NLM_F_REQUEST | C.NLM_F_ACK);
+  t.deepEqual([...w.subarray(16, 20)], [ETHTOOL_MSG_FEATURES_SET, 1, 0, 0]);
+  // HEADER { DEV_NAME "tether.1\0" } : 4 + (4 + 9 -> 16) = 20
+  t.deepEqual([...w.subarray(20, 24)], [20, 0, ETHTOOL_A_FEATURES_HEADER, 0x80]);
+  t.deepEqual([...w.subarray(24, 28)], [13, 0, 2, 0]);
+  t.is(w.subarray(28, 36).toString(), 'tether.1');
+  // WANTED { BITS { BIT { NAME "tx-checksum-ip-generic\0" } } }: the name is 23 bytes, no VALUE attribute
+  const name = 'tx-checksum-ip-generic';
+  const nameAttr = 4 + name.length + 1; // 27, padded to 28
+  t.deepEqual([...w.subarray(40, 44)], [4 + 4 + 4 + 28, 0, ETHTOOL_A_FEATURES_WANTED, 0x80]);
+  t.deepEqual([...w.subarray(44, 48)], [4 + 4 + 28, 0, 3, 0x80]);
+  t.deepEqual([...w.subarray(48, 52)], [4 + 28, 0, 1, 0x80]);
+  t.deepEqual([...w.subarray(52, 56)], [nameAttr, 0, 2, 0]);
+  t.is(w.subarray(56, 56 + name.length).toString(), name);
+  t.is(w.length, 56 + 24, 'nothing after the name: the feature is turned off');
+  const on = encodeFeaturesSet(27, 'tether.1', { 'tx-checksum-ip-generic': true }).finish(1);
+  t.deepEqual([...on.subarray(on.length - 4)], [4, 0, 3, 0], 'on adds the VALUE flag');
 });
