@@ -42,7 +42,7 @@ async function startNode(lab: LabState, node: LabNode): Promise<void> {
   while (Date.now() < until) {
     const s = readNodeState(f.state);
     if (s && s.updated !== before) return;
-    if (!alive(node.agentPid, 'tetherd')) break;
+    if (!alive(node.agentPid)) break;
     await sleep(25);
   }
   let tail = '';

@@ -68,6 +68,12 @@ async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** How tetherd says it got its subnet the last time it started (its log). */
+function lastSubnetReason(n: LabNode): string | undefined {
+  const lines = readFileSync(vxlanFiles(n).log, 'utf8').split('\n').filter((l) => l.includes('info: subnet '));
+  return /"how":"([^"]+)"/.exec(lines[lines.length - 1] ?? '')?.[1];
+}
+
 const node = (lab: LabState, name: string) => lab.nodes.find((n) => n.name === name)!;
 const podsOn = (lab: LabState, name: string) => lab.pods.filter((p) => p.node === name);
 
@@ -139,6 +145,7 @@ test.serial('a node that leaves is removed from every other node (route, neighbo
     t.pass('n3 unprogrammed on n1 and n2');
     await vxlanMode.startNode(lab, n3);
     t.is(readNodeState(vxlanFiles(n3).state)!.subnet, subnet, 'same subnet after rejoining');
+    t.is(lastSubnetReason(n3), 'reclaimed from the state file');
     for (const other of [n1, n2]) await until(`n3 back on ${other.name}`, () => !!entriesFor(lab, other, n3).route);
     t.true(await ping(podsOn(lab, 'n1')[0].netns, podsOn(lab, 'n3')[0].ip), 'n1\'s pod reaches n3\'s pod again');
   });
@@ -185,6 +192,7 @@ test.serial('tetherd restart on both ends: established pods lose no packets beyo
       await vxlanMode.startNode(lab, n1);
       await vxlanMode.startNode(lab, n2);
       t.deepEqual([n1, n2].map((n) => readNodeState(vxlanFiles(n).state)!.subnet), subnets, 'each node keeps its subnet across the restart');
+      t.deepEqual([n1, n2].map(lastSubnetReason), ['reclaimed from the store', 'reclaimed from the store']);
       await done;
     } finally { try { process.kill(-pinger.pid!, 'SIGKILL'); } catch { /* done */ } }
     const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
@@ -292,5 +300,23 @@ test.serial('directRouting: nodes on one L2 segment get plain routes via their u
     t.falsy(e.neigh, 'no permanent neighbour');
     const m = await connectivity(lab);
     t.deepEqual(m, [[true, true], [true, true]]);
+  });
+});
+
+test.serial('leases: a live node renews its lease past the TTL; a node killed with SIGKILL expires and is removed everywhere; restarted, it reclaims its subnet from its state file', async (t) => {
+  await withLab(t, { nodes: 2, pods: 1, modeOptions: { leaseTTL: 5 } }, async (lab) => {
+    const [n1, n2] = lab.nodes;
+    const kv = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}/vxlan/lab/` });
+    const s2 = readNodeState(vxlanFiles(n2).state)!;
+    process.kill(n2.agentPid!, 'SIGKILL');
+    await until('n2 gone from n1 after its lease expired', () => { const e = entriesFor(lab, n1, n2); return !e.route && !e.neigh && e.fdb.length === 0; }, 20_000);
+    t.is(await kv.get(`subnets/${s2.subnet.replace('/', '-')}`), undefined, 'n2\'s key expired');
+    const s1 = readNodeState(vxlanFiles(n1).state)!;
+    t.truthy(await kv.get(`subnets/${s1.subnet.replace('/', '-')}`), 'n1, alive, kept renewing its 5 s lease');
+    await vxlanMode.startNode(lab, n2);
+    t.is(readNodeState(vxlanFiles(n2).state)!.subnet, s2.subnet, 'n2 has its subnet back');
+    t.is(lastSubnetReason(n2), 'reclaimed from the state file');
+    await until('n2 back on n1', () => !!entriesFor(lab, n1, n2).route);
+    t.true(await ping(lab.pods[0].netns, lab.pods[1].ip));
   });
 });
