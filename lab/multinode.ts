@@ -10,7 +10,8 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetns } from '../lib/netns/netns.js';
 import { sysctlSet } from '../lib/netns/sysctl.js';
 import { inNetns } from '../lib/netns/netns.js';
-import { stopPid } from './procs.js';
+import { alive, argvOf, spawnDaemon, stopPid } from './procs.js';
+import { EtcdKV } from '../lib/store/etcd.js';
 
 /**
  * A cluster of N "nodes" on one machine: each node a network namespace with eth0 on one underlay
@@ -231,6 +232,24 @@ export async function joinNewNode(lab: LabState): Promise<LabNode> {
   await (await driverFor(lab.mode)).startNode(lab, node);
   saveLab(lab);
   return node;
+}
+
+/**
+ * Restarts etcd on the same data and socket (every agent's watch stream breaks and must resume).
+ * `whileDown` runs between the stop and the start.
+ */
+export async function restartEtcd(lab: LabState, whileDown: () => Promise<void> = async () => {}): Promise<void> {
+  const argv = argvOf(lab.etcd.pid);
+  if (!argv || !alive(lab.etcd.pid, 'etcd')) throw new Error(`etcd (pid ${lab.etcd.pid}) is not running`);
+  await stopPid(lab.etcd.pid, 'etcd');
+  await whileDown();
+  lab.etcd.pid = spawnDaemon(undefined, argv[0], argv.slice(1), join(lab.etcd.dir, 'etcd.log'), lab.etcd.dir);
+  saveLab(lab);
+  const kv = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: '/probe/', timeoutMs: 500 });
+  for (const until = Date.now() + 15_000; Date.now() < until;) {
+    try { await kv.get('x'); return; } catch { await new Promise((r) => setTimeout(r, 100)); }
+  }
+  throw new Error('etcd did not come back within 15 s');
 }
 
 /** Removes everything the lab made: agents and etcd by PID, namespaces by exact name, its directory. Returns what is left (must be nothing). */

@@ -7,10 +7,10 @@ import { inNetns } from '../lib/netns/netns.js';
  * up by one `cnictl lab up` can be stopped by a later `cnictl lab down`. Before signalling, the PID's
  * command line is checked against what was started: a recycled PID is never killed.
  */
-export function spawnDaemon(netns: string | undefined, file: string, args: string[], logFile: string): number {
+export function spawnDaemon(netns: string | undefined, file: string, args: string[], logFile: string, cwd?: string): number {
   const log = openSync(logFile, 'a');
   try {
-    const launch = () => childProcess().spawn(file, args, { stdio: ['ignore', log, log], detached: true });
+    const launch = () => childProcess().spawn(file, args, { stdio: ['ignore', log, log], detached: true, cwd });
     const child = netns ? inNetns(netns, launch) : launch();
     child.unref();
     if (!child.pid) throw new Error(`could not start ${file}`);
@@ -19,7 +19,12 @@ export function spawnDaemon(netns: string | undefined, file: string, args: strin
 }
 
 function cmdline(pid: number): string | undefined {
-  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { return undefined; }
+  return argvOf(pid)?.join(' ');
+}
+
+/** The process's argument vector, as it was exec'd. */
+export function argvOf(pid: number): string[] | undefined {
+  try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0'); } catch { return undefined; }
 }
 
 /**

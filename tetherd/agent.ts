@@ -79,6 +79,15 @@ export class Agent {
     const renewMs = Math.max(1000, (this.c.leaseTTL * 1000) / 3);
     this.timers.push(setInterval(() => { void this.renew(); }, renewMs));
     this.timers.push(setInterval(() => this.checkDevice(), this.c.checkIntervalMs));
+    // A safety net under the watch (etcd can lose a delete whose tombstone a compaction removed at
+    // exactly the revision a watcher resumes from): re-list and reconcile now and then.
+    this.timers.push(setInterval(() => { void this.resync(); }, this.c.resyncIntervalMs));
+  }
+
+  private async resync(): Promise<void> {
+    if (this.stopping || this.reacquiring) return;
+    this.watch?.close();
+    await this.retry(() => this.sync());
   }
 
   /** SIGTERM: stop following the store, leave the device, the routes and the lease as they are. */
@@ -191,6 +200,7 @@ export class Agent {
 
   private follow(): void {
     if (this.stopping) return;
+    this.watch?.close(); // one stream at a time, whichever path (resume, re-list, resync) opens the next
     this.watch = this.kv.watch(SUBNETS, this.revision + 1, {
       events: (evs, rev) => { this.onEvents(evs); this.revision = rev; },
       compacted: (rev) => {
@@ -220,6 +230,10 @@ export class Agent {
         if (ev.type === 'delete' && !this.stopping) {
           this.log.warn('our subnet key was deleted from the store; taking it back');
           void this.reacquire().catch((e) => this.log.error('retaking the subnet failed', { error: (e as Error).message }));
+        } else if (ev.type === 'put' && ev.value !== JSON.stringify(this.record(formatMAC(this.spec.mac))) && !this.reacquiring) {
+          // Someone else wrote our record: every peer would follow it to a wrong MAC or address.
+          this.log.warn('our record in the store was changed by someone else; publishing ours again', { found: ev.value });
+          void this.reacquire().catch((e) => this.log.error('republishing failed', { error: (e as Error).message }));
         }
         continue;
       }

@@ -35,6 +35,8 @@ export interface AgentConfig {
   stateFile: string;
   /** How often the device is checked against the configuration (ms). */
   checkIntervalMs: number;
+  /** How often the store is re-listed and the kernel reconciled, under the watch (ms). */
+  resyncIntervalMs: number;
   logFile?: string;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
 }
@@ -103,6 +105,7 @@ export function parseAgentConfig(o: unknown): AgentConfig {
     leaseTTL: int(c, 'leaseTTL', 3600, 5, 7 * 86400),
     stateFile,
     checkIntervalMs: int(c, 'checkIntervalMs', 500, 50, 60_000),
+    resyncIntervalMs: int(c, 'resyncIntervalMs', 60_000, 1000, 86_400_000),
     logFile: c.logFile as string | undefined,
     logLevel: logLevel as AgentConfig['logLevel'],
   };

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn, startIn } from '../../conformance/spawn.js';
 import { formatCIDR, formatIP, ipEqual, networkOf, parseCIDR, parseIP } from '../../lib/ip/addr.js';
-import { formatMAC } from '../../lib/ip/mac.js';
+import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { listNamedNetns, netnsPath } from '../../lib/netns/netns.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
-import { connectivity, labDown, labUp, loadLab, ping, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, labDown, labUp, loadLab, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../tetherd/state.js';
@@ -151,12 +151,14 @@ test.serial('a node that leaves is removed from every other node (route, neighbo
   });
 });
 
-test.serial('a node whose VTEP MAC and underlay address change: the stale neighbour and FDB entries are removed before the new ones are added', async (t) => {
-  await withLab(t, { nodes: 2, pods: 0 }, async (lab) => {
+test.serial('a node whose VTEP MAC and underlay address change: the stale neighbour and FDB entries are removed before the new ones are added; the periodic resync repairs drift; a running agent puts its own record back', async (t) => {
+  await withLab(t, { nodes: 2, pods: 0, modeOptions: { resyncIntervalMs: 1000 } }, async (lab) => {
     const [n1, n2] = lab.nodes;
     const old = entriesFor(lab, n1, n2);
     t.is(old.fdb.length, 1);
-    // Rewrite n2's record as a node whose MAC and address changed would publish it.
+    // Rewrite n2's record as a node whose MAC and address changed would publish it (its own agent
+    // stopped: a running one puts its real record back).
+    await vxlanMode.stopNode(lab, n2);
     const kv = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}/vxlan/lab/` });
     const key = `subnets/${old.state.subnet.replace('/', '-')}`;
     const cur = (await kv.get(key))!;
@@ -170,6 +172,22 @@ test.serial('a node whose VTEP MAC and underlay address change: the stale neighb
       const neigh = nl.neighbors(C.AF_INET, old.dev!.index).filter((n) => n.state & C.NUD_PERMANENT);
       t.deepEqual(neigh.map((n) => formatMAC(n.mac!)), ['0e:aa:bb:cc:dd:ee'], 'the neighbour entry carries the new MAC');
     });
+    // Drift: our route removed and a foreign FDB entry added behind tetherd's back; the resync repairs both.
+    inNode(n1, (nl) => {
+      nl.routeDel({ family: 4, dst: parseCIDR(old.state.subnet)! });
+      nl.neighReplace({ family: C.AF_BRIDGE, index: old.dev!.index, ip: parseIP('198.18.0.77')!, mac: parseMAC('0e:77:77:77:77:77')!, state: C.NUD_PERMANENT, flags: C.NTF_SELF });
+    });
+    await until('resync repaired the drift', () => inNode(n1, (nl) => !nl.neighbors(C.AF_BRIDGE, old.dev!.index).some((n) => n.mac && formatMAC(n.mac) === '0e:77:77:77:77:77'))
+      && !!entriesFor(lab, n1, n2).route, 10_000);
+    t.pass('route back, foreign FDB entry gone');
+    // n2's agent comes back and publishes its real record; and while it runs, a foreign rewrite is undone.
+    const real = () => inNode(n1, (nl) => nl.neighbors(C.AF_BRIDGE, old.dev!.index).filter((n) => n.ip).map((n) => `${formatMAC(n.mac!)} ${formatIP(n.ip!)}`));
+    await vxlanMode.startNode(lab, n2);
+    await until('n1 follows n2\'s real record', () => JSON.stringify(real()) === JSON.stringify([`${old.state.vtepMAC} ${n2.underlayIP}`]));
+    const now = (await kv.get(key))!;
+    t.true(await kv.txn({ if: [{ key, version: now.version }], put: [{ key, value: JSON.stringify(changed) }] }));
+    await until('n2 republished its record', async () => JSON.parse((await kv.get(key))!.value).vtepMAC === old.state.vtepMAC, 10_000);
+    await until('and n1 follows it', () => JSON.stringify(real()) === JSON.stringify([`${old.state.vtepMAC} ${n2.underlayIP}`]));
   });
 });
 
@@ -318,5 +336,39 @@ test.serial('leases: a live node renews its lease past the TTL; a node killed wi
     t.is(lastSubnetReason(n2), 'reclaimed from the state file');
     await until('n2 back on n1', () => !!entriesFor(lab, n1, n2).route);
     t.true(await ping(lab.pods[0].netns, lab.pods[1].ip));
+  });
+});
+
+test.serial('watch: after etcd restarts the agents resume from their last revision; an agent whose missed changes were compacted away re-lists and removes the node that left meanwhile', async (t) => {
+  await withLab(t, { nodes: 3, pods: 0 }, async (lab) => {
+    const [n1, n2, n3] = lab.nodes;
+    const kv = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}/vxlan/lab/` });
+    const s3 = readNodeState(vxlanFiles(n3).state)!;
+    await restartEtcd(lab);
+    // A change after the restart reaches both watchers.
+    const key = `subnets/${s3.subnet.replace('/', '-')}`;
+    const cur = (await kv.get(key))!;
+    t.true(await kv.txn({ if: [{ key, version: cur.version }], put: [{ key, value: JSON.stringify({ ...JSON.parse(cur.value), vtepMAC: '0e:bb:00:00:00:03' }) }] }));
+    const hasMac = (n: LabNode, mac: string) => inNode(n, (nl) => nl.neighbors(C.AF_BRIDGE, nl.linkByName(s3.device)!.index).some((e) => e.mac && formatMAC(e.mac) === mac));
+    for (const n of [n1, n2]) await until(`${n.name} follows the change after the restart`, () => hasMac(n, '0e:bb:00:00:00:03'), 10_000);
+    // n1 is frozen while etcd restarts under it (its stream is cut with nothing new in it), n3 leaves and
+    // the history is compacted: when n1 wakes, it cannot resume from its revision.
+    process.kill(n1.agentPid!, 'SIGSTOP');
+    try {
+      await restartEtcd(lab);
+      await vxlanMode.leaveNode(lab, n3);
+      await until('n3 gone from n2', () => !hasMac(n2, '0e:bb:00:00:00:03'));
+      // Compaction at R keeps revision R itself but drops tombstones at R: one more write, so the delete is history.
+      await kv.txn({ if: [], put: [{ key: 'probe', value: '1' }] });
+      const rev = (await kv.rangeWithRevision('')).revision;
+      const { post } = await import('../../lib/sys/http.js');
+      const r = await post({ url: 'http://localhost/v3/kv/compaction', socketPath: lab.etcd.endpoint.slice('unix://'.length), body: JSON.stringify({ revision: String(rev), physical: true }), headers: { 'content-type': 'application/json' }, timeoutMs: 4000 });
+      t.is(r.status, 200);
+    } finally { process.kill(n1.agentPid!, 'SIGCONT'); }
+    try {
+      await until('n1 re-listed and removed n3', () => !hasMac(n1, '0e:bb:00:00:00:03') && !entriesFor(lab, n1, n3).route, 15_000);
+    } catch (e) { t.log(readFileSync(vxlanFiles(n1).log, 'utf8').split('\n').slice(-8).join('\n')); throw e; }
+    t.regex(readFileSync(vxlanFiles(n1).log, 'utf8'), /watch fell behind compaction/);
+    t.truthy(entriesFor(lab, n1, n2).route, 'n2 is still programmed on n1');
   });
 });
