@@ -7,6 +7,7 @@ import { runIn } from '../conformance/spawn.js';
 import { startEtcd } from '../conformance/etcd.js';
 import { parseCIDR } from '../lib/ip/addr.js';
 import { Netlink } from '../lib/netlink/handle.js';
+import { IFA_F_NODAD } from '../lib/netlink/constants.js';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath, openNetns } from '../lib/netns/netns.js';
 import { sysctlSet } from '../lib/netns/sysctl.js';
 import { inNetns } from '../lib/netns/netns.js';
@@ -28,6 +29,7 @@ export interface LabNode {
   /** Namespace name under /run/netns. */
   netns: string;
   underlayIP: string;
+  underlayIP6: string;
   /** The node's files: agent config, state, logs, CNI data. */
   dir: string;
   /** The mode's agent (tetherd), when running. */
@@ -129,15 +131,16 @@ function withNetlink<T>(path: string, fn: (nl: Netlink) => T): T {
   try { return fn(nl); } finally { nl.close(); }
 }
 
-/** Underlay address of node i (1-based): 198.18.0.10+i/24. */
+/** Underlay addresses of node i (1-based): 198.18.0.10+i/24 and 2001:db8:18::10+i/64 (for an IPv6 underlay). */
 const nodeIP = (i: number) => `198.18.0.${10 + i}`;
+const nodeIP6 = (i: number) => `2001:db8:18::${(10 + i).toString(16)}`;
 
 /** Creates the node namespace with eth0 on the underlay bridge, without starting anything in it. */
 export function createNode(lab: LabState, i: number): LabNode {
   const name = `n${i}`;
   const netns = `${lab.prefix}-${name}`;
   const path = newNetns(lab, netns);
-  const node: LabNode = { name, netns, underlayIP: nodeIP(i), dir: join(lab.dir, name) };
+  const node: LabNode = { name, netns, underlayIP: nodeIP(i), underlayIP6: nodeIP6(i), dir: join(lab.dir, name) };
   mkdirSync(node.dir, { recursive: true });
   const fd = openNetns(path);
   try {
@@ -149,6 +152,8 @@ export function createNode(lab: LabState, i: number): LabNode {
   withNetlink(path, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     nl.addrAdd(eth0.index, parseCIDR(`${node.underlayIP}/${lab.underlay.prefix}`)!);
+    // No DAD: a tentative address cannot be bound, and an agent starting at once would fail on it.
+    nl.addrAdd(eth0.index, parseCIDR(`${node.underlayIP6}/64`)!, { flags: IFA_F_NODAD });
     nl.linkSet(eth0.index, { up: true });
   });
   inNetns(path, () => sysctlSet('net/ipv4/ip_forward', 1));

@@ -65,7 +65,7 @@ export class Agent {
 
   async start(): Promise<void> {
     this.nl = Netlink.open();
-    this.underlay = detectUnderlay(this.nl, { interface: this.c.underlayInterface, ip: this.c.underlayIP });
+    this.underlay = detectUnderlay(this.nl, { interface: this.c.underlayInterface, ip: this.c.underlayIP, family: this.c.underlayFamily });
     const family = this.underlay.address.ip.family;
     this.mtu = this.c.mtu ?? this.underlay.link.mtu - overhead(family);
     this.log.info('underlay', { interface: this.underlay.link.name, address: formatCIDR(this.underlay.address), mtu: this.underlay.link.mtu, overlayMTU: this.mtu });

@@ -19,6 +19,8 @@ export interface AgentConfig {
   underlayInterface?: string;
   /** The address peers send VXLAN to; by default the underlay interface's first global address. */
   underlayIP?: IP;
+  /** The underlay's address family when underlayIP does not say: 4 by default, 6 for an IPv6 underlay. */
+  underlayFamily: 4 | 6;
   vni: number;
   /** UDP port; 4789 (IANA) by default, 8472 is Flannel's (the kernel's default). */
   port: number;
@@ -64,6 +66,12 @@ function bool(o: Obj, k: string, dflt: boolean): boolean {
   return v;
 }
 
+function underlayFamily(v: unknown): 4 | 6 {
+  if (v === undefined) return 4;
+  if (v !== 4 && v !== 6) throw new AgentConfigError('underlayFamily', 'must be 4 or 6', v);
+  return v;
+}
+
 export function parseAgentConfig(o: unknown): AgentConfig {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
   const c = o as Obj;
@@ -96,6 +104,7 @@ export function parseAgentConfig(o: unknown): AgentConfig {
     network, pool, subnetLen, nodeName, etcd,
     underlayInterface: c.underlayInterface as string | undefined,
     underlayIP,
+    underlayFamily: underlayIP?.family ?? underlayFamily(c.underlayFamily),
     vni,
     port: int(c, 'port', 4789, 1, 65535),
     device,

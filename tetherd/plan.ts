@@ -27,7 +27,8 @@ export interface LocalView {
 export function programmingFor(p: Peer, local: LocalView): Programming | null {
   const remote = parseIP(p.underlayIP);
   if (!remote) return null;
-  if (local.directRouting && remote.family === local.underlay.ip.family && cidrContains(local.underlay, remote)) {
+  // A plain IPv4 route needs an IPv4 next hop: over an IPv6 underlay every peer stays on VXLAN.
+  if (local.directRouting && remote.family === 4 && local.underlay.ip.family === 4 && cidrContains(local.underlay, remote)) {
     return { kind: 'direct', subnet: p.subnet, via: remote };
   }
   return { kind: 'vxlan', subnet: p.subnet, gateway: networkOf(p.subnet), mac: p.vtepMAC.toLowerCase(), remote };

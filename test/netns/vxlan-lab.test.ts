@@ -372,3 +372,18 @@ test.serial('watch: after etcd restarts the agents resume from their last revisi
     t.truthy(entriesFor(lab, n1, n2).route, 'n2 is still programmed on n1');
   });
 });
+
+test.serial('an IPv6 underlay: VXLAN from the nodes\' IPv6 addresses, MTU = underlay - 70, pods reach each other with the largest DF packet', async (t) => {
+  await withLab(t, { nodes: 2, pods: 1, modeOptions: { underlayFamily: 6 } }, async (lab) => {
+    const [n1, n2] = lab.nodes;
+    const s = readNodeState(vxlanFiles(n1).state)!;
+    t.is(s.mtu, 1500 - 70);
+    t.is(s.underlayIP, n1.underlayIP6);
+    const e = entriesFor(lab, n1, n2);
+    t.is(e.fdb.length, 1);
+    t.is(formatIP(e.fdb[0].ip!), n2.underlayIP6, 'the FDB entry points at n2\'s IPv6 address');
+    inNode(n1, (nl) => t.is(formatIP(nl.linkByName(s.device)!.vxlan!.local!), n1.underlayIP6));
+    const [a, b] = lab.pods;
+    t.true(await ping(a.netns, b.ip, ['-M', 'do', '-s', String(s.mtu - 28)]));
+  });
+});

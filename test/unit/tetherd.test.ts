@@ -56,6 +56,8 @@ test('programmingFor: VXLAN triple by default; a plain route with directRouting 
   t.deepEqual(transition(undefined, direct).map(describeOp), ['route 10.244.2.0/24 via 198.18.0.12 (direct)']);
   const far = programmingFor(peer('c', '10.244.3.0/24', '198.19.5.5'), { ...local, directRouting: true })!;
   t.is(far.kind, 'vxlan', 'a peer beyond our segment stays on VXLAN');
+  const v6 = programmingFor(peer('d', '10.244.4.0/24', '2001:db8:18::12'), { underlay: parseCIDR('2001:db8:18::11/64')!, directRouting: true })!;
+  t.is(v6.kind, 'vxlan', 'over an IPv6 underlay an IPv4 route has no next hop: VXLAN');
 });
 
 test('transition: nothing when unchanged; a changed MAC or address removes the stale entries before adding the new ones; leaving removes all three', (t) => {
@@ -124,12 +126,15 @@ test('tetherd config: defaults (4789, /24, MTU from the underlay) and clear erro
   t.true(c.txChecksumOffload);
   t.false(c.directRouting);
   t.is(parseAgentConfig({ pool: '10.244.0.0/16', nodeName: 'n1', port: 8472, vni: 7, etcd: { endpoints: ['http://127.0.0.1:2379'] } }).device, 'tether.7');
+  t.is(c.underlayFamily, 4);
+  t.is(parseAgentConfig({ pool: '10.244.0.0/16', nodeName: 'n1', underlayIP: '2001:db8::1', etcd: { endpoints: ['http://x:1'] } }).underlayFamily, 6);
   const bad = (o: object, re: RegExp) => t.throws(() => parseAgentConfig(o), { instanceOf: AgentConfigError, message: re });
   bad({ pool: '10.244.0.1/16', etcd: { endpoints: ['http://x:1'] } }, /"pool" has host bits set/);
   bad({ pool: '10.244.0.0/16' }, /"etcd" is required/);
   bad({ pool: '10.244.0.0/16', etcd: { endpoints: ['ftp://x'] } }, /endpoints/);
   bad({ pool: '10.244.0.0/16', etcd: { endpoints: ['http://x:1'] }, subnetLen: 16 }, /"subnetLen" must be an integer from 17 to 30/);
   bad({ pool: '10.244.0.0/16', etcd: { endpoints: ['http://x:1'] }, port: 0 }, /"port"/);
+  bad({ pool: '10.244.0.0/16', etcd: { endpoints: ['http://x:1'] }, underlayFamily: 5 }, /"underlayFamily" must be 4 or 6/);
   bad({ pool: '10.244.0.0/16', etcd: { endpoints: ['http://x:1'] }, device: 'a-name-far-too-long' }, /"device"/);
 });
 
