@@ -74,6 +74,18 @@ export interface ModeDriver {
   podNetwork(lab: LabState, node: LabNode): Record<string, unknown>;
   /** The node's pod subnet, for `status`. */
   subnetOf(lab: LabState, node: LabNode): string | undefined;
+  /** Every node's agent has programmed every other node (agents start one by one and learn of each other asynchronously). */
+  converged(lab: LabState): boolean;
+}
+
+/** Waits until the mode says every node reaches every other node's subnet. */
+export async function waitConverged(lab: LabState, timeoutMs = 20_000): Promise<void> {
+  const d = await driverFor(lab.mode);
+  for (const until = Date.now() + timeoutMs; Date.now() < until;) {
+    if (d.converged(lab)) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the ${lab.mode} overlay did not converge within ${timeoutMs / 1000} s`);
 }
 
 const drivers = new Map<string, () => Promise<ModeDriver>>();
@@ -221,6 +233,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     for (let i = 1; i <= o.nodes; i++) createNode(lab, i);
     saveLab(lab);
     for (const node of lab.nodes) { await driver.startNode(lab, node); saveLab(lab); }
+    await waitConverged(lab);
     for (const node of lab.nodes) for (let k = 0; k < o.podsPerNode; k++) { await addPod(lab, node); saveLab(lab); }
     return lab;
   } catch (e) {
@@ -236,6 +249,7 @@ export async function joinNewNode(lab: LabState): Promise<LabNode> {
   saveLab(lab);
   await (await driverFor(lab.mode)).startNode(lab, node);
   saveLab(lab);
+  await waitConverged(lab);
   return node;
 }
 

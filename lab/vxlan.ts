@@ -3,6 +3,9 @@ import { join } from 'node:path';
 import { runIn } from '../conformance/spawn.js';
 import { netnsPath } from '../lib/netns/netns.js';
 import { readNodeState } from '../tetherd/state.js';
+import { RTPROT_TETHER } from '../tetherd/dataplane.js';
+import { formatCIDR } from '../lib/ip/addr.js';
+import { Netlink } from '../lib/netlink/handle.js';
 import type { LabNode, LabState, ModeDriver } from './multinode.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
 
@@ -72,6 +75,17 @@ export const vxlanMode: ModeDriver = {
     plugins: [{ type: 'tether-vxlan', stateFile: files(node).state, dataDir: files(node).cni, delegate: { isDefaultGateway: true } }],
   }),
   subnetOf: (_lab, node) => (existsSync(files(node).state) ? readNodeState(files(node).state)?.subnet : undefined),
+  converged(lab) {
+    const running = lab.nodes.filter((n) => n.agentPid !== undefined);
+    const subnets = new Map(running.map((n) => [n.name, readNodeState(files(n).state)?.subnet]));
+    return running.every((n) => {
+      const nl = Netlink.at(netnsPath(n.netns));
+      try {
+        const routed = new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).map((r) => formatCIDR(r.dst!)));
+        return running.every((o) => o === n || (subnets.get(o.name) !== undefined && routed.has(subnets.get(o.name)!)));
+      } finally { nl.close(); }
+    });
+  },
 };
 
 export const vxlanFiles = files;
