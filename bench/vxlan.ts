@@ -73,8 +73,8 @@ async function joinTimes(lab: LabState, samples: number): Promise<{ fromKey: num
 }
 
 export async function benchVxlan(o: { rounds?: number; seconds?: number; joins?: number } = {}): Promise<BenchRow[]> {
-  const rounds = o.rounds ?? 3;
-  const seconds = o.seconds ?? 4;
+  const rounds = o.rounds ?? Number(process.env.BENCH_IPERF_ROUNDS ?? 6);
+  const seconds = o.seconds ?? Number(process.env.BENCH_IPERF_SECONDS ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'tvx-bench-'));
   let lab: LabState | undefined;
   try {
