@@ -43,15 +43,18 @@ function generated(ctx: Context<VxlanConf>): Obj {
 }
 
 async function add(ctx: Context<VxlanConf>): Promise<Result> {
-  const conf = generated(ctx);
   const path = savedPath(ctx.conf, ctx);
-  save(path, conf);
+  const conf = generated(ctx);
+  // A repeated ADD of a live attachment is refused by the bridge: the record of the first stays for its DEL.
+  const hadRecord = load(path) !== undefined;
+  if (!hadRecord) save(path, conf);
   try {
     const r = await runBridge('ADD', ctx, conf);
     if (!r) throw new CniError(ErrorCode.Internal, 'tether-bridge returned no result');
+    if (hadRecord) save(path, conf); // the old attachment was gone: this one is what DEL must undo
     return r;
   } catch (e) {
-    rmSync(path, { force: true });
+    if (!hadRecord) rmSync(path, { force: true });
     throw e;
   }
 }

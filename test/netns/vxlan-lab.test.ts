@@ -74,7 +74,6 @@ function lastSubnetReason(n: LabNode): string | undefined {
   return /"how":"([^"]+)"/.exec(lines[lines.length - 1] ?? '')?.[1];
 }
 
-const node = (lab: LabState, name: string) => lab.nodes.find((n) => n.name === name)!;
 const podsOn = (lab: LabState, name: string) => lab.pods.filter((p) => p.node === name);
 
 test.serial('cnictl lab up --nodes 3 --mode vxlan: 3 nodes x 2 pods, status --json lists them and every pod reaches every other pod; down removes everything', async (t) => {

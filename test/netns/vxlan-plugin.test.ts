@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,7 +22,7 @@ async function plugin(host: string, command: string, netns: string, id: string, 
   return { status: r.status, json: r.stdout ? JSON.parse(r.stdout) : undefined, stderr: r.stderr };
 }
 
-test.serial('before tetherd publishes the node subnet, ADD fails with code 11 naming the state file and creates nothing; once published, ADD puts the pod on it with the overlay MTU; DEL removes it', async (t) => {
+test.serial('before tetherd publishes the node subnet, ADD fails with code 11 naming the state file and creates nothing; once published, ADD puts the pod on it with the overlay MTU; CHECK passes; a second ADD is refused; DEL removes it', async (t) => {
   const host = ns.add('host');
   const ctr = ns.add('ctr');
   const stateFile = join(dir, 'vxlan.json');
@@ -41,10 +41,18 @@ test.serial('before tetherd publishes the node subnet, ADD fails with code 11 na
   t.true(ok.json.routes.some((x: { dst: string }) => x.dst === '10.245.0.0/16'), 'a route to the pool');
   const c = Netlink.at(ctr);
   try { t.is(c.linkByName('eth0')!.mtu, 1400, 'the pod gets the overlay MTU'); } finally { c.close(); }
+  const twice = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
+  t.is(twice.status, 1, 'a second ADD of the same attachment is refused');
+  t.true(existsSync(join(dir, 'data', 'ovl', 'c1-eth0.json')), 'and the first one\'s record stays for its DEL');
+  const chk = await runIn(host, bin, [], 20_000, JSON.stringify({ ...JSON.parse(conf(stateFile)), prevResult: ok.json }), env('CHECK', ctr, 'c1'));
+  t.is(chk.status, 0, chk.stdout);
   const del = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
   t.is(del.status, 0, JSON.stringify(del.json));
   const c2 = Netlink.at(ctr);
   try { t.is(c2.linkByName('eth0'), null); } finally { c2.close(); }
   const again = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
   t.is(again.status, 0, 'DEL of what is gone succeeds');
+  const next = await plugin(host, 'ADD', ctr, 'c2', conf(stateFile));
+  t.is(next.json.ips[0].address, ok.json.ips[0].address, 'the address was released: the next pod gets it');
+  t.is((await plugin(host, 'DEL', ctr, 'c2', conf(stateFile))).status, 0);
 });
