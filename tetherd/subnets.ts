@@ -1,4 +1,4 @@
-import { addToIP, cidrContains, formatCIDR, formatIP, ipEqual, parseCIDR, type CIDR } from '../lib/ip/addr.js';
+import { addToIP, cidrContains, formatIP, ipEqual, parseCIDR, type CIDR } from '../lib/ip/addr.js';
 
 /**
  * The store's model of node subnets (Flannel's leases): one key per subnet, subnets/<a.b.c.d>-<len>,
@@ -59,4 +59,3 @@ export function chooseSubnet(taken: Peer[], me: string, pool: CIDR, len: number,
   return null;
 }
 
-export const describeSubnet = formatCIDR;
