@@ -96,8 +96,22 @@ export interface EtcdCluster {
   destroy(): Promise<void>;
 }
 
-/** An n-member etcd cluster on loopback ports, each member stoppable and restartable (same data). */
+/**
+ * An n-member etcd cluster on loopback ports, each member stoppable and restartable (same data). A
+ * cluster that does not elect a leader in time (a taken port, a loaded machine) is removed and started
+ * again on other ports, up to three times.
+ */
 export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdClusterOnce(n);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
+async function startEtcdClusterOnce(n: number): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'tether-etcdc-'));
   const base = randomPort();
   const names = Array.from({ length: n }, (_, i) => `m${i}`);
