@@ -22,6 +22,16 @@ export const programs: Record<string, () => Promise<Program>> = {
     const [{ runPlugin }, { ipamPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../ipam/plugin.js')]);
     return () => runPlugin(ipamPlugin);
   },
+  'tether-vxlan': async () => {
+    const [{ runPlugin }, { registerInProcess }, { bridgePlugin }, { ipamPlugin }, { vxlanPlugin }] = await Promise.all([
+      import('../lib/cni/skel.js'), import('../lib/cni/invoke.js'), import('../plugins/bridge/plugin.js'), import('../ipam/plugin.js'), import('../plugins/vxlan/plugin.js'),
+    ]);
+    // The bridge work is tether-bridge itself, run in this process on a generated config.
+    registerInProcess('tether-bridge', bridgePlugin);
+    registerInProcess('tether-ipam', ipamPlugin);
+    return () => runPlugin(vxlanPlugin);
+  },
+  tetherd: async () => (await import('../tetherd/main.js')).tetherdMain,
   // Not linked: the harness's traffic endpoint, run as `tether probe ...` inside test namespaces.
   probe: async () => (await import('../conformance/probe.js')).probeMain,
   // Not linked: the BGP speaker on its own (tetherd hosts it in-process), `tether bgp-speaker --config FILE`.
@@ -29,4 +39,4 @@ export const programs: Record<string, () => Promise<Program>> = {
 };
 
 /** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route'];
+export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tetherd'];

@@ -29,6 +29,7 @@ Usage:
   cnictl install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--subnet CIDR] [--from FILE] [--force] [--dry-run]
                                                     the binary, its links and a default conflist (unless one exists)
   cnictl uninstall [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--dry-run]
+  cnictl lab up|status|down [--nodes N --mode vxlan]  a multi-node cluster in namespaces (cnictl lab --help)
 
 Options (all commands):
   --conf-dir DIR    network configurations (env NETCONFPATH; default /etc/cni/net.d)
@@ -49,6 +50,7 @@ const err = (s: string) => { writeSync(2, s); };
 export async function cnictlMain(argv: string[]): Promise<number> {
   // writeSync, not process.stdout: creating the stdout stream costs milliseconds per exec under Bun.
   const out = (s: string) => { writeSync(1, `${s}\n`); };
+  if (argv[0] === 'lab') return (await import('./lab.js')).labMain(argv.slice(1));
   let p: Parsed;
   try {
     p = parseArgv(argv, VALUE_FLAGS, BOOL_FLAGS);

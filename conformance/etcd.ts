@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { childProcess } from '../lib/builtin.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdKV } from '../lib/store/etcd.js';
@@ -9,6 +9,8 @@ import { EtcdKV } from '../lib/store/etcd.js';
 export interface EtcdServer {
   endpoint: string;
   pid: number;
+  /** Its working directory (data, socket, log), removed by stop(). */
+  dir: string;
   stop(): Promise<void>;
 }
 
@@ -36,20 +38,28 @@ export function makeTestPki(dir: string): TestPki {
   return { ca: join(dir, 'ca.crt'), serverCert: join(dir, 'server.crt'), serverKey: join(dir, 'server.key'), clientCert: join(dir, 'client.crt'), clientKey: join(dir, 'client.key') };
 }
 
-export async function startEtcd(o: { unix?: boolean; tls?: TestPki } = {}): Promise<EtcdServer> {
+/**
+ * detached: etcd outlives this process (a lab that `cnictl lab up` leaves running): its own session,
+ * output to etcd.log in its directory, not holding this process's event loop; stopped later by PID.
+ */
+export async function startEtcd(o: { unix?: boolean; tls?: TestPki; detached?: boolean } = {}): Promise<EtcdServer> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const dir = mkdtempSync(join(tmpdir(), 'tether-etcd-'));
     const client = randomPort();
     const peer = client + 1;
     const listen = o.unix ? `unix://localhost:${client}` : `${o.tls ? 'https' : 'http'}://127.0.0.1:${client}`;
     const endpoint = o.unix ? `unix://${join(dir, `localhost:${client}`)}` : listen;
+    const log = o.detached ? openSync(join(dir, 'etcd.log'), 'a') : undefined;
     const child: ChildProcess = childProcess().spawn('etcd', [
       '--name', 'tt', '--data-dir', join(dir, 'data'),
       '--listen-client-urls', listen, '--advertise-client-urls', listen,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
       '--initial-cluster', `tt=http://127.0.0.1:${peer}`, '--log-level', 'error',
       ...(o.tls ? ['--cert-file', o.tls.serverCert, '--key-file', o.tls.serverKey, '--trusted-ca-file', o.tls.ca, '--client-cert-auth'] : []),
-    ], { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir });
+    ], o.detached
+      ? { stdio: ['ignore', log!, log!], cwd: dir, detached: true }
+      : { stdio: ['ignore', 'ignore', 'pipe'], cwd: dir });
+    if (log !== undefined) { closeSync(log); child.unref(); }
     let exited = false;
     child.on('exit', () => { exited = true; });
     const stop = async () => {
@@ -64,7 +74,7 @@ export async function startEtcd(o: { unix?: boolean; tls?: TestPki } = {}): Prom
     while (!exited && Date.now() < until) {
       try {
         await kv.get('x');
-        return { endpoint, pid: child.pid!, stop };
+        return { endpoint, pid: child.pid!, dir, stop };
       } catch { await new Promise((r) => setTimeout(r, 100)); }
     }
     await stop(); // port taken or slow start: try other ports
@@ -86,8 +96,22 @@ export interface EtcdCluster {
   destroy(): Promise<void>;
 }
 
-/** An n-member etcd cluster on loopback ports, each member stoppable and restartable (same data). */
+/**
+ * An n-member etcd cluster on loopback ports, each member stoppable and restartable (same data). A
+ * cluster that does not elect a leader in time (a taken port, a loaded machine) is removed and started
+ * again on other ports, up to three times.
+ */
 export async function startEtcdCluster(n: number): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdClusterOnce(n);
+    } catch (e) {
+      if (attempt >= 3) throw e;
+    }
+  }
+}
+
+async function startEtcdClusterOnce(n: number): Promise<EtcdCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'tether-etcdc-'));
   const base = randomPort();
   const names = Array.from({ length: n }, (_, i) => `m${i}`);

@@ -16,10 +16,10 @@ export function startIn(netns: string | undefined, file: string, args: string[],
 
 export interface RunOutcome { status: number | null; stdout: string; stderr: string; timedOut: boolean }
 
-export function runIn(netns: string | undefined, file: string, args: string[], timeoutMs = 10_000, input = ''): Promise<RunOutcome> {
+export function runIn(netns: string | undefined, file: string, args: string[], timeoutMs = 10_000, input = '', env: NodeJS.ProcessEnv = process.env): Promise<RunOutcome> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
-    try { child = startIn(netns, file, args); } catch (e) { reject(e); return; }
+    try { child = startIn(netns, file, args, env); } catch (e) { reject(e); return; }
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timedOut = false;

@@ -47,24 +47,24 @@ export interface EtcdConfig {
   timeoutMs: number;
 }
 
-/** "etcd": {endpoints, prefix, tls: {ca, cert, key}, username, password | credentialsFile, timeoutMs}. */
-function parseEtcd(v: unknown): EtcdConfig | undefined {
+/** "etcd": {endpoints, prefix, tls: {ca, cert, key}, username, password | credentialsFile, timeoutMs}; errors name `field`. */
+export function parseEtcd(v: unknown, field = 'ipam.etcd'): EtcdConfig | undefined {
   if (v === undefined || v === null) return undefined;
-  if (!isObj(v)) throw invalidConfig('ipam.etcd', 'must be an object with "endpoints"', v);
+  if (!isObj(v)) throw invalidConfig(field, 'must be an object with "endpoints"', v);
   const endpoints = v.endpoints;
   if (!Array.isArray(endpoints) || !endpoints.length || endpoints.some((e) => typeof e !== 'string' || !/^(https?:\/\/[^/]+\/?|unix:\/\/\/.+)$/.test(e))) {
-    throw invalidConfig('ipam.etcd.endpoints', 'must be a non-empty list of URLs such as "http://10.0.0.5:2379" or "unix:///run/etcd.sock"', endpoints);
+    throw invalidConfig(`${field}.endpoints`, 'must be a non-empty list of URLs such as "http://10.0.0.5:2379" or "unix:///run/etcd.sock"', endpoints);
   }
   const prefix = v.prefix ?? '/tether';
-  if (typeof prefix !== 'string') throw invalidConfig('ipam.etcd.prefix', 'must be a string', prefix);
+  if (typeof prefix !== 'string') throw invalidConfig(`${field}.prefix`, 'must be a string', prefix);
   let tls: EtcdConfig['tls'];
   if (v.tls !== undefined) {
-    if (!isObj(v.tls)) throw invalidConfig('ipam.etcd.tls', 'must be {"ca", "cert", "key"} file paths', v.tls);
+    if (!isObj(v.tls)) throw invalidConfig(`${field}.tls`, 'must be {"ca", "cert", "key"} file paths', v.tls);
     tls = {};
     for (const k of ['ca', 'cert', 'key'] as const) {
       const p = v.tls[k];
       if (p === undefined) continue;
-      if (typeof p !== 'string' || !isAbsolute(p)) throw invalidConfig(`ipam.etcd.tls.${k}`, 'must be an absolute file path', p);
+      if (typeof p !== 'string' || !isAbsolute(p)) throw invalidConfig(`${field}.tls.${k}`, 'must be an absolute file path', p);
       tls[k] = p;
     }
   }
@@ -72,18 +72,18 @@ function parseEtcd(v: unknown): EtcdConfig | undefined {
   let password = v.password;
   if (v.credentialsFile !== undefined) {
     // Credentials kept out of the conflist: a JSON file {"username", "password"}, readable by root only.
-    if (typeof v.credentialsFile !== 'string' || !isAbsolute(v.credentialsFile)) throw invalidConfig('ipam.etcd.credentialsFile', 'must be an absolute file path', v.credentialsFile);
+    if (typeof v.credentialsFile !== 'string' || !isAbsolute(v.credentialsFile)) throw invalidConfig(`${field}.credentialsFile`, 'must be an absolute file path', v.credentialsFile);
     let creds: Obj;
     try { creds = JSON.parse(readFileSync(v.credentialsFile, 'utf8')) as Obj; } catch (e) {
-      throw invalidConfig('ipam.etcd.credentialsFile', `cannot be read as JSON {"username", "password"} (${(e as Error).message})`, v.credentialsFile);
+      throw invalidConfig(`${field}.credentialsFile`, `cannot be read as JSON {"username", "password"} (${(e as Error).message})`, v.credentialsFile);
     }
     username = creds.username;
     password = creds.password;
   }
-  if (username !== undefined && typeof username !== 'string') throw invalidConfig('ipam.etcd.username', 'must be a string');
-  if (password !== undefined && typeof password !== 'string') throw invalidConfig('ipam.etcd.password', 'must be a string');
+  if (username !== undefined && typeof username !== 'string') throw invalidConfig(`${field}.username`, 'must be a string');
+  if (password !== undefined && typeof password !== 'string') throw invalidConfig(`${field}.password`, 'must be a string');
   const timeoutMs = v.timeoutMs ?? 4000;
-  if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100 || (timeoutMs as number) > 60_000) throw invalidConfig('ipam.etcd.timeoutMs', 'must be from 100 to 60000', timeoutMs);
+  if (!Number.isInteger(timeoutMs) || (timeoutMs as number) < 100 || (timeoutMs as number) > 60_000) throw invalidConfig(`${field}.timeoutMs`, 'must be from 100 to 60000', timeoutMs);
   return { endpoints: endpoints as string[], prefix: prefix.replace(/\/+$/, ''), tls, username: username as string | undefined, password: password as string | undefined, timeoutMs: timeoutMs as number };
 }
 

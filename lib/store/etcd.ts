@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { post } from '../sys/http.js';
+import { postStream, type Stream } from '../sys/http-stream.js';
 import { StoreUnavailableError, type Entry, type KV, type Txn } from './kv.js';
 
 /**
@@ -19,7 +20,26 @@ export interface EtcdOptions {
   timeoutMs?: number;
 }
 
-interface RawKV { key: string; value?: string; mod_revision?: string }
+interface RawKV { key: string; value?: string; mod_revision?: string; lease?: string }
+
+/** One change seen by a watch: a put (with the new value) or a delete of a key under the watched prefix. */
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  /** The key without the client's prefix. */
+  key: string;
+  value: string;
+  /** The key's mod revision after the change. */
+  version: number;
+}
+
+export interface WatchHandlers {
+  /** Events of one revision batch, and the store revision they bring the watcher to. */
+  events(events: WatchEvent[], revision: number): void;
+  /** The start revision was compacted away: the watcher must list again and resume from the list's revision. */
+  compacted(compactRevision: number): void;
+  /** The stream broke or could not be opened: the watcher resumes from the last revision it saw. */
+  broken(err: Error): void;
+}
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString() : '');
@@ -54,14 +74,18 @@ export class EtcdKV implements KV {
     }
   }
 
-  private async request(endpoint: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; json: any }> {
-    // unix:///path/to/socket: etcd listening on a Unix socket, which (unlike TCP) every network namespace reaches.
+  /** unix:///path/to/socket: etcd listening on a Unix socket, which (unlike TCP) every network namespace reaches. */
+  private target(endpoint: string, path: string) {
     const socketPath = endpoint.startsWith('unix://') ? endpoint.slice('unix://'.length) : undefined;
     const url = new URL(path, socketPath ? 'http://localhost' : endpoint).toString();
-    const r = await post({
-      url, socketPath, body: JSON.stringify(body), timeoutMs, tls: url.startsWith('https:') ? this.tls : undefined,
-      headers: { 'content-type': 'application/json', ...(this.token ? { authorization: this.token } : {}) },
-    });
+    return {
+      url, socketPath, tls: url.startsWith('https:') ? this.tls : undefined,
+      headers: { 'content-type': 'application/json', ...(this.token ? { authorization: this.token } : {}) } as Record<string, string>,
+    };
+  }
+
+  private async request(endpoint: string, path: string, body: unknown, timeoutMs: number): Promise<{ status: number; json: any }> {
+    const r = await post({ ...this.target(endpoint, path), body: JSON.stringify(body), timeoutMs });
     let json: any;
     try { json = r.text ? JSON.parse(r.text) : {}; } catch { json = { error: r.text }; }
     return { status: r.status, json };
@@ -126,12 +150,99 @@ export class EtcdKV implements KV {
     return out;
   }
 
-  async txn(t: Txn): Promise<boolean> {
+  /** Every key under prefix and the store revision the listing was taken at (a watch resumes after it). */
+  async rangeWithRevision(prefix: string): Promise<{ entries: Map<string, Entry & { lease?: string }>; revision: number }> {
+    const full = this.opts.prefix + prefix;
+    const r = await this.call('/v3/kv/range', { key: b64(full), range_end: prefixEnd(full).toString('base64'), sort_order: 'ASCEND', sort_target: 'KEY' });
+    const entries = new Map<string, Entry & { lease?: string }>();
+    for (const kv of (r.kvs as RawKV[] | undefined) ?? []) {
+      entries.set(unb64(kv.key).slice(this.opts.prefix.length), { ...this.toEntry(kv), ...(kv.lease && kv.lease !== '0' ? { lease: kv.lease } : {}) });
+    }
+    return { entries, revision: Number(r.header?.revision ?? 0) };
+  }
+
+  // ---- leases: a key written with a lease disappears when the lease expires or is revoked
+
+  /** A new lease of ttlSeconds; its ID is a decimal string (64-bit, beyond a JS number's precision). */
+  async leaseGrant(ttlSeconds: number): Promise<string> {
+    const r = await this.call('/v3/lease/grant', { TTL: String(ttlSeconds), ID: '0' });
+    if (!r.ID) throw new StoreUnavailableError(`etcd at ${this.where} granted no lease: ${JSON.stringify(r).slice(0, 200)}`);
+    return String(r.ID);
+  }
+
+  /** Renews the lease; returns its TTL in seconds, 0 when it no longer exists (expired or revoked). */
+  async leaseKeepAlive(id: string): Promise<number> {
+    const r = await this.call('/v3/lease/keepalive', { ID: id });
+    return Number(r.result?.TTL ?? 0);
+  }
+
+  /** Revokes the lease, deleting every key attached to it; a lease already gone is not an error. */
+  async leaseRevoke(id: string): Promise<void> {
+    try {
+      await this.call('/v3/lease/revoke', { ID: id });
+    } catch (e) {
+      if (!/lease not found/i.test((e as Error).message)) throw e;
+    }
+  }
+
+  // ---- watch
+
+  /**
+   * Watches every key under prefix from startRevision on (etcd's /v3/watch, one streamed response).
+   * The caller resumes after broken() from the last revision it was given, and after compacted() with
+   * a fresh listing. Endpoints are tried in turn until one accepts the stream.
+   */
+  watch(prefix: string, startRevision: number, h: WatchHandlers): { close(): void } {
+    const full = this.opts.prefix + prefix;
+    const body = JSON.stringify({ create_request: { key: b64(full), range_end: prefixEnd(full).toString('base64'), start_revision: String(startRevision) } });
+    let stream: Stream | undefined;
+    let closed = false;
+    let failed = false;
+    const fail = (e: Error) => { if (!closed && !failed) { failed = true; stream?.close(); h.broken(e); } };
+    const open = async (k: number) => {
+      const endpoint = this.opts.endpoints[(this.preferred + k) % this.opts.endpoints.length];
+      try {
+        if (this.opts.username && !this.token) await this.authenticate(endpoint, this.opts.timeoutMs ?? 4000);
+      } catch (e) { fail(e as Error); return; }
+      if (closed) return;
+      let created = false;
+      stream = postStream({
+        ...this.target(endpoint, '/v3/watch'), body,
+        onDocument: (doc) => {
+          const res = (doc as { result?: any; error?: any }).result;
+          if (!res) { fail(new Error(`etcd watch error: ${JSON.stringify(doc).slice(0, 200)}`)); return; }
+          if (res.created) { created = true; return; }
+          if (res.canceled) {
+            const compact = Number(res.compact_revision ?? 0);
+            if (compact > 0) { failed = true; stream?.close(); h.compacted(compact); } else fail(new Error(`etcd cancelled the watch: ${res.cancel_reason ?? 'no reason given'}`));
+            return;
+          }
+          const events: WatchEvent[] = ((res.events as { type?: string; kv: RawKV }[] | undefined) ?? []).map((ev) => ({
+            // The gateway leaves enum fields at their zero value (PUT) out of the JSON.
+            type: ev.type === 'DELETE' ? 'delete' : 'put',
+            key: unb64(ev.kv.key).slice(this.opts.prefix.length),
+            value: unb64(ev.kv.value),
+            version: Number(ev.kv.mod_revision ?? 0),
+          }));
+          if (events.length) h.events(events, Number(res.header?.revision ?? events[events.length - 1].version));
+        },
+        onEnd: (err) => {
+          if (!created && k + 1 < this.opts.endpoints.length && !closed) { void open(k + 1); return; }
+          fail(err ?? new Error('etcd closed the watch stream'));
+        },
+      });
+    };
+    void open(0);
+    return { close: () => { closed = true; stream?.close(); } };
+  }
+
+  /** Like txn, with every put attached to a lease. */
+  async txn(t: Txn, o: { lease?: string } = {}): Promise<boolean> {
     const compare = t.if.map((c) => (c.version === 0
       ? { key: b64(this.opts.prefix + c.key), target: 'VERSION', result: 'EQUAL', version: '0' }
       : { key: b64(this.opts.prefix + c.key), target: 'MOD', result: 'EQUAL', mod_revision: String(c.version) }));
     const success = [
-      ...(t.put ?? []).map((p) => ({ request_put: { key: b64(this.opts.prefix + p.key), value: b64(p.value) } })),
+      ...(t.put ?? []).map((p) => ({ request_put: { key: b64(this.opts.prefix + p.key), value: b64(p.value), ...(o.lease ? { lease: o.lease } : {}) } })),
       ...(t.del ?? []).map((k) => ({ request_delete_range: { key: b64(this.opts.prefix + k) } })),
     ];
     const r = await this.call('/v3/kv/txn', { compare, success });

@@ -1,0 +1,91 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runIn } from '../conformance/spawn.js';
+import { netnsPath } from '../lib/netns/netns.js';
+import { readNodeState } from '../tetherd/state.js';
+import { RTPROT_TETHER } from '../tetherd/dataplane.js';
+import { formatCIDR } from '../lib/ip/addr.js';
+import { Netlink } from '../lib/netlink/handle.js';
+import type { LabNode, LabState, ModeDriver } from './multinode.js';
+import { alive, spawnDaemon, stopPid } from './procs.js';
+
+/** The VXLAN mode: a tetherd per node (in the node's namespace), pods on tether-vxlan. */
+const files = (node: LabNode) => ({
+  config: join(node.dir, 'tetherd.json'),
+  state: join(node.dir, 'vxlan.json'),
+  log: join(node.dir, 'tetherd.log'),
+  cni: join(node.dir, 'cni'),
+});
+
+export function agentConfig(lab: LabState, node: LabNode): Record<string, unknown> {
+  return {
+    network: 'lab',
+    pool: lab.pool,
+    subnetLen: 24,
+    nodeName: node.name,
+    etcd: { endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}` },
+    stateFile: files(node).state,
+    // Short enough that a node killed without leaving is gone within a test, long enough for a loaded machine.
+    leaseTTL: 30,
+    checkIntervalMs: 250,
+    logLevel: 'debug',
+    ...lab.modeOptions,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function startNode(lab: LabState, node: LabNode): Promise<void> {
+  const f = files(node);
+  writeFileSync(f.config, `${JSON.stringify(agentConfig(lab, node), null, 2)}\n`);
+  const before = readNodeState(f.state)?.updated;
+  node.agentPid = spawnDaemon(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['--config', f.config], f.log);
+  // Ready when it has (re)published the node state.
+  const until = Date.now() + 20_000;
+  while (Date.now() < until) {
+    const s = readNodeState(f.state);
+    if (s && s.updated !== before) return;
+    if (!alive(node.agentPid)) break;
+    await sleep(25);
+  }
+  let tail = '';
+  try { tail = readFileSync(f.log, 'utf8').trim().split('\n').slice(-5).join('\n  '); } catch { /* no log */ }
+  throw new Error(`tetherd on ${node.name} did not publish its subnet; its log ends:\n  ${tail}`);
+}
+
+async function stopNode(_lab: LabState, node: LabNode): Promise<void> {
+  if (node.agentPid) await stopPid(node.agentPid, 'tetherd');
+  node.agentPid = undefined;
+}
+
+async function leaveNode(lab: LabState, node: LabNode): Promise<void> {
+  await stopNode(lab, node);
+  const r = await runIn(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['leave', '--config', files(node).config], 15_000);
+  if (r.status !== 0) throw new Error(`tetherd leave on ${node.name}: ${r.stderr.trim() || r.stdout.trim()}`);
+}
+
+export const vxlanMode: ModeDriver = {
+  name: 'vxlan',
+  startNode,
+  stopNode,
+  leaveNode,
+  podNetwork: (lab, node) => ({
+    cniVersion: '1.0.0',
+    name: 'lab-overlay',
+    plugins: [{ type: 'tether-vxlan', stateFile: files(node).state, dataDir: files(node).cni, delegate: { isDefaultGateway: true } }],
+  }),
+  subnetOf: (_lab, node) => (existsSync(files(node).state) ? readNodeState(files(node).state)?.subnet : undefined),
+  converged(lab) {
+    const running = lab.nodes.filter((n) => n.agentPid !== undefined);
+    const subnets = new Map(running.map((n) => [n.name, readNodeState(files(n).state)?.subnet]));
+    return running.every((n) => {
+      const nl = Netlink.at(netnsPath(n.netns));
+      try {
+        const routed = new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).map((r) => formatCIDR(r.dst!)));
+        return running.every((o) => o === n || (subnets.get(o.name) !== undefined && routed.has(subnets.get(o.name)!)));
+      } finally { nl.close(); }
+    });
+  },
+};
+
+export const vxlanFiles = files;

@@ -1,0 +1,270 @@
+import { formatCIDR, formatIP, parseCIDR, type CIDR } from '../lib/ip/addr.js';
+import { formatMAC } from '../lib/ip/mac.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { Netlink } from '../lib/netlink/handle.js';
+import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
+import type { AgentConfig } from './config.js';
+import { apply, describeTarget, reconcile, type Devices } from './dataplane.js';
+import { ensureDevice, type DeviceSpec } from './device.js';
+import { describeOp, programmingFor, transition, type LocalView, type Programming } from './plan.js';
+import { readNodeState, writeNodeState, type NodeState } from './state.js';
+import { chooseSubnet, parseRecord, SUBNETS, subnetKey, type NodeRecord, type Peer } from './subnets.js';
+import { detectUnderlay, overhead, type Underlay } from './underlay.js';
+
+/** A VTEP MAC that is the same on every start of this node (derived, and kept in the state file). */
+export function stableMAC(node: string, vni: number): Uint8Array {
+  const seed = Buffer.from(`${node}/${vni}`);
+  // FNV-1a over 48 bits: enough spread for a cluster, and no crypto module to load.
+  let h = 0xcbf29ce484222325n;
+  for (const b of seed) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const mac = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) mac[i] = Number((h >> BigInt(8 * i)) & 0xffn);
+  mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+  return mac;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The node agent in VXLAN mode: registers the node and its subnet in etcd under a lease, keeps the
+ * VXLAN device as configured, and programs every other node's subnet, following the store's watch.
+ */
+export class Agent {
+  private readonly c: AgentConfig;
+  private readonly log: Logger;
+  private readonly kv: EtcdKV;
+  private nl!: Netlink;
+  private underlay!: Underlay;
+  private spec!: DeviceSpec;
+  private devices!: Devices;
+  private subnet!: CIDR;
+  private leaseID?: string;
+  private mtu = 0;
+  /** What is in the kernel now for each remote node, by subnet key. */
+  private readonly programmed = new Map<string, Programming>();
+  private readonly peers = new Map<string, Peer>();
+  private revision = 0;
+  private watch?: { close(): void };
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private reacquiring = false;
+
+  constructor(c: AgentConfig) {
+    this.c = c;
+    this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
+    this.kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
+  }
+
+  get state(): NodeState {
+    return {
+      node: this.c.nodeName, network: this.c.network, pool: formatCIDR(this.c.pool), subnet: formatCIDR(this.subnet), mtu: this.mtu,
+      underlayIP: formatIP(this.underlay.address.ip), vtepMAC: formatMAC(this.spec.mac), vni: this.c.vni, device: this.c.device,
+      leaseID: this.leaseID, updated: new Date().toISOString(),
+    };
+  }
+
+  async start(): Promise<void> {
+    this.nl = Netlink.open();
+    this.underlay = detectUnderlay(this.nl, { interface: this.c.underlayInterface, ip: this.c.underlayIP, family: this.c.underlayFamily });
+    const family = this.underlay.address.ip.family;
+    this.mtu = this.c.mtu ?? this.underlay.link.mtu - overhead(family);
+    this.log.info('underlay', { interface: this.underlay.link.name, address: formatCIDR(this.underlay.address), mtu: this.underlay.link.mtu, overlayMTU: this.mtu });
+    const previous = readNodeState(this.c.stateFile);
+    const mac = previous?.node === this.c.nodeName && previous.vni === this.c.vni ? previous.vtepMAC : formatMAC(stableMAC(this.c.nodeName, this.c.vni));
+    await this.acquire(previous?.node === this.c.nodeName ? parseCIDR(previous.subnet) ?? undefined : undefined, mac);
+    this.ensureDevice(true);
+    writeNodeState(this.c.stateFile, this.state);
+    this.log.info('published node state', { file: this.c.stateFile, subnet: formatCIDR(this.subnet), mtu: this.mtu });
+    await this.sync();
+    const renewMs = Math.max(1000, (this.c.leaseTTL * 1000) / 3);
+    this.timers.push(setInterval(() => { void this.renew(); }, renewMs));
+    this.timers.push(setInterval(() => this.checkDevice(), this.c.checkIntervalMs));
+    // A safety net under the watch (etcd can lose a delete whose tombstone a compaction removed at
+    // exactly the revision a watcher resumes from): re-list and reconcile now and then.
+    this.timers.push(setInterval(() => { void this.resync(); }, this.c.resyncIntervalMs));
+  }
+
+  private async resync(): Promise<void> {
+    if (this.stopping || this.reacquiring) return;
+    this.watch?.close();
+    await this.retry(() => this.sync());
+  }
+
+  /** SIGTERM: stop following the store, leave the device, the routes and the lease as they are. */
+  stop(): void {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.watch?.close();
+    this.nl?.close();
+    this.log.info('stopped; dataplane and lease left in place');
+  }
+
+  private record(mac: string): NodeRecord {
+    return { node: this.c.nodeName, underlayIP: formatIP(this.underlay.address.ip), vtepMAC: mac, vni: this.c.vni, backend: 'vxlan' };
+  }
+
+  /** Takes (or takes back) this node's subnet under a fresh lease: one conditional transaction, retried on races. */
+  private async acquire(previous: CIDR | undefined, mac: string): Promise<void> {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const { entries } = await this.kv.rangeWithRevision(SUBNETS);
+      const taken: Peer[] = [];
+      for (const [k, e] of entries) { const p = parseRecord(k, e.value); if (p) taken.push(p); }
+      const pick = chooseSubnet(taken, this.c.nodeName, this.c.pool, this.c.subnetLen, previous);
+      if (!pick) throw new Error(`no free /${this.c.subnetLen} left in ${formatCIDR(this.c.pool)}`);
+      const key = subnetKey(pick.subnet);
+      const lease = await this.kv.leaseGrant(this.c.leaseTTL);
+      const current = entries.get(key);
+      const ok = await this.kv.txn({ if: [{ key, version: pick.reclaimed === 'store' ? current!.version : 0 }], put: [{ key, value: JSON.stringify(this.record(mac)) }] }, { lease });
+      if (!ok) { await this.kv.leaseRevoke(lease); continue; }
+      if (pick.reclaimed === 'store' && current && 'lease' in current && current.lease && current.lease !== lease) {
+        await this.kv.leaseRevoke(current.lease as string).catch(() => {}); // the old lease now holds no key
+      }
+      this.subnet = pick.subnet;
+      this.leaseID = lease;
+      this.spec = {
+        name: this.c.device, vni: this.c.vni, port: this.c.port, local: this.underlay.address.ip, underlayIndex: this.underlay.link.index,
+        mtu: this.mtu, mac: Buffer.from(mac.split(':').map((x) => parseInt(x, 16))), address: { ip: pick.subnet.ip, prefix: 32 },
+        pool: this.c.pool, txChecksumOffload: this.c.txChecksumOffload,
+      };
+      this.devices = { vxlan: 0, underlay: this.underlay.link.index };
+      this.log.info('subnet', { subnet: formatCIDR(pick.subnet), how: { store: 'reclaimed from the store', state: 'reclaimed from the state file', new: 'newly allocated' }[pick.reclaimed], lease, ttl: this.c.leaseTTL });
+      return;
+    }
+    throw new Error('could not take a subnet: lost the race 10 times');
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopping || this.reacquiring || !this.leaseID) return;
+    try {
+      const ttl = await this.kv.leaseKeepAlive(this.leaseID);
+      if (ttl > 0) { this.log.debug('lease renewed', { lease: this.leaseID, ttl }); return; }
+      this.log.warn('lease is gone (expired or revoked); taking the subnet back', { lease: this.leaseID });
+      await this.reacquire();
+    } catch (e) {
+      this.log.warn('lease renewal failed; retrying at the next interval', { error: (e as Error).message });
+    }
+  }
+
+  private async reacquire(): Promise<void> {
+    if (this.reacquiring || this.stopping) return;
+    this.reacquiring = true;
+    try {
+      const before = formatCIDR(this.subnet);
+      await this.acquire(this.subnet, formatMAC(this.spec.mac));
+      if (formatCIDR(this.subnet) !== before) this.log.error('the node subnet changed: pods on the old subnet lose connectivity', { before, after: formatCIDR(this.subnet) });
+      this.ensureDevice(false);
+      writeNodeState(this.c.stateFile, this.state);
+    } finally { this.reacquiring = false; }
+  }
+
+  private ensureDevice(initial: boolean): boolean {
+    const out = ensureDevice(this.nl, this.spec);
+    this.devices = { vxlan: out.link.index, underlay: this.underlay.link.index };
+    for (const ch of out.changes) this.log.info(initial ? 'device' : 'device drifted, fixed', { change: ch });
+    return out.created;
+  }
+
+  /** Cheap poll (one GETLINK): a deleted or altered device is recreated and every peer reprogrammed. */
+  private checkDevice(): void {
+    if (this.stopping || this.reacquiring) return;
+    try {
+      if (this.ensureDevice(false)) this.fullReconcile('device recreated');
+    } catch (e) {
+      this.log.error('cannot restore the VXLAN device', { error: (e as Error).message });
+    }
+  }
+
+  private local(): LocalView { return { underlay: this.underlay.address, directRouting: this.c.directRouting }; }
+
+  private fullReconcile(why: string): void {
+    const want = new Map<string, Programming>();
+    for (const [k, p] of this.peers) { const prog = programmingFor(p, this.local()); if (prog) want.set(k, prog); }
+    const ops = reconcile(this.nl, this.devices, [...want.values()]);
+    this.programmed.clear();
+    for (const [k, p] of want) this.programmed.set(k, p);
+    this.log.info('reconciled', { why, peers: [...want.values()].map(describeTarget), removedStale: ops.filter((o) => o.op.endsWith('-del')).map(describeOp) });
+  }
+
+  /** Lists the subnets, programs them all, then follows changes from the listing's revision on. */
+  private async sync(): Promise<void> {
+    const { entries, revision } = await this.kv.rangeWithRevision(SUBNETS);
+    this.peers.clear();
+    for (const [k, e] of entries) {
+      const p = parseRecord(k, e.value);
+      if (p && p.node !== this.c.nodeName) this.peers.set(k, p);
+    }
+    this.revision = revision;
+    this.fullReconcile('listed the store');
+    this.follow();
+  }
+
+  private follow(): void {
+    if (this.stopping) return;
+    this.watch?.close(); // one stream at a time, whichever path (resume, re-list, resync) opens the next
+    this.watch = this.kv.watch(SUBNETS, this.revision + 1, {
+      events: (evs, rev) => { this.onEvents(evs); this.revision = rev; },
+      compacted: (rev) => {
+        this.log.warn('watch fell behind compaction; listing again', { compactRevision: rev, had: this.revision });
+        void this.retry(() => this.sync());
+      },
+      broken: (err) => {
+        this.log.warn('watch broke; resuming', { error: err.message, fromRevision: this.revision + 1 });
+        void this.retry(async () => { await sleep(200); this.follow(); });
+      },
+    });
+  }
+
+  private async retry(fn: () => Promise<void>): Promise<void> {
+    for (let delay = 200; !this.stopping; delay = Math.min(delay * 2, 5000)) {
+      try { await fn(); return; } catch (e) {
+        this.log.warn('store unreachable; retrying', { error: (e as Error).message, inMs: delay });
+        await sleep(delay);
+      }
+    }
+  }
+
+  private onEvents(evs: WatchEvent[]): void {
+    for (const ev of evs) {
+      const own = `${SUBNETS}${formatIP(this.subnet.ip)}-${this.subnet.prefix}` === ev.key;
+      if (own) {
+        if (ev.type === 'delete' && !this.stopping) {
+          this.log.warn('our subnet key was deleted from the store; taking it back');
+          void this.reacquire().catch((e) => this.log.error('retaking the subnet failed', { error: (e as Error).message }));
+        } else if (ev.type === 'put' && ev.value !== JSON.stringify(this.record(formatMAC(this.spec.mac))) && !this.reacquiring) {
+          // Someone else wrote our record: every peer would follow it to a wrong MAC or address.
+          this.log.warn('our record in the store was changed by someone else; publishing ours again', { found: ev.value });
+          void this.reacquire().catch((e) => this.log.error('republishing failed', { error: (e as Error).message }));
+        }
+        continue;
+      }
+      const peer = ev.type === 'put' ? parseRecord(ev.key, ev.value) : null;
+      if (peer?.node === this.c.nodeName) continue;
+      if (peer) this.peers.set(ev.key, peer); else this.peers.delete(ev.key);
+      const from = this.programmed.get(ev.key);
+      const to = peer ? programmingFor(peer, this.local()) ?? undefined : undefined;
+      const ops = transition(from, to);
+      try {
+        for (const o of ops) apply(this.nl, this.devices, o);
+        if (to) this.programmed.set(ev.key, to); else this.programmed.delete(ev.key);
+        if (ops.length) this.log.info(to ? (from ? 'node changed' : 'node joined') : 'node left', { node: peer?.node ?? ev.key, ops: ops.map(describeOp) });
+      } catch (e) {
+        this.log.error('programming a node failed; reconciling everything', { key: ev.key, error: (e as Error).message });
+        try { this.fullReconcile('after a failed update'); } catch (e2) { this.log.error('reconcile failed', { error: (e2 as Error).message }); }
+      }
+    }
+  }
+}
+
+/** `tetherd leave`: the node leaves the cluster: its subnet key is deleted (and its lease revoked), so every other node unprograms it. */
+export async function leave(c: AgentConfig): Promise<string | undefined> {
+  const kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
+  const { entries } = await kv.rangeWithRevision(SUBNETS);
+  for (const [k, e] of entries) {
+    const p = parseRecord(k, e.value);
+    if (p?.node !== c.nodeName) continue;
+    await kv.txn({ if: [{ key: k, version: e.version }], del: [k] });
+    if (e.lease) await kv.leaseRevoke(e.lease);
+    return formatCIDR(p.subnet);
+  }
+  return undefined;
+}

@@ -1,0 +1,78 @@
+import { formatCIDR, formatIP, ipEqual, type CIDR } from '../lib/ip/addr.js';
+import { formatMAC, parseMAC } from '../lib/ip/mac.js';
+import * as C from '../lib/netlink/constants.js';
+import type { Netlink } from '../lib/netlink/handle.js';
+import { installOps, type Op, type Programming } from './plan.js';
+
+/** Routes tetherd installs carry this protocol number, so a restart can tell its own from anyone else's. */
+export const RTPROT_TETHER = 199;
+
+export interface Devices {
+  /** The VXLAN device's index. */
+  vxlan: number;
+  /** The underlay device's index (direct routes). */
+  underlay: number;
+}
+
+/** Carries out one operation; deleting what is already gone is not an error. */
+export function apply(nl: Netlink, dev: Devices, o: Op): void {
+  switch (o.op) {
+    case 'neigh-set':
+      nl.neighReplace({ family: C.AF_INET, index: dev.vxlan, ip: o.ip, mac: parseMAC(o.mac)!, state: C.NUD_PERMANENT, flags: 0 });
+      return;
+    case 'neigh-del':
+      nl.neighDel({ family: C.AF_INET, index: dev.vxlan, ip: o.ip, state: 0, flags: 0 });
+      return;
+    case 'fdb-set':
+      nl.neighReplace({ family: C.AF_BRIDGE, index: dev.vxlan, ip: o.remote, mac: parseMAC(o.mac)!, state: C.NUD_PERMANENT, flags: C.NTF_SELF });
+      return;
+    case 'fdb-del':
+      nl.neighDel({ family: C.AF_BRIDGE, index: dev.vxlan, ip: o.remote, mac: parseMAC(o.mac)!, state: 0, flags: C.NTF_SELF });
+      return;
+    case 'route-vxlan':
+      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.gateway, oif: dev.vxlan, onlink: true, protocol: RTPROT_TETHER, scope: C.RT_SCOPE_UNIVERSE });
+      return;
+    case 'route-direct':
+      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.via, oif: dev.underlay, protocol: RTPROT_TETHER, scope: C.RT_SCOPE_UNIVERSE });
+      return;
+    case 'route-del':
+      nl.routeDel({ family: 4, dst: o.subnet, protocol: RTPROT_TETHER });
+      return;
+  }
+}
+
+const key = (c: CIDR) => formatCIDR(c);
+
+/**
+ * Makes the kernel hold exactly the entries of `want` (after a start, a re-list, or the device being
+ * recreated): our routes, permanent neighbours and FDB entries that no peer accounts for are removed
+ * first, then every peer's entries are (re)installed. Returns the operations done, for the log.
+ */
+export function reconcile(nl: Netlink, dev: Devices, want: Programming[]): Op[] {
+  const done: Op[] = [];
+  const run = (o: Op) => { apply(nl, dev, o); done.push(o); };
+  const wantRoutes = new Map(want.map((p) => [key(p.subnet), p]));
+  for (const r of nl.routes(4)) {
+    if (r.protocol !== RTPROT_TETHER || !r.dst) continue;
+    const p = wantRoutes.get(key(r.dst));
+    const ok = p && (p.kind === 'vxlan'
+      ? r.oif === dev.vxlan && r.gateway && ipEqual(r.gateway, p.gateway)
+      : r.oif === dev.underlay && r.gateway && ipEqual(r.gateway, p.via));
+    if (!ok) run({ op: 'route-del', subnet: r.dst });
+  }
+  const vx = want.filter((p): p is Extract<Programming, { kind: 'vxlan' }> => p.kind === 'vxlan');
+  for (const n of nl.neighbors(C.AF_INET, dev.vxlan)) {
+    if (!n.ip || !(n.state & C.NUD_PERMANENT)) continue;
+    const mac = n.mac ? formatMAC(n.mac) : '';
+    if (!vx.some((p) => ipEqual(p.gateway, n.ip!) && p.mac === mac)) run({ op: 'neigh-del', ip: n.ip, mac });
+  }
+  for (const n of nl.neighbors(C.AF_BRIDGE, dev.vxlan)) {
+    if (!n.ip || !n.mac || !(n.flags & C.NTF_SELF)) continue;
+    const mac = formatMAC(n.mac);
+    if (!vx.some((p) => ipEqual(p.remote, n.ip!) && p.mac === mac)) run({ op: 'fdb-del', mac, remote: n.ip });
+  }
+  for (const p of want) for (const o of installOps(p)) run(o);
+  return done;
+}
+
+export const describeTarget = (p: Programming) => (p.kind === 'vxlan' ? `${key(p.subnet)} via VTEP ${p.mac} at ${formatIP(p.remote)}` : `${key(p.subnet)} via ${formatIP(p.via)} (direct)`);

@@ -1,0 +1,49 @@
+import { writeSync } from 'node:fs';
+import { parseArgv, str, UsageError } from '../cnictl/argv.js';
+import { AgentConfigError, loadAgentConfig } from './config.js';
+import { Agent, leave } from './agent.js';
+
+const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style)
+
+Usage:
+  tetherd [run] --config FILE   register the node, take its subnet, program the overlay; runs until SIGTERM
+  tetherd leave --config FILE   take the node out of the cluster: its subnet key and lease are removed,
+                                so every other node removes its routes, neighbour and FDB entries
+
+SIGTERM and SIGINT stop the agent and leave the device, routes and lease in place (a restart picks up
+the same subnet). The configuration is described in README.md (tetherd).`;
+
+export async function tetherdMain(argv: string[]): Promise<number> {
+  const err = (s: string) => { writeSync(2, s); };
+  let config: string | undefined;
+  let command = 'run';
+  try {
+    const p = parseArgv(argv, ['config'], ['help']);
+    if (p.flags.has('help')) { writeSync(1, `${USAGE}\n`); return 0; }
+    command = p.positional[0] ?? 'run';
+    if (!['run', 'leave'].includes(command) || p.positional.length > 1) throw new UsageError(`unknown command ${p.positional.join(' ')}`);
+    config = str(p, 'config');
+    if (!config) throw new UsageError('--config FILE is required');
+  } catch (e) {
+    err(`tetherd: ${(e as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  try {
+    const c = loadAgentConfig(config);
+    if (command === 'leave') {
+      const subnet = await leave(c);
+      writeSync(1, subnet ? `tetherd: node ${c.nodeName} left; released ${subnet}\n` : `tetherd: node ${c.nodeName} holds no subnet\n`);
+      return 0;
+    }
+    const agent = new Agent(c);
+    const done = new Promise<number>((resolve) => {
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); resolve(0); });
+    });
+    await agent.start();
+    writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}\n`);
+    return await done;
+  } catch (e) {
+    err(`tetherd: ${e instanceof AgentConfigError ? '' : 'error: '}${(e as Error).message}\n`);
+    return e instanceof AgentConfigError ? 3 : 1;
+  }
+}
