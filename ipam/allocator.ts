@@ -91,11 +91,23 @@ export class Allocator {
 
   private async blocks(): Promise<Map<string, Loaded>> {
     const out = new Map<string, Loaded>();
-    for (const [k, e] of await this.kv.range('block/')) {
-      const rec = parseJSON(e);
-      const problem = rec === undefined ? 'not JSON' : blockRecordProblem(rec);
-      if (problem) throw damaged(this.kv.where, k, problem);
-      out.set(k, { rec: rec as BlockRecord, version: e.version });
+    for (const [k, e] of await this.kv.range('block/')) out.set(k, this.loaded(k, e));
+    return out;
+  }
+
+  private loaded(key: string, e: Entry): Loaded {
+    const rec = parseJSON(e);
+    const problem = rec === undefined ? 'not JSON' : blockRecordProblem(rec);
+    if (problem) throw damaged(this.kv.where, key, problem);
+    return { rec: rec as BlockRecord, version: e.version };
+  }
+
+  /** Just these blocks (those that exist): a release reads what its handle names, not the whole pool. */
+  private async blocksNamed(keys: string[]): Promise<Map<string, Loaded>> {
+    const out = new Map<string, Loaded>();
+    for (const k of keys) {
+      const e = await this.kv.get(k);
+      if (e) out.set(k, this.loaded(k, e));
     }
     return out;
   }
@@ -241,36 +253,40 @@ export class Allocator {
       if (onlyVersion !== undefined && (handle?.version ?? 0) !== onlyVersion) return null;
       // A damaged handle names no blocks: every block is searched below, and the handle goes.
       const held = handle && !handleRecordProblem(parseJSON(handle)) ? parseJSON(handle) as HandleRecord : undefined;
-      const blocks = await this.blocks();
-      // The handle names the blocks; without a readable handle, every block is searched, so a damaged
-      // handle can never leak an address.
-      // An address the current config no longer places (the ranges were changed since the ADD) is found
-      // by searching every block too, so editing a network never leaks the addresses it handed out.
+      // The handle names the blocks, and only those are read. Without a readable handle, or when they do
+      // not hold every address it lists (the ranges or the block size were edited since the ADD), every
+      // block is searched: neither a damaged handle nor an edited network can leak an address.
       const named = held?.ips.map((s) => { const ip = parseIP(s); const set = ip ? this.setOf(ip) : -1; return set < 0 ? '' : blockKey(blockOfIP(this.cfg.ranges[set], ip!, this.cfg.blockSize)!.cidr); });
-      const keys = named && named.every(Boolean) ? [...new Set(named)] : [...blocks.keys()];
-      const released: string[] = [];
-      const puts: { key: string; value: string }[] = [];
-      const conds = [{ key: handleKey(owner), version: handle?.version ?? 0 }];
-      for (const key of keys) {
-        const l = blocks.get(key);
-        if (!l) continue;
-        const cidr = recordCidr(l.rec);
-        const before = released.length;
-        const allocations = l.rec.allocations.map((a, i) => {
-          if (a !== id) return a;
-          released.push(formatIP(addressAt(cidr, i)));
-          return null;
-        });
-        if (released.length > before) {
-          puts.push({ key, value: JSON.stringify({ ...l.rec, allocations }) });
-          conds.push({ key, version: l.version });
-        }
-      }
+      let plan = named && named.every(Boolean) ? this.releasePlan(id, await this.blocksNamed([...new Set(named)])) : undefined;
+      if (!plan || plan.released.length < held!.ips.length) plan = this.releasePlan(id, await this.blocks());
+      const { released, puts } = plan;
+      const conds = [{ key: handleKey(owner), version: handle?.version ?? 0 }, ...plan.conds];
       if (!handle && !puts.length) return [];
       const ok = await this.kv.txn({ if: conds, put: puts, del: handle ? [handleKey(owner)] : [] });
       if (ok) return released;
     }
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
+  }
+
+  /** What releasing every slot held by id in these blocks writes, and the versions it depends on. */
+  private releasePlan(id: string, blocks: Map<string, Loaded>) {
+    const released: string[] = [];
+    const puts: { key: string; value: string }[] = [];
+    const conds: { key: string; version: number }[] = [];
+    for (const [key, l] of blocks) {
+      const cidr = recordCidr(l.rec);
+      const before = released.length;
+      const allocations = l.rec.allocations.map((a, i) => {
+        if (a !== id) return a;
+        released.push(formatIP(addressAt(cidr, i)));
+        return null;
+      });
+      if (released.length > before) {
+        puts.push({ key, value: JSON.stringify({ ...l.rec, allocations }) });
+        conds.push({ key, version: l.version });
+      }
+    }
+    return { released, puts, conds };
   }
 
   /** A handle's record; undefined when absent; code 11 naming the key when damaged. */

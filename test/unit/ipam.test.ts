@@ -167,6 +167,21 @@ test('an ADD touches the handle and its block only: the store keys read do not g
   t.deepEqual(await alloc.release({ containerID: 'c7', ifname: 'eth0' }), ['10.23.0.9']);
 });
 
+test('a release reads only the blocks its handle names; after the block size is edited it still finds the address', async (t) => {
+  const { alloc, kv, cfg } = setup({ ranges: [[{ subnet: '10.25.0.0/20' }]], nodeName: 'n1' });
+  for (let i = 0; i < 300; i++) await alloc.allocate({ containerID: `c${i}`, ifname: 'eth0' });
+  let ranged = 0;
+  const origRange = kv.range.bind(kv);
+  kv.range = async (prefix: string) => { const m = await origRange(prefix); ranged += m.size; return m; };
+  t.deepEqual(await alloc.release({ containerID: 'c7', ifname: 'eth0' }), ['10.25.0.9']);
+  t.is(ranged, 0, 'no listing of the pool: the handle and its one block were read by key');
+  // The same network with /24 blocks now: the handle's address maps to a block key that does not exist,
+  // so the release falls back to searching every block rather than leak the address.
+  const edited = new Allocator(kv, { ...cfg, blockSize: { v4: 24, v6: 122 } });
+  t.deepEqual(await edited.release({ containerID: 'c200', ifname: 'eth0' }), ['10.25.0.202']);
+  t.false((await alloc.list()).some((a) => a.containerID === 'c200'), 'released in the block that held it');
+});
+
 test('GC touches only this node\'s attachments, keeps young ones, and re-checks before releasing', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
   const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.24.0.0/24' }]] });
