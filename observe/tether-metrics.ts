@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { scanConfDir } from '../cnictl/conf.js';
-import { ipamUsage } from '../cnictl/ipam.js';
+import { ipamUsage, usesTetherIpam } from '../cnictl/ipam.js';
 import { Registry } from '../lib/metrics.js';
 
 // The metrics tetherd exposes, defined in one place so names and labels stay consistent, plus two
@@ -39,7 +39,7 @@ export function collectIpam(m: TetherMetrics, confDir: string): void {
   m.registry.collect(async () => {
     for (const f of scanConfDir(confDir)) {
       const l = f.list;
-      if (!l || !l.plugins.some((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam')) continue;
+      if (!l || !usesTetherIpam(l)) continue;
       let u;
       try { u = await ipamUsage(l); } catch { m.errors.inc({ component: 'ipam', code: 'store' }); continue; }
       for (const s of u.rangeSets) {
