@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +75,8 @@ test('examples/tetherd-vxlan.json runs tetherd on a lab node; pods on examples/t
     const s = readNodeState(state)!;
     t.like(s, { node: 'n2', vni: example.vni, device: `tether.${example.vni}`, mtu: 1500 - 50 });
     t.regex(s.subnet, /^10\.244\.\d+\.0\/24$/);
+    // Written once start-up is complete, which may be just after the other node has routed this one.
+    for (const until = Date.now() + 10_000; !existsSync(config.observe.healthFile) && Date.now() < until;) await new Promise((res) => setTimeout(res, 50));
     t.like(JSON.parse(readFileSync(config.observe.healthFile, 'utf8')), { pid: node.agentPid, subnet: s.subnet, metrics: example.observe.metricsAddress });
 
     const list = load('tether-vxlan.conflist', (p) => ({ ...p, stateFile: state, dataDir: join(node.dir, 'cni') }));
