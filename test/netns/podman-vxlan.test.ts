@@ -1,9 +1,9 @@
 import test from 'ava';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runIn } from '../../conformance/spawn.js';
-import { formatCIDR, cidrContains, parseCIDR, parseIP } from '../../lib/ip/addr.js';
+import { addToIP, cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/multinode.js';
@@ -102,6 +102,20 @@ test.serial('podman network inspect, the container interface and tether agree; t
   } finally { nl.close(); }
   const held = (await reservations()).filter((r) => r.containerID === info.Id).map((r) => r.ip);
   t.deepEqual(held, [p.IPAddress]);
+  // tether's own answer, as libcni cached it for podman.
+  const result = JSON.parse(readFileSync(rig!.cacheRecord(net, info.Id), 'utf8')).result;
+  const eth0 = result.interfaces.find((i: { name: string; sandbox?: string }) => i.name === 'eth0' && i.sandbox);
+  t.like(eth0, { sandbox: info.NetworkSettings.SandboxKey, mac: p.MacAddress });
+  t.deepEqual(result.ips.map((i: { address: string; gateway: string }) => [i.address, i.gateway]), [[`${p.IPAddress}/${p.IPPrefixLen}`, p.Gateway]]);
+  t.is(p.Gateway, formatIP(addToIP(parseCIDR(state.subnet)!.ip, 1)!), 'the gateway is the node subnet\'s first address (on cni0)');
+});
+
+test.serial('cnictl status on the node: the podman network with its attachments and IPAM use, and tetherd running', async (t) => {
+  const r = await cnictl('status', '--json', '--agent-state', vxlanFiles(lab!.nodes[0]).health);
+  t.is(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout);
+  t.like(s.networks.find((n: { name: string }) => n.name === net), { plugins: ['tether-vxlan'], attachments: 2, ipam: { rangeSets: [{ used: 2 }] } });
+  t.like(s.agent, { state: 'running', pid: lab!.nodes[0].agentPid, details: { mode: 'vxlan', subnet: state.subnet } });
 });
 
 test.serial('a restarted container gets a working network (peer and remote pod) and still holds one address', async (t) => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runIn } from '../../conformance/spawn.js';
 import { netnsPath } from '../../lib/netns/netns.js';
-import { joinNewNode, labDown, labUp, type LabNode, type LabState } from '../../lab/multinode.js';
+import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../tetherd/state.js';
 import { DIST } from '../helpers/podman.js';
@@ -69,6 +69,23 @@ test.serial('tetherd serves /metrics and /healthz in its node namespace; node an
     renewed = sample(await get(n1, '/metrics'), 'tether_node_lease_renewals_total', 'result="ok"') ?? 0;
   }
   t.true(renewed >= 1, 'a lease renewal is counted');
+});
+
+test.serial('an etcd restart shows as watch restarts and agent errors; the node gauges recover', async (t) => {
+  const [n1] = lab!.nodes;
+  const count = (text: string, name: string, labels: string) => sample(text, name, labels) ?? 0;
+  const before = await get(n1, '/metrics');
+  await restartEtcd(lab!);
+  let after = '';
+  for (const until = Date.now() + 20_000; Date.now() < until; await sleep(250)) {
+    after = await get(n1, '/metrics');
+    if (count(after, 'tether_agent_watch_restarts_total', 'reason="broken"') > count(before, 'tether_agent_watch_restarts_total', 'reason="broken"')
+      && sample(after, 'tether_node_leases', 'state="live"') === 3) break;
+  }
+  t.true(count(after, 'tether_agent_watch_restarts_total', 'reason="broken"') > count(before, 'tether_agent_watch_restarts_total', 'reason="broken"'), 'the broken watch was counted');
+  t.true(count(after, 'tether_errors_total', 'component="tetherd",code="watch_broke_resuming"') >= 1, 'and counted as an agent error named after its log line');
+  t.is(sample(after, 'tether_node_leases', 'state="live"'), 3, 'leases read again once etcd is back');
+  t.is(sample(after, 'tether_remote_nodes', 'state="programmed"'), 2);
 });
 
 test.serial('tetherd keeps its health file; cnictl status shows the agent running with its subnet, then not running after SIGTERM', async (t) => {
