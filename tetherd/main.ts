@@ -13,7 +13,8 @@ Usage:
                                 so every other node removes its routes, neighbour and FDB entries
 
 SIGTERM and SIGINT stop the agent and leave the device, routes and lease in place (a restart picks up
-the same subnet). The configuration is described in README.md (tetherd).`;
+the same subnet). Metrics: http://127.0.0.1:9310/metrics unless "observe" says otherwise; health:
+/run/tether/tetherd.json (read by cnictl status). The configuration is described in docs/tetherd.md.`;
 
 export async function tetherdMain(argv: string[]): Promise<number> {
   const err = (s: string) => { writeSync(2, s); };
