@@ -5,13 +5,29 @@ import { openStore } from '../ipam/store.js';
 import type { NetConf } from '../lib/cni/types.js';
 import { cidrContains, parseIP } from '../lib/ip/addr.js';
 import { UsageError } from './argv.js';
+import { bridgeConfig, parseVxlanConf } from '../plugins/vxlan/delegate.js';
+import { readNodeState } from '../tetherd/state.js';
 import type { NetworkList } from './conf.js';
 import { table } from './format.js';
 
-/** The tether-ipam configuration of a network: the first plugin in its chain that delegates to tether-ipam. */
+const delegatesToTetherIpam = (p: Record<string, unknown>) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam' || p.type === 'tether-vxlan';
+
+/** Whether a network keeps its addresses in tether-ipam (directly, or through tether-vxlan's generated config). */
+export const usesTetherIpam = (list: NetworkList) => list.plugins.some(delegatesToTetherIpam);
+
+/**
+ * The tether-ipam configuration of a network: the first plugin in its chain that delegates to tether-ipam.
+ * tether-vxlan generates its IPAM section from tetherd's state file at each ADD, so the same is done here.
+ */
 export function ipamOf(list: NetworkList): IpamConfig {
-  const plugin = list.plugins.find((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam');
+  let plugin = list.plugins.find(delegatesToTetherIpam);
   if (!plugin) throw new UsageError(`network "${list.name}" does not use tether-ipam (its plugins: ${list.plugins.map((p) => p.type).join(', ')})`);
+  if (plugin.type === 'tether-vxlan') {
+    const conf = parseVxlanConf({ ...plugin, name: list.name, cniVersion: list.cniVersion } as NetConf);
+    const state = readNodeState(conf.stateFile);
+    if (!state) throw new Error(`network "${list.name}": tetherd has not published ${conf.stateFile}, so its node subnet (and IPAM store) is unknown`);
+    plugin = bridgeConfig(conf, plugin, state);
+  }
   return parseIpamConfig({ ...plugin, name: list.name, cniVersion: list.cniVersion } as NetConf);
 }
 

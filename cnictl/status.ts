@@ -1,9 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { listCache } from './cache.js';
-import { scanConfDir, type NetworkList } from './conf.js';
+import { scanConfDir } from './conf.js';
 import { table } from './format.js';
-import { ipamUsage } from './ipam.js';
+import { ipamUsage, usesTetherIpam } from './ipam.js';
 
 // `cnictl status` without a network: a summary of the node from what is on disk. Networks from the conf
 // dir, attachments from the result cache, IPAM use of every tether-ipam network, and the agent's health
@@ -69,7 +69,6 @@ export function agentHealth(file: string, now = Date.now()): AgentHealth {
   return h;
 }
 
-const usesTetherIpam = (l: NetworkList) => l.plugins.some((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam');
 
 export async function nodeStatus(o: { confDir: string; cacheDir: string; agentState: string }): Promise<NodeStatus> {
   const entries = listCache(o.cacheDir);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runIn } from '../conformance/spawn.js';
 import { netnsPath } from '../lib/netns/netns.js';
@@ -14,6 +14,9 @@ const files = (node: LabNode) => ({
   config: join(node.dir, 'tetherd.json'),
   state: join(node.dir, 'vxlan.json'),
   log: join(node.dir, 'tetherd.log'),
+  health: join(node.dir, 'health.json'),
+  /** The pod network as a conflist, for tetherd's IPAM metrics and `cnictl status --conf-dir`. */
+  confDir: join(node.dir, 'net.d'),
   cni: join(node.dir, 'cni'),
 });
 
@@ -29,15 +32,26 @@ export function agentConfig(lab: LabState, node: LabNode): Record<string, unknow
     leaseTTL: 30,
     checkIntervalMs: 250,
     logLevel: 'debug',
+    // Each node's health file in its own directory (the default is the machine's /run/tether/tetherd.json);
+    // metrics on the node namespace's own loopback.
+    observe: { healthFile: files(node).health, metricsAddress: '127.0.0.1:9310', confDir: files(node).confDir },
     ...lab.modeOptions,
   };
 }
+
+const podNetwork = (_lab: LabState, node: LabNode): Record<string, unknown> => ({
+  cniVersion: '1.0.0',
+  name: 'lab-overlay',
+  plugins: [{ type: 'tether-vxlan', stateFile: files(node).state, dataDir: files(node).cni, delegate: { isDefaultGateway: true } }],
+});
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startNode(lab: LabState, node: LabNode): Promise<void> {
   const f = files(node);
   writeFileSync(f.config, `${JSON.stringify(agentConfig(lab, node), null, 2)}\n`);
+  mkdirSync(f.confDir, { recursive: true });
+  writeFileSync(join(f.confDir, 'lab-overlay.conflist'), `${JSON.stringify(podNetwork(lab, node), null, 2)}\n`);
   const before = readNodeState(f.state)?.updated;
   node.agentPid = spawnDaemon(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['--config', f.config], f.log);
   // Ready when it has (re)published the node state.
@@ -69,11 +83,7 @@ export const vxlanMode: ModeDriver = {
   startNode,
   stopNode,
   leaveNode,
-  podNetwork: (lab, node) => ({
-    cniVersion: '1.0.0',
-    name: 'lab-overlay',
-    plugins: [{ type: 'tether-vxlan', stateFile: files(node).state, dataDir: files(node).cni, delegate: { isDefaultGateway: true } }],
-  }),
+  podNetwork,
   subnetOf: (_lab, node) => (existsSync(files(node).state) ? readNodeState(files(node).state)?.subnet : undefined),
   converged(lab) {
     const running = lab.nodes.filter((n) => n.agentPid !== undefined);

@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { scanConfDir } from '../cnictl/conf.js';
-import { ipamUsage } from '../cnictl/ipam.js';
+import { ipamUsage, usesTetherIpam } from '../cnictl/ipam.js';
 import { Registry } from '../lib/metrics.js';
 
 // The metrics tetherd exposes, defined in one place so names and labels stay consistent, plus two
@@ -18,6 +18,9 @@ export function tetherMetrics(registry = new Registry()) {
     routes: r.gauge('tether_routes', { help: 'Routes tether has programmed into the kernel, by where they came from (bgp, vxlan, local).', labelNames: ['source'] }),
     routeChanges: r.counter('tether_route_changes_total', { help: 'Routes added or removed in the kernel.', labelNames: ['source', 'op'] }),
     leases: r.gauge('tether_node_leases', { help: 'Node leases in the store, live or expired.', labelNames: ['state'] }),
+    remoteNodes: r.gauge('tether_remote_nodes', { help: 'Other nodes in the store (known) and programmed into this node\'s kernel (programmed).', labelNames: ['state'] }),
+    resyncs: r.counter('tether_agent_resyncs_total', { help: 'Full reconciles of the kernel against the store, by why (listed the store, device recreated, after a failed update).', labelNames: ['reason'] }),
+    watchRestarts: r.counter('tether_agent_watch_restarts_total', { help: 'Store watches reopened: broken (resumed from the last revision) or compacted (listed again).', labelNames: ['reason'] }),
     leaseRenewals: r.counter('tether_node_lease_renewals_total', { help: 'Renewals of this node\'s lease, by result (ok, error).', labelNames: ['result'] }),
     ipamUsed: r.gauge('tether_ipam_addresses_used', { help: 'Addresses allocated, per network and range set.', labelNames: ['network', 'range_set'] }),
     ipamSize: r.gauge('tether_ipam_addresses', { help: 'Addresses a range set can hand out.', labelNames: ['network', 'range_set'] }),
@@ -39,7 +42,7 @@ export function collectIpam(m: TetherMetrics, confDir: string): void {
   m.registry.collect(async () => {
     for (const f of scanConfDir(confDir)) {
       const l = f.list;
-      if (!l || !l.plugins.some((p) => (p.ipam as { type?: unknown } | undefined)?.type === 'tether-ipam')) continue;
+      if (!l || !usesTetherIpam(l)) continue;
       let u;
       try { u = await ipamUsage(l); } catch { m.errors.inc({ component: 'ipam', code: 'store' }); continue; }
       for (const s of u.rangeSets) {

@@ -1,7 +1,9 @@
 import { writeSync } from 'node:fs';
 import { parseArgv, str, UsageError } from '../cnictl/argv.js';
+import { TETHER_VERSION } from '../cnictl/cli.js';
 import { AgentConfigError, loadAgentConfig } from './config.js';
 import { Agent, leave } from './agent.js';
+import { keepHealthFile, loadObserveConfig, startAgentMetrics } from './observe.js';
 
 const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style)
 
@@ -11,7 +13,8 @@ Usage:
                                 so every other node removes its routes, neighbour and FDB entries
 
 SIGTERM and SIGINT stop the agent and leave the device, routes and lease in place (a restart picks up
-the same subnet). The configuration is described in README.md (tetherd).`;
+the same subnet). Metrics: http://127.0.0.1:9310/metrics unless "observe" says otherwise; health:
+/run/tether/tetherd.json (read by cnictl status). The configuration is described in docs/tetherd.md.`;
 
 export async function tetherdMain(argv: string[]): Promise<number> {
   const err = (s: string) => { writeSync(2, s); };
@@ -30,17 +33,21 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   }
   try {
     const c = loadAgentConfig(config);
+    const o = loadObserveConfig(config);
     if (command === 'leave') {
       const subnet = await leave(c);
       writeSync(1, subnet ? `tetherd: node ${c.nodeName} left; released ${subnet}\n` : `tetherd: node ${c.nodeName} holds no subnet\n`);
       return 0;
     }
     const agent = new Agent(c);
+    const metrics = await startAgentMetrics(c, o, TETHER_VERSION);
+    let health: { stop(): void } | undefined;
     const done = new Promise<number>((resolve) => {
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); resolve(0); });
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
     });
     await agent.start();
-    writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}\n`);
+    health = keepHealthFile(agent, o, metrics);
+    writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
     return await done;
   } catch (e) {
     err(`tetherd: ${e instanceof AgentConfigError ? '' : 'error: '}${(e as Error).message}\n`);

@@ -18,11 +18,19 @@ const APPLETS = ['sh', 'ip', 'ping', 'cat', 'ls', 'sleep', 'nc', 'wget', 'echo',
 /** The flags this machine needs (see /work/shared/reference/podman): runc, cgroupfs, ulimits under the hard limit. */
 const RUN_FLAGS = ['--cap-add', 'NET_RAW', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
 
+export interface PodmanRigOptions {
+  /**
+   * Run podman in this existing namespace (a path, e.g. a lab node's) instead of a throwaway one of the
+   * rig's own; the rig then neither makes an `outside` namespace nor deletes this one.
+   */
+  host?: string;
+}
+
 /**
  * Podman (CNI backend) confined to a test: its storage, run and temp dirs, containers.conf (selected by
  * CONTAINERS_CONF), conf dir and IPAM data are in one temporary directory, and podman itself runs in a
- * throwaway host namespace, so the bridges and rules the plugins make never reach this machine's own.
- * `outside` is one more namespace beyond the host, with no route back to the pods.
+ * throwaway host namespace (or a given one), so the bridges and rules the plugins make never reach this
+ * machine's own. `outside` is one more namespace beyond a throwaway host, with no route back to the pods.
  */
 export class PodmanRig {
   readonly prefix = `top${randomBytes(3).toString('hex')}`;
@@ -32,11 +40,13 @@ export class PodmanRig {
   readonly rootfs = join(this.dir, 'rootfs');
   readonly logFile = join(this.dir, 'tether.log');
   readonly host: string;
-  readonly outside: { path: string; hostIP: string; outsideIP: string };
+  readonly outside: { path: string; hostIP: string; outsideIP: string } | undefined;
+  private readonly ownsHost: boolean;
   private readonly networks: string[] = [];
   private closed = false;
 
-  constructor() {
+  constructor(o: PodmanRigOptions = {}) {
+    this.ownsHost = !o.host;
     try {
       if (!existsSync(BUSYBOX)) throw new Error(`${BUSYBOX} is missing: install busybox-static (listed in .ci/run)`);
       for (const d of [this.confDir, this.dataDir, join(this.rootfs, 'bin'), ...['proc', 'sys', 'dev', 'etc', 'tmp'].map((d) => join(this.rootfs, d))]) mkdirSync(d, { recursive: true });
@@ -51,10 +61,13 @@ export class PodmanRig {
       ].join('\n'));
       // Podman reads it from the environment only; this process (one ava worker per file) is the test's own.
       process.env.CONTAINERS_CONF = conf;
-      this.host = createNamedNetns(`${this.prefix}-host`);
-      const nl = Netlink.at(this.host);
-      try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
-      this.outside = createOutside(this.host, `${this.prefix}-out`, `${this.prefix}o`);
+      if (o.host) this.host = o.host;
+      else {
+        this.host = createNamedNetns(`${this.prefix}-host`);
+        const nl = Netlink.at(this.host);
+        try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
+        this.outside = createOutside(this.host, `${this.prefix}-out`, `${this.prefix}o`);
+      }
       process.once('exit', () => this.cleanup());
       for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { this.cleanup(); process.exit(130); });
     } catch (e) {
@@ -131,7 +144,7 @@ export class PodmanRig {
       try { names = readdirSync(LIBCNI_CACHE); } catch { /* no cache */ }
       for (const f of names) if (f.startsWith(`${n}-`)) rmSync(join(LIBCNI_CACHE, f), { force: true });
     }
-    for (const n of [`${this.prefix}-out`, `${this.prefix}-host`]) { try { deleteNamedNetns(n); } catch { /* keep going */ } }
+    if (this.ownsHost) for (const n of [`${this.prefix}-out`, `${this.prefix}-host`]) { try { deleteNamedNetns(n); } catch { /* keep going */ } }
     rmSync(this.dir, { recursive: true, force: true });
   }
 

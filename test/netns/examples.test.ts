@@ -1,5 +1,5 @@
 import test from 'ava';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,13 @@ import { startEtcd, type EtcdServer } from '../../conformance/etcd.js';
 import { runConformance } from '../../conformance/harness.js';
 import { Lab } from '../../conformance/lab.js';
 import { runIn } from '../../conformance/spawn.js';
+import { CniRuntime } from '../../cnictl/runtime.js';
+import { createNode, labDown, labUp, ping, saveLab, waitConverged } from '../../lab/multinode.js';
+import { spawnDaemon } from '../../lab/procs.js';
+import { createNamedNetns, netnsPath } from '../../lib/netns/netns.js';
+import { parseAgentConfig } from '../../tetherd/config.js';
+import { parseObserveConfig } from '../../tetherd/observe.js';
+import { readNodeState } from '../../tetherd/state.js';
 
 // Every file in examples/ is exercised here: a file with no case below fails the first test, so an
 // example can never rot unnoticed. Paths the examples name for a real node (log file) are moved into a
@@ -32,12 +39,66 @@ async function conformance(t: any, list: NetworkList, path: string[], mustRun: s
   t.deepEqual(report.leftovers, []);
 }
 
-const covered = ['tether-bridge.conflist', 'tether-bridge-host-local.conflist', 'tether-bridge-portmap.conflist', 'tether-ipam-etcd.conflist', 'tether-bgp-route.conflist'];
+const covered = ['tether-bridge.conflist', 'tether-bridge-host-local.conflist', 'tether-bridge-portmap.conflist', 'tether-ipam-etcd.conflist', 'tether-bgp-route.conflist', 'tether-vxlan.conflist', 'tetherd-vxlan.json'];
+/** tetherd's configurations (the rest are network lists). */
+const isAgentConfig = (f: string) => f.startsWith('tetherd-');
 
-test('every example has a test, and every example is a valid network list', (t) => {
+test('every example has a test, and every example is a valid network list or tetherd config', (t) => {
   const files = readdirSync(examples).filter((f) => /\.(conflist|conf|json)$/.test(f)).sort();
   t.deepEqual(files, [...covered].sort());
-  for (const f of files) t.notThrows(() => load(f), f);
+  for (const f of files.filter((x) => !isAgentConfig(x))) t.notThrows(() => load(f), f);
+  for (const f of files.filter(isAgentConfig)) {
+    const raw = JSON.parse(readFileSync(join(examples, f), 'utf8'));
+    t.notThrows(() => { parseAgentConfig(raw); parseObserveConfig(raw); }, f);
+  }
+});
+
+test('examples/tetherd-vxlan.json runs tetherd on a lab node; pods on examples/tether-vxlan.conflist there reach a pod on another node, and it passes conformance', async (t) => {
+  const lab = await labUp({ nodes: 1, podsPerNode: 1, mode: 'vxlan', dir: join(tmp, 'lab') });
+  try {
+    const [remote] = lab.pods;
+    // A second node whose tetherd runs on the example as written, but for what names this machine's
+    // cluster: etcd, network (the lab's keys), node name and the paths of its files.
+    const node = createNode(lab, 2);
+    saveLab(lab);
+    const example = JSON.parse(readFileSync(join(examples, 'tetherd-vxlan.json'), 'utf8'));
+    const state = join(node.dir, 'vxlan.json');
+    const config = {
+      ...example, network: 'lab', nodeName: node.name, stateFile: state, logFile: join(node.dir, 'tetherd.log'),
+      etcd: { endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}`, timeoutMs: example.etcd.timeoutMs },
+      observe: { ...example.observe, healthFile: join(node.dir, 'health.json'), confDir: join(node.dir, 'net.d'), opLog: join(node.dir, 'cni.log') },
+    };
+    writeFileSync(join(node.dir, 'tetherd.json'), JSON.stringify(config));
+    node.agentPid = spawnDaemon(netnsPath(node.netns), join(dist, 'tetherd'), ['--config', join(node.dir, 'tetherd.json')], join(node.dir, 'stdout.log'));
+    saveLab(lab);
+    await waitConverged(lab);
+    const s = readNodeState(state)!;
+    t.like(s, { node: 'n2', vni: example.vni, device: `tether.${example.vni}`, mtu: 1500 - 50 });
+    t.regex(s.subnet, /^10\.244\.\d+\.0\/24$/);
+    // Written once start-up is complete, which may be just after the other node has routed this one.
+    for (const until = Date.now() + 10_000; !existsSync(config.observe.healthFile) && Date.now() < until;) await new Promise((res) => setTimeout(res, 50));
+    t.like(JSON.parse(readFileSync(config.observe.healthFile, 'utf8')), { pid: node.agentPid, subnet: s.subnet, metrics: example.observe.metricsAddress });
+
+    const list = load('tether-vxlan.conflist', (p) => ({ ...p, stateFile: state, dataDir: join(node.dir, 'cni') }));
+    // On the node, as its runtime would: a pod reaches the pod on n1 across the overlay.
+    const runtime = new CniRuntime({ path: [dist], cacheDir: join(node.dir, 'cache'), timeoutMs: 30_000, pluginNetns: netnsPath(node.netns) });
+    const podNs = `${lab.prefix}-expod`;
+    lab.namespaces.push(podNs);
+    saveLab(lab);
+    const pod = { containerID: 'example-pod', netns: createNamedNetns(podNs), ifname: 'eth0' };
+    const r = await runtime.add(list, pod);
+    t.true(r.ips![0].address.startsWith(s.subnet.split('.').slice(0, 3).join('.') + '.'), r.ips![0].address);
+    t.true(await ping(podNs, remote.ip), `the example's pod reaches ${remote.ip} on n1`);
+    await runtime.del(list, pod);
+
+    // The plugin's own conformance, in the harness's throwaway host namespace, on the subnet this tetherd published.
+    const report = await runConformance({ list, path: [dist] });
+    t.deepEqual(report.cases.filter((c) => c.status === 'fail').map((c) => `${c.id}: ${c.message ?? ''}`), []);
+    for (const id of ['reach-gateway', 'pod-to-pod', 'concurrent-adds', 'del-leaves-nothing']) t.is(report.cases.find((c) => c.id === id)?.status, 'pass', `${id} must run and pass`);
+    t.deepEqual(report.leftovers, []);
+  } finally {
+    t.deepEqual(await labDown(lab), []);
+  }
 });
 
 test('examples/tether-bridge.conflist passes conformance and logs each operation', async (t) => {

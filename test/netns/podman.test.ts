@@ -61,12 +61,12 @@ test.serial('two dual-stack podman containers on tether-bridge reach each other,
   }
   // The outside has no route back to the pods: an answer at all means masquerading, and the server
   // reports the source address it saw, which must be the node's.
-  const server = startIn(rig.outside.path, join(DIST, 'tether'), ['probe', 'serve', '--ip', rig.outside.outsideIP, '--port', '7788', '--reply', 'peer', '--seconds', '30']);
+  const server = startIn(rig.outside!.path, join(DIST, 'tether'), ['probe', 'serve', '--ip', rig.outside!.outsideIP, '--port', '7788', '--reply', 'peer', '--seconds', '30']);
   try {
     await waitForLine(server, 'ready', 10_000);
-    const r = await rig.exec('a', `echo hello | nc -w 3 ${rig.outside.outsideIP} 7788`);
+    const r = await rig.exec('a', `echo hello | nc -w 3 ${rig.outside!.outsideIP} 7788`);
     t.is(r.status, 0, r.stderr);
-    t.is(r.stdout.trim(), `peer ${rig.outside.hostIP}`);
+    t.is(r.stdout.trim(), `peer ${rig.outside!.hostIP}`);
   } finally { stop(server); }
 });
 

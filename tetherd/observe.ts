@@ -1,0 +1,155 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { DEFAULT_AGENT_STATE } from '../cnictl/status.js';
+import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from '../lib/metrics-http.js';
+import { tapLogs, type Level } from '../lib/log.js';
+import { Netlink } from '../lib/netlink/handle.js';
+import { EtcdKV } from '../lib/store/etcd.js';
+import { startObserver } from '../observe/serve.js';
+import type { TetherMetrics } from '../observe/tether-metrics.js';
+import { AgentConfigError, type AgentConfig } from './config.js';
+import { RTPROT_TETHER } from './dataplane.js';
+import { writeNodeState, type NodeState } from './state.js';
+import { parseRecord, SUBNETS } from './subnets.js';
+
+// tetherd's metrics and health file. Kept beside the agent rather than inside it: the agent already logs
+// every event worth counting (lease renewals, nodes joining and leaving, reconciles, watch restarts,
+// errors), so the counters follow its log lines (lib/log.ts tapLogs), and the gauges are read where the
+// truth is at scrape time: the kernel for what is programmed, the store for nodes and leases.
+
+/** The optional "observe" section of tetherd's config file. */
+export interface ObserveConfig {
+  /** host:port for /metrics and /healthz; null switches the server off. */
+  metricsAddress: string | null;
+  /** The health state file `cnictl status` reads. */
+  healthFile: string;
+  /** How often the health file is rewritten (cnictl calls an agent stale after 60 s without). */
+  healthIntervalMs: number;
+  /** A CNI conf dir whose tether-ipam (and tether-vxlan) networks are reported as tether_ipam_* gauges. */
+  confDir?: string;
+  /** The plugins' operation log (their `log.file`), followed for tether_cni_* series. */
+  opLog?: string;
+}
+
+export function parseObserveConfig(raw: unknown): ObserveConfig {
+  const o = (raw as { observe?: unknown } | null)?.observe ?? {};
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('observe', 'must be an object');
+  const c = o as Record<string, unknown>;
+  const metricsAddress = c.metricsAddress === undefined ? DEFAULT_METRICS_ADDRESS : c.metricsAddress;
+  if (metricsAddress !== null) {
+    if (typeof metricsAddress !== 'string') throw new AgentConfigError('observe.metricsAddress', 'must be host:port, [ipv6]:port, :port or null', metricsAddress);
+    try { parseListenAddress(metricsAddress); } catch (e) { throw new AgentConfigError('observe.metricsAddress', (e as Error).message.replace(/^metrics address /, '')); }
+  }
+  const path = (k: string, dflt?: string): string | undefined => {
+    const v = c[k] ?? dflt;
+    if (v !== undefined && (typeof v !== 'string' || !isAbsolute(v))) throw new AgentConfigError(`observe.${k}`, 'must be an absolute path', v);
+    return v as string | undefined;
+  };
+  const every = c.healthIntervalMs ?? 15_000;
+  if (!Number.isInteger(every) || (every as number) < 100 || (every as number) > 50_000) throw new AgentConfigError('observe.healthIntervalMs', 'must be an integer from 100 to 50000 (cnictl calls an agent stale after 60 s)', every);
+  return { metricsAddress: metricsAddress as string | null, healthFile: path('healthFile', DEFAULT_AGENT_STATE)!, healthIntervalMs: every as number, confDir: path('confDir'), opLog: path('opLog') };
+}
+
+/** The "observe" section of the config file loadAgentConfig has just read and checked. */
+export const loadObserveConfig = (path: string) => parseObserveConfig(JSON.parse(readFileSync(path, 'utf8')));
+
+/** A label value from a log message: "store unreachable; retrying" -> "store_unreachable_retrying". */
+const slug = (msg: string) => msg.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 48);
+
+/** Counters from the agent's log events. */
+function countAgentEvents(m: TetherMetrics): () => void {
+  return tapLogs((component: string, level: Level, msg: string, fields?: Record<string, unknown>) => {
+    if (component !== 'tetherd') return;
+    if (msg === 'lease renewed') m.leaseRenewals.inc({ result: 'ok' });
+    else if (msg.startsWith('lease renewal failed')) m.leaseRenewals.inc({ result: 'error' });
+    else if (msg.startsWith('lease is gone')) m.leaseRenewals.inc({ result: 'expired' });
+    else if (msg === 'node joined') m.routeChanges.inc({ source: 'vxlan', op: 'add' });
+    else if (msg === 'node left') m.routeChanges.inc({ source: 'vxlan', op: 'del' });
+    else if (msg === 'node changed') m.routeChanges.inc({ source: 'vxlan', op: 'replace' });
+    else if (msg === 'reconciled') m.resyncs.inc({ reason: String(fields?.why ?? 'unknown') });
+    else if (msg.startsWith('watch broke')) m.watchRestarts.inc({ reason: 'broken' });
+    else if (msg.startsWith('watch fell behind compaction')) m.watchRestarts.inc({ reason: 'compacted' });
+    if (level === 'error' || level === 'warn') m.errors.inc({ component: 'tetherd', code: slug(msg) });
+  });
+}
+
+/** Routes tetherd owns (one per programmed peer) in the namespace it runs in. */
+function programmedPeers(): number {
+  const nl = Netlink.open();
+  try { return nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).length; } finally { nl.close(); }
+}
+
+export interface AgentView {
+  readonly state: NodeState;
+}
+
+export interface AgentMetrics {
+  /** The address /metrics is served on, when it is. */
+  address?: string;
+  metrics?: TetherMetrics;
+  stop(): Promise<void>;
+}
+
+/**
+ * Serves tetherd's metrics when an address is configured. Started before the agent, so the events of its
+ * start-up (the first listing and reconcile) are counted too.
+ */
+export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, version: string): Promise<AgentMetrics> {
+  if (o.metricsAddress === null) return { stop: async () => {} };
+  const { metrics: m, server } = await startObserver({ address: o.metricsAddress, version, confDir: o.confDir, opLog: o.opLog });
+  const untap = countAgentEvents(m);
+  const kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
+  m.registry.collect(async () => {
+    const programmed = programmedPeers();
+    m.remoteNodes.set({ state: 'programmed' }, programmed);
+    m.routes.set({ source: 'vxlan' }, programmed);
+    const t0 = performance.now();
+    try {
+      const { entries } = await kv.rangeWithRevision(SUBNETS);
+      let nodes = 0, leased = 0;
+      for (const [k, e] of entries) {
+        if (e.lease) leased++;
+        const p = parseRecord(k, e.value);
+        if (p && p.node !== c.nodeName) nodes++;
+      }
+      m.remoteNodes.set({ state: 'known' }, nodes);
+      m.leases.set({ state: 'live' }, leased);
+    } catch {
+      m.errors.inc({ component: 'tetherd', code: 'store_list' });
+    } finally {
+      m.agentOperationSeconds.observe({ operation: 'store_list' }, (performance.now() - t0) / 1000);
+    }
+  });
+  return {
+    address: server.address,
+    metrics: m,
+    async stop() {
+      untap();
+      // A scraper holding its connection open must not keep the agent from stopping.
+      await Promise.race([server.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
+    },
+  };
+}
+
+/**
+ * Keeps the health file `cnictl status` reads fresh: written now (the agent has started), every
+ * healthIntervalMs, and removed by stop(), so a clean stop reads "not running" rather than "stale".
+ */
+export function keepHealthFile(agent: AgentView, o: ObserveConfig, m: AgentMetrics): { stop(): void } {
+  const write = () => {
+    let remoteNodes: number | undefined;
+    try { remoteNodes = programmedPeers(); } catch { /* reported as absent */ }
+    const s = agent.state;
+    const health = { pid: process.pid, updatedAt: new Date().toISOString(), mode: 'vxlan', node: s.node, network: s.network, subnet: s.subnet, mtu: s.mtu, device: s.device, underlayIP: s.underlayIP, remoteNodes, metrics: m.address ?? null };
+    // The node state's writer (an atomic replace), for a different document.
+    writeNodeState(o.healthFile, health as unknown as NodeState);
+  };
+  write();
+  const timer = setInterval(() => { try { write(); } catch { m.metrics?.errors.inc({ component: 'tetherd', code: 'health_file' }); } }, o.healthIntervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      rmSync(o.healthFile, { force: true });
+    },
+  };
+}
