@@ -24,7 +24,7 @@ const files = (node: LabNode) => ({
 /** The route reflector's underlay address (outside the nodes' .11, .12, ...). */
 export const RR_IP = '198.18.0.250';
 const RR_IP6 = '2001:db8:18::fa';
-const POD_NETWORK = 'lab-pods';
+export const POD_NETWORK = 'lab-pods';
 
 interface RouteReflector { pid: number; netns: string; dir: string; socket: string }
 
@@ -33,7 +33,7 @@ const rrOf = (lab: LabState) => lab.modeOptions.routeReflector as RouteReflector
 const etcdOf = (lab: LabState) => ({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}` });
 
 export function agentConfig(lab: LabState, node: LabNode): Record<string, unknown> {
-  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, ...rest } = lab.modeOptions;
+  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, ...rest } = lab.modeOptions;
   return {
     mode: 'bgp',
     network: 'lab',
@@ -156,6 +156,7 @@ export const bgpMode: ModeDriver = {
       ipam: {
         type: 'tether-ipam', ranges: [[{ subnet: lab.pool }]], nodeName: node.name, etcd: etcdOf(lab), dataDir: files(node).cni,
         ...(lab.modeOptions.maxBlocksPerNode !== undefined ? { maxBlocksPerNode: lab.modeOptions.maxBlocksPerNode } : {}),
+        ...(lab.modeOptions.blockSize !== undefined ? { blockSize: lab.modeOptions.blockSize } : {}),
       },
     }],
   }),
