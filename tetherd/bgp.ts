@@ -128,7 +128,7 @@ export class BgpAgent {
       this.reconcileQueued = true;
       // The peers' tables follow their OPEN within moments; give them that moment.
       this.timers.push(setTimeout(() => this.reconcileKernel('every peer is back'), 1000));
-    } else if (!peers.length && this.c.topology.kind === 'mesh' && this.nodes.size <= 1) {
+    } else if (!peers.length && this.c.topology.kind === 'mesh' && this.nodes.size === 0) {
       this.reconcileKernel('no other node is registered');
     }
   }
