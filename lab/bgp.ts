@@ -33,7 +33,7 @@ const rrOf = (lab: LabState) => lab.modeOptions.routeReflector as RouteReflector
 const etcdOf = (lab: LabState) => ({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}` });
 
 export function agentConfig(lab: LabState, node: LabNode): Record<string, unknown> {
-  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, ...rest } = lab.modeOptions;
+  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, pool6: _p6, ...rest } = lab.modeOptions;
   return {
     mode: 'bgp',
     network: 'lab',
@@ -154,7 +154,7 @@ export const bgpMode: ModeDriver = {
     plugins: [{
       type: 'tether-bgp-route',
       ipam: {
-        type: 'tether-ipam', ranges: [[{ subnet: lab.pool }]], nodeName: node.name, etcd: etcdOf(lab), dataDir: files(node).cni,
+        type: 'tether-ipam', ranges: [[{ subnet: lab.pool }], ...(lab.modeOptions.pool6 ? [[{ subnet: lab.modeOptions.pool6 }]] : [])], nodeName: node.name, etcd: etcdOf(lab), dataDir: files(node).cni,
         ...(lab.modeOptions.maxBlocksPerNode !== undefined ? { maxBlocksPerNode: lab.modeOptions.maxBlocksPerNode } : {}),
         ...(lab.modeOptions.blockSize !== undefined ? { blockSize: lab.modeOptions.blockSize } : {}),
       },

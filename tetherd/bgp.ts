@@ -3,6 +3,7 @@ import { ipamEtcdPrefix } from '../ipam/store.js';
 import { KernelRoutes, Speaker, statusWriter, type NodeInfo, type RouteSink } from '../lib/bgp/index.js';
 import { formatCIDR, formatIP, type CIDR, type IP } from '../lib/ip/addr.js';
 import { createLogger, type Logger } from '../lib/log.js';
+import { RT_SCOPE_UNIVERSE } from '../lib/netlink/constants.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { sysctlSet } from '../lib/netns/sysctl.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
@@ -79,10 +80,13 @@ export class BgpAgent {
     // The node forwards between pods' veths and the underlay (tether-bgp-route sets these too, per ADD).
     sysctlSet('net/ipv4/ip_forward', 1);
     sysctlSet('net/ipv6/conf/all/forwarding', 1);
+    // Sessions run over IPv4; IPv6 pod prefixes go out over them with the underlay's IPv6 address as next hop.
+    const v6 = this.nl.addrs({ family: 6, index: underlay.link.index }).find((a) => a.scope === RT_SCOPE_UNIVERSE);
     this.kernel = new KernelRoutes(this.nl);
     this.sink = new DetachableSink(this.kernel);
     this.speaker = new Speaker({
       asn: this.c.asn, routerId: this.routerId, peers: [], sink: this.sink, log: this.log, restartTime: this.c.restartTime,
+      nextHops: v6 ? { v6: formatIP(v6.cidr.ip) } : undefined,
       listen: [{ address: this.c.listen.address ?? address, port: this.c.listen.port }],
     });
     this.status = statusWriter(this.c.statusFile, this.speaker, () => ({ asn: this.c.asn, routerId: this.routerId }), this.log);
