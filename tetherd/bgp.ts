@@ -87,15 +87,19 @@ export class BgpAgent {
     this.speaker = new Speaker({
       asn: this.c.asn, routerId: this.routerId, peers: [], sink: this.sink, log: this.log, restartTime: this.c.restartTime,
       nextHops: v6 ? { v6: formatIP(v6.cidr.ip) } : undefined,
+      // Our blackholes and the pods' routes stay in the kernel when tetherd stops: peers may keep our routes meanwhile.
+      keepsForwarding: this.c.gracefulRestart,
       listen: [{ address: this.c.listen.address ?? address, port: this.c.listen.port }],
     });
     this.status = statusWriter(this.c.statusFile, this.speaker, () => ({ asn: this.c.asn, routerId: this.routerId }), this.log);
     this.speaker.on('change', () => this.maybeReconcile());
     this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish());
     await this.publish();
-    await this.speaker.start();
+    // Our table is complete before any session starts: a peer that kept our routes over a restart
+    // sweeps what our End-of-RIB did not re-announce.
     this.blockFollower = new Follower(this.ipam, BLOCKS, { listed: (e) => this.blocksListed(e), events: (e) => this.blockEvents(e) }, this.log, this.c.resyncIntervalMs);
     await this.blockFollower.start();
+    await this.speaker.start();
     this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs);
     await this.nodeFollower.start();
     this.timers.push(setInterval(() => this.replan(), this.c.hostRoutePollMs));

@@ -173,7 +173,7 @@ test.serial('a borrowed address (the pool has 2 blocks for 4 nodes): pods on n3 
   });
 });
 
-test.serial('tetherd restart: local pods keep reaching each other while it is down (blackhole, pod and learned routes stay); after the restart every pair reaches again', async (t) => {
+test.serial('tetherd restart (SIGTERM): local pods keep reaching each other while it is down (blackhole, pod and learned routes stay), and the other nodes keep its block (graceful restart with F and N bits), so remote pods reach it too; after the restart every pair reaches again', async (t) => {
   await withLab(t, {}, async (lab) => {
     const n1 = lab.nodes[0];
     const [a, b] = lab.pods.filter((p) => p.node === 'n1');
@@ -181,6 +181,12 @@ test.serial('tetherd restart: local pods keep reaching each other while it is do
     const holesBefore = blackholes(n1);
     await bgpMode.stopNode(lab, n1);
     t.true(await ping(a.netns, b.ip), 'n1p1 reaches n1p2 with tetherd stopped');
+    // Its peers keep n1's block over the restart (our GR capability: F and N bits), so remote pods still reach it.
+    const n2 = lab.nodes[1];
+    await until('n2 sees n1\'s session end', () => peersOf(n2).find((p) => p.address === n1.underlayIP)?.state !== 'Established');
+    t.true(learnedRoutes(n2).has(blocksOf(n1)[0]), 'n2 keeps n1\'s block while n1\'s agent is down');
+    const remote = lab.pods.find((p) => p.node === 'n2')!;
+    t.true(await ping(remote.netns, a.ip), 'a pod on n2 reaches n1p1 while n1\'s agent is down');
     t.deepEqual(blackholes(n1), holesBefore, 'the block\'s blackhole stays');
     t.deepEqual([...learnedRoutes(n1)].sort(), learnedBefore, 'learned routes stay while the agent is down');
     await bgpMode.startNode(lab, n1);
@@ -216,5 +222,28 @@ test.serial('dual stack: IPv6 pods in /122 blocks, announced over the IPv4 sessi
       } finally { nl.close(); }
     }
     allReach(t, lab, await connectivity(lab, pods6));
+  });
+});
+
+test.serial('a tetherd killed with SIGKILL (no Cease): its peers keep its routes as stale (graceful restart helper) and its pods stay reachable; restarted, the routes are fresh again', async (t) => {
+  await withLab(t, { nodes: 3, pods: 1 }, async (lab) => {
+    const [n1, , n3] = lab.nodes;
+    const block = blocksOf(n3)[0];
+    const pod3 = lab.pods.find((p) => p.node === 'n3')!;
+    const pod1 = lab.pods.find((p) => p.node === 'n1')!;
+    process.kill(n3.agentPid!, 'SIGKILL'); // our own child, by PID
+    await until('n3 killed', () => !alive(n3.agentPid!));
+    n3.agentPid = undefined;
+    await until('n1 sees n3\'s session drop and keeps its routes stale', () => {
+      const s = readSnapshot(bgpFiles(n1).status);
+      const p = s.peers.find((x) => x.address === n3.underlayIP);
+      return p?.state !== 'Established' && s.routes.learned.some((r) => r.prefix === block && r.stale);
+    });
+    t.true(learnedRoutes(n1).has(block), 'n3\'s block is still routed on n1');
+    t.true(await ping(pod1.netns, pod3.ip), 'n3\'s pod is reachable while its agent is down');
+    await bgpMode.startNode(lab, n3);
+    await waitConverged(lab, 30_000);
+    await until('the route is fresh again', () => readSnapshot(bgpFiles(n1).status).routes.learned.some((r) => r.prefix === block && !r.stale));
+    allReach(t, lab, await connectivity(lab));
   });
 });
