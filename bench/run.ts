@@ -195,5 +195,7 @@ if (want('rss')) {
 // The BGP speaker with 100 peers' worth of routes, against BIRD 2 on the same driver (bench/bgp.ts).
 if (want('bgp')) rows.push(...await (await import('./bgp.js')).bgpBench());
 if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan());
+// The BGP lab (tetherd in BGP mode, 10 nodes): routed pod throughput and block propagation (bench/bgp-lab.ts).
+if (want('bgplab')) rows.push(...await (await import('./bgp-lab.js')).benchBgpLab());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

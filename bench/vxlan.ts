@@ -21,7 +21,7 @@ export interface BenchRow { name: string; a: string; b: string; sa: Stats; sb: S
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One iperf3 TCP run from `client` to `server` (namespaces) for `seconds`; Gbit/s received. */
-async function iperf(serverNs: string, clientNs: string, ip: string, seconds: number): Promise<number> {
+export async function iperf(serverNs: string, clientNs: string, ip: string, seconds: number): Promise<number> {
   const port = String(5201 + Math.floor(Math.random() * 1000));
   const server = startIn(netnsPath(serverNs), 'iperf3', ['-s', '-1', '-p', port, '-B', ip]);
   try {
@@ -72,6 +72,23 @@ async function joinTimes(lab: LabState, samples: number): Promise<{ fromKey: num
   return { fromKey, fromStart };
 }
 
+/**
+ * iperf3 TCP pod -> pod from n1's first pod to n2's, interleaved with node -> node (n1 -> n2) on the
+ * underlay, `rounds` times each: both paths see the same machine load.
+ */
+export async function podVersusUnderlay(lab: LabState, rounds: number, seconds: number): Promise<{ pods: number[]; underlay: number[] }> {
+  const [n1, n2] = lab.nodes;
+  const p1 = lab.pods.find((p) => p.node === n1.name)!;
+  const p2 = lab.pods.find((p) => p.node === n2.name)!;
+  const pods: number[] = [];
+  const underlay: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    underlay.push(await iperf(n2.netns, n1.netns, n2.underlayIP, seconds));
+    pods.push(await iperf(p2.netns, p1.netns, p2.ip, seconds));
+  }
+  return { pods, underlay };
+}
+
 export async function benchVxlan(o: { rounds?: number; seconds?: number; joins?: number } = {}): Promise<BenchRow[]> {
   const rounds = o.rounds ?? Number(process.env.BENCH_IPERF_ROUNDS ?? 6);
   const seconds = o.seconds ?? Number(process.env.BENCH_IPERF_SECONDS ?? 3);
@@ -79,14 +96,7 @@ export async function benchVxlan(o: { rounds?: number; seconds?: number; joins?:
   let lab: LabState | undefined;
   try {
     lab = await labUp({ nodes: 3, podsPerNode: 1, mode: 'vxlan', dir });
-    const [n1, n2] = lab.nodes;
-    const [p1, p2] = lab.pods;
-    const overlay: number[] = [];
-    const underlay: number[] = [];
-    for (let i = 0; i < rounds; i++) {
-      underlay.push(await iperf(n2.netns, n1.netns, n2.underlayIP, seconds));
-      overlay.push(await iperf(p2.netns, p1.netns, p2.ip, seconds));
-    }
+    const { pods: overlay, underlay } = await podVersusUnderlay(lab, rounds, seconds);
     const joins = await joinTimes(lab, o.joins ?? 5);
     return [
       { name: `iperf3 TCP ${seconds} s x ${rounds}, Gbit/s`, a: 'pod->pod across nodes (VXLAN)', b: 'node->node (underlay)', sa: stats(overlay), sb: stats(underlay), unit: 'Gbit/s' },

@@ -5,15 +5,22 @@ const USAGE = `cnictl lab: a multi-node cluster in network namespaces on this ma
 
 Usage:
   cnictl lab up --nodes N --mode vxlan [--pods K] [--vni N] [--port P] [--direct-routing] [--tx-checksum-off]
+  cnictl lab up --nodes N --mode bgp [--pods K] [--topology mesh|rr] [--pool CIDR] [--pool6 CIDR] [--max-blocks-per-node N]
   cnictl lab status [--json]     the nodes, their subnets, the pods and the pod-to-pod connectivity matrix
   cnictl lab down                removes everything the lab made (namespaces, etcd, agents, files)
 
 Options:
   --dir DIR    where the lab keeps its state and files (default /run/tether/lab)
   --pods K     pods per node (default 2)
+  --topology   bgp: a full iBGP mesh of the nodes (default), or rr: every node a client of a BIRD 2
+               route reflector the lab runs in its own namespace
+  --pool CIDR  the pods' pool (default 10.244.0.0/16); bgp: a pool of fewer /26 blocks than nodes
+               makes the last nodes borrow addresses from the others' blocks
+  --pool6 CIDR bgp: IPv6 pods too (e.g. fd44::/64, /122 blocks), announced over the IPv4 sessions
 
 Nodes are namespaces on one underlay bridge (198.18.0.0/24) with a real etcd and an agent per node;
-pods are namespaces attached through the node's CNI network (tether-vxlan in vxlan mode).`;
+pods are namespaces attached through the node's CNI network (tether-vxlan in vxlan mode,
+tether-bgp-route + tether-ipam on the lab's etcd in bgp mode).`;
 
 const DEFAULT_DIR = '/run/tether/lab';
 
@@ -21,7 +28,7 @@ export async function labMain(argv: string[]): Promise<number> {
   const out = (s: string) => { writeSync(1, `${s}\n`); };
   let p;
   try {
-    p = parseArgv(argv, ['nodes', 'mode', 'pods', 'dir', 'vni', 'port'], ['json', 'direct-routing', 'tx-checksum-off', 'help']);
+    p = parseArgv(argv, ['nodes', 'mode', 'pods', 'dir', 'vni', 'port', 'topology', 'pool', 'pool6', 'max-blocks-per-node'], ['json', 'direct-routing', 'tx-checksum-off', 'help']);
     if (p.flags.has('help')) { out(USAGE); return 0; }
     if (p.positional.length !== 1 || !['up', 'down', 'status'].includes(p.positional[0])) throw new UsageError('lab needs one of up, status, down');
   } catch (e) {
@@ -49,8 +56,13 @@ export async function labMain(argv: string[]): Promise<number> {
         if (str(p, 'port')) modeOptions.port = num('port');
         if (p.flags.has('direct-routing')) modeOptions.directRouting = true;
         if (p.flags.has('tx-checksum-off')) modeOptions.txChecksumOffload = false;
+        const topology = str(p, 'topology');
+        if (topology !== undefined && !['mesh', 'rr'].includes(topology)) throw new UsageError('--topology must be mesh or rr');
+        if (topology) modeOptions.topology = topology;
+        if (str(p, 'pool6')) modeOptions.pool6 = str(p, 'pool6');
+        if (str(p, 'max-blocks-per-node')) modeOptions.maxBlocksPerNode = num('max-blocks-per-node');
         const t0 = Date.now();
-        const state = await lab.labUp({ nodes, podsPerNode: num('pods', 2)!, mode, dir, modeOptions });
+        const state = await lab.labUp({ nodes, podsPerNode: num('pods', 2)!, mode, dir, modeOptions, pool: str(p, 'pool') });
         const s = await lab.labStatus(state);
         out(json ? JSON.stringify(s) : `lab ${state.prefix} up in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.nodes.map((n) => `${n.name} ${n.underlayIP} ${n.subnet}`).join(', ')}; ${s.pods.length} pods (state in ${dir})`);
         return 0;

@@ -6,11 +6,14 @@ import { withFileLock } from '../lib/store/lock.js';
 import { StoreUnavailableError, type KV } from '../lib/store/kv.js';
 import type { IpamConfig } from './config.js';
 
+/** Where a network's IPAM keys live in etcd (the node agent reads the blocks from there too). */
+export const ipamEtcdPrefix = (etcdPrefix: string, network: string) => `${etcdPrefix}/ipam/${network}/`;
+
 /** The store a network's IPAM state lives in: etcd when configured, else the embedded one under dataDir/<network>. */
 export function openStore(cfg: IpamConfig): KV {
   if (cfg.etcd) {
     const { endpoints, prefix, tls, username, password, timeoutMs } = cfg.etcd;
-    return new EtcdKV({ endpoints, prefix: `${prefix}/ipam/${cfg.network}/`, tls, username, password, timeoutMs });
+    return new EtcdKV({ endpoints, prefix: ipamEtcdPrefix(prefix, cfg.network), tls, username, password, timeoutMs });
   }
   return new FileKV(join(cfg.dataDir, cfg.network));
 }

@@ -64,6 +64,12 @@ export interface LabState {
 /** What a mode adds to the plumbing: how a node joins the overlay and which CNI network its pods use. */
 export interface ModeDriver {
   name: string;
+  /** Names of the lab's namespaces start with this and 3 random bytes (default "tvx"). */
+  namePrefix?: string;
+  /** Before the first node starts (e.g. a route reflector of the mode's own); its processes go in modeOptions, stopped by teardown. */
+  setup?(lab: LabState): Promise<void>;
+  /** After every node is stopped, before the namespaces go. */
+  teardown?(lab: LabState): Promise<void>;
   /** Starts the node's agent and returns once the node can take pods. */
   startNode(lab: LabState, node: LabNode): Promise<void>;
   /** Stops the agent and leaves the dataplane as it is (a restart). */
@@ -99,6 +105,7 @@ export async function driverFor(mode: string): Promise<ModeDriver> {
 }
 
 registerMode('vxlan', async () => (await import('./vxlan.js')).vxlanMode);
+registerMode('bgp', async () => (await import('./bgp.js')).bgpMode);
 
 export interface LabOptions {
   nodes: number;
@@ -131,7 +138,7 @@ export function loadLab(dir: string): LabState | undefined {
   }
 }
 
-function newNetns(lab: LabState, name: string): string {
+export function newNetns(lab: LabState, name: string): string {
   lab.namespaces.push(name);
   const path = createNamedNetns(name);
   withNetlink(path, (nl) => { const lo = nl.linkByName('lo')!; nl.linkSet(lo.index, { up: true }); });
@@ -147,6 +154,24 @@ function withNetlink<T>(path: string, fn: (nl: Netlink) => T): T {
 const nodeIP = (i: number) => `198.18.0.${10 + i}`;
 const nodeIP6 = (i: number) => `2001:db8:18::${(10 + i).toString(16)}`;
 
+/** A namespace's eth0 on the underlay bridge (the bridge end named `port`), with its addresses, up. */
+export function plugIntoUnderlay(lab: LabState, path: string, port: string, ip4: string, ip6: string): void {
+  const fd = openNetns(path);
+  try {
+    withNetlink(netnsPath(lab.underlay.netns), (nl) => {
+      const br = nl.linkByName(lab.underlay.bridge)!;
+      nl.linkAdd({ kind: 'veth', name: port, master: br.index, up: true, peer: { name: 'eth0', netnsFd: fd } });
+    });
+  } finally { closeSync(fd); }
+  withNetlink(path, (nl) => {
+    const eth0 = nl.linkByName('eth0')!;
+    nl.addrAdd(eth0.index, parseCIDR(`${ip4}/${lab.underlay.prefix}`)!);
+    // No DAD: a tentative address cannot be bound, and an agent starting at once would fail on it.
+    nl.addrAdd(eth0.index, parseCIDR(`${ip6}/64`)!, { flags: IFA_F_NODAD });
+    nl.linkSet(eth0.index, { up: true });
+  });
+}
+
 /** Creates the node namespace with eth0 on the underlay bridge, without starting anything in it. */
 export function createNode(lab: LabState, i: number): LabNode {
   const name = `n${i}`;
@@ -154,20 +179,7 @@ export function createNode(lab: LabState, i: number): LabNode {
   const path = newNetns(lab, netns);
   const node: LabNode = { name, netns, underlayIP: nodeIP(i), underlayIP6: nodeIP6(i), dir: join(lab.dir, name) };
   mkdirSync(node.dir, { recursive: true });
-  const fd = openNetns(path);
-  try {
-    withNetlink(netnsPath(lab.underlay.netns), (nl) => {
-      const br = nl.linkByName(lab.underlay.bridge)!;
-      nl.linkAdd({ kind: 'veth', name: `${name}`, master: br.index, up: true, peer: { name: 'eth0', netnsFd: fd } });
-    });
-  } finally { closeSync(fd); }
-  withNetlink(path, (nl) => {
-    const eth0 = nl.linkByName('eth0')!;
-    nl.addrAdd(eth0.index, parseCIDR(`${node.underlayIP}/${lab.underlay.prefix}`)!);
-    // No DAD: a tentative address cannot be bound, and an agent starting at once would fail on it.
-    nl.addrAdd(eth0.index, parseCIDR(`${node.underlayIP6}/64`)!, { flags: IFA_F_NODAD });
-    nl.linkSet(eth0.index, { up: true });
-  });
+  plugIntoUnderlay(lab, path, name, node.underlayIP, node.underlayIP6);
   inNetns(path, () => sysctlSet('net/ipv4/ip_forward', 1));
   lab.nodes.push(node);
   return node;
@@ -216,7 +228,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
   const driver = await driverFor(o.mode);
   mkdirSync(o.dir, { recursive: true });
   const lab: LabState = {
-    prefix: `tvx${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`,
+    prefix: `${driver.namePrefix ?? 'tvx'}${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`,
     dir: o.dir, mode: driver.name, modeOptions: o.modeOptions ?? {}, bin: o.bin ?? defaultBinary(),
     underlay: { netns: '', bridge: 'br0', prefix: 24 }, etcd: { pid: 0, endpoint: '', dir: '' },
     pool: o.pool ?? '10.244.0.0/16', nodes: [], pods: [], namespaces: [],
@@ -230,11 +242,14 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     const etcd = await startEtcd({ unix: true, detached: true });
     lab.etcd = { pid: etcd.pid, endpoint: etcd.endpoint, dir: etcd.dir };
     saveLab(lab);
+    if (driver.setup) { await driver.setup(lab); saveLab(lab); }
     for (let i = 1; i <= o.nodes; i++) createNode(lab, i);
     saveLab(lab);
     for (const node of lab.nodes) { await driver.startNode(lab, node); saveLab(lab); }
     await waitConverged(lab);
     for (const node of lab.nodes) for (let k = 0; k < o.podsPerNode; k++) { await addPod(lab, node); saveLab(lab); }
+    // Pods may have brought new routes (BGP: each node's first pod claims a block): wait for them too.
+    await waitConverged(lab);
     return lab;
   } catch (e) {
     await labDown(lab);
@@ -277,6 +292,7 @@ export async function labDown(lab: LabState): Promise<string[]> {
   for (const node of lab.nodes) {
     try { if (driver) await driver.stopNode(lab, node); } catch { /* keep going */ }
   }
+  try { await driver?.teardown?.(lab); } catch { /* keep going */ }
   if (lab.etcd.pid) await stopPid(lab.etcd.pid, 'etcd');
   for (const ns of [...lab.namespaces].reverse()) { try { deleteNamedNetns(ns); } catch { /* keep going */ } }
   if (lab.etcd.dir) rmSync(lab.etcd.dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import { formatMAC } from '../lib/ip/mac.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
+import type { Entry } from '../lib/store/kv.js';
 import type { AgentConfig } from './config.js';
 import { apply, describeTarget, reconcile, type Devices } from './dataplane.js';
 import { ensureDevice, type DeviceSpec } from './device.js';
@@ -10,6 +11,8 @@ import { describeOp, programmingFor, transition, type LocalView, type Programmin
 import { readNodeState, writeNodeState, type NodeState } from './state.js';
 import { chooseSubnet, parseRecord, SUBNETS, subnetKey, type NodeRecord, type Peer } from './subnets.js';
 import { detectUnderlay, overhead, type Underlay } from './underlay.js';
+import { Follower } from './follow.js';
+import { LeaseKeeper } from './lease.js';
 
 /** A VTEP MAC that is the same on every start of this node (derived, and kept in the state file). */
 export function stableMAC(node: string, vni: number): Uint8Array {
@@ -23,7 +26,6 @@ export function stableMAC(node: string, vni: number): Uint8Array {
   return mac;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * The node agent in VXLAN mode: registers the node and its subnet in etcd under a lease, keeps the
@@ -43,8 +45,8 @@ export class Agent {
   /** What is in the kernel now for each remote node, by subnet key. */
   private readonly programmed = new Map<string, Programming>();
   private readonly peers = new Map<string, Peer>();
-  private revision = 0;
-  private watch?: { close(): void };
+  private follower?: Follower;
+  private lease!: LeaseKeeper;
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private reacquiring = false;
@@ -53,6 +55,7 @@ export class Agent {
     this.c = c;
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
     this.kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
+    this.lease = new LeaseKeeper(this.kv, c.leaseTTL, this.log, () => this.reacquire());
   }
 
   get state(): NodeState {
@@ -75,26 +78,18 @@ export class Agent {
     this.ensureDevice(true);
     writeNodeState(this.c.stateFile, this.state);
     this.log.info('published node state', { file: this.c.stateFile, subnet: formatCIDR(this.subnet), mtu: this.mtu });
-    await this.sync();
-    const renewMs = Math.max(1000, (this.c.leaseTTL * 1000) / 3);
-    this.timers.push(setInterval(() => { void this.renew(); }, renewMs));
+    // Lists the subnets, programs them all, then follows changes (with a periodic re-list and reconcile under the watch).
+    this.follower = new Follower(this.kv, SUBNETS, { listed: (e) => this.listed(e), events: (e) => this.onEvents(e) }, this.log, this.c.resyncIntervalMs);
+    await this.follower.start();
     this.timers.push(setInterval(() => this.checkDevice(), this.c.checkIntervalMs));
-    // A safety net under the watch (etcd can lose a delete whose tombstone a compaction removed at
-    // exactly the revision a watcher resumes from): re-list and reconcile now and then.
-    this.timers.push(setInterval(() => { void this.resync(); }, this.c.resyncIntervalMs));
-  }
-
-  private async resync(): Promise<void> {
-    if (this.stopping || this.reacquiring) return;
-    this.watch?.close();
-    await this.retry(() => this.sync());
   }
 
   /** SIGTERM: stop following the store, leave the device, the routes and the lease as they are. */
   stop(): void {
     this.stopping = true;
     for (const t of this.timers) clearInterval(t);
-    this.watch?.close();
+    this.lease.stop();
+    this.follower?.stop();
     this.nl?.close();
     this.log.info('stopped; dataplane and lease left in place');
   }
@@ -121,6 +116,7 @@ export class Agent {
       }
       this.subnet = pick.subnet;
       this.leaseID = lease;
+      this.lease.hold(lease);
       this.spec = {
         name: this.c.device, vni: this.c.vni, port: this.c.port, local: this.underlay.address.ip, underlayIndex: this.underlay.link.index,
         mtu: this.mtu, mac: Buffer.from(mac.split(':').map((x) => parseInt(x, 16))), address: { ip: pick.subnet.ip, prefix: 32 },
@@ -131,18 +127,6 @@ export class Agent {
       return;
     }
     throw new Error('could not take a subnet: lost the race 10 times');
-  }
-
-  private async renew(): Promise<void> {
-    if (this.stopping || this.reacquiring || !this.leaseID) return;
-    try {
-      const ttl = await this.kv.leaseKeepAlive(this.leaseID);
-      if (ttl > 0) { this.log.debug('lease renewed', { lease: this.leaseID, ttl }); return; }
-      this.log.warn('lease is gone (expired or revoked); taking the subnet back', { lease: this.leaseID });
-      await this.reacquire();
-    } catch (e) {
-      this.log.warn('lease renewal failed; retrying at the next interval', { error: (e as Error).message });
-    }
   }
 
   private async reacquire(): Promise<void> {
@@ -185,42 +169,14 @@ export class Agent {
     this.log.info('reconciled', { why, peers: [...want.values()].map(describeTarget), removedStale: ops.filter((o) => o.op.endsWith('-del')).map(describeOp) });
   }
 
-  /** Lists the subnets, programs them all, then follows changes from the listing's revision on. */
-  private async sync(): Promise<void> {
-    const { entries, revision } = await this.kv.rangeWithRevision(SUBNETS);
+  /** A full listing (start, compaction, resync): every peer from it, and the kernel reconciled against them. */
+  private listed(entries: Map<string, Entry>): void {
     this.peers.clear();
     for (const [k, e] of entries) {
       const p = parseRecord(k, e.value);
       if (p && p.node !== this.c.nodeName) this.peers.set(k, p);
     }
-    this.revision = revision;
     this.fullReconcile('listed the store');
-    this.follow();
-  }
-
-  private follow(): void {
-    if (this.stopping) return;
-    this.watch?.close(); // one stream at a time, whichever path (resume, re-list, resync) opens the next
-    this.watch = this.kv.watch(SUBNETS, this.revision + 1, {
-      events: (evs, rev) => { this.onEvents(evs); this.revision = rev; },
-      compacted: (rev) => {
-        this.log.warn('watch fell behind compaction; listing again', { compactRevision: rev, had: this.revision });
-        void this.retry(() => this.sync());
-      },
-      broken: (err) => {
-        this.log.warn('watch broke; resuming', { error: err.message, fromRevision: this.revision + 1 });
-        void this.retry(async () => { await sleep(200); this.follow(); });
-      },
-    });
-  }
-
-  private async retry(fn: () => Promise<void>): Promise<void> {
-    for (let delay = 200; !this.stopping; delay = Math.min(delay * 2, 5000)) {
-      try { await fn(); return; } catch (e) {
-        this.log.warn('store unreachable; retrying', { error: (e as Error).message, inMs: delay });
-        await sleep(delay);
-      }
-    }
   }
 
   private onEvents(evs: WatchEvent[]): void {

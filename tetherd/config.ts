@@ -52,15 +52,15 @@ export class AgentConfigError extends Error {
   }
 }
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 
-function int(o: Obj, k: string, dflt: number, min: number, max: number): number {
+export function int(o: Obj, k: string, dflt: number, min: number, max: number): number {
   const v = o[k] ?? dflt;
   if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) throw new AgentConfigError(k, `must be an integer from ${min} to ${max}`, v);
   return v as number;
 }
 
-function bool(o: Obj, k: string, dflt: boolean): boolean {
+export function bool(o: Obj, k: string, dflt: boolean): boolean {
   const v = o[k] ?? dflt;
   if (typeof v !== 'boolean') throw new AgentConfigError(k, 'must be true or false', v);
   return v;
@@ -72,13 +72,18 @@ function underlayFamily(v: unknown): 4 | 6 {
   return v;
 }
 
-export function parseAgentConfig(o: unknown): AgentConfig {
-  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
-  const c = o as Obj;
-  const pool = typeof c.pool === 'string' ? parseCIDR(c.pool) : null;
-  if (!pool || pool.ip.family !== 4) throw new AgentConfigError('pool', 'must be an IPv4 CIDR such as "10.244.0.0/16"', c.pool);
-  if (!hostBitsZero(pool)) throw new AgentConfigError('pool', `has host bits set; the network address is ${formatCIDR(networkCIDR(pool))}`, c.pool);
-  const subnetLen = int(c, 'subnetLen', 24, pool.prefix + 1, 30);
+/** What every mode's configuration has: the network's name, this node, the store, the underlay, the log. */
+export interface CommonConfig {
+  network: string;
+  nodeName: string;
+  etcd: EtcdConfig;
+  underlayInterface?: string;
+  underlayIP?: IP;
+  logFile?: string;
+  logLevel?: 'error' | 'warn' | 'info' | 'debug';
+}
+
+export function parseCommon(c: Obj): CommonConfig {
   const network = c.network ?? 'tether';
   if (typeof network !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(network)) throw new AgentConfigError('network', 'must be a name of letters, digits, ".", "_" or "-"', network);
   const nodeName = c.nodeName ?? process.env.TETHER_NODENAME ?? hostname();
@@ -86,25 +91,53 @@ export function parseAgentConfig(o: unknown): AgentConfig {
   let etcd: EtcdConfig | undefined;
   try { etcd = parseEtcd(c.etcd, 'etcd'); } catch (e) { throw new AgentConfigError('etcd', (e as Error).message.replace(/^[^:]*: /, '')); }
   if (!etcd) throw new AgentConfigError('etcd', 'is required: {"endpoints": [...]}');
-  const vni = int(c, 'vni', 1, 1, 0xffffff);
-  const device = c.device ?? `tether.${vni}`;
-  if (typeof device !== 'string' || ifnameProblem(device)) throw new AgentConfigError('device', ifnameProblem(String(device)) ?? 'must be an interface name', device);
   if (c.underlayInterface !== undefined && (typeof c.underlayInterface !== 'string' || ifnameProblem(c.underlayInterface))) throw new AgentConfigError('underlayInterface', 'must be an interface name', c.underlayInterface);
   let underlayIP: IP | undefined;
   if (c.underlayIP !== undefined) {
     underlayIP = typeof c.underlayIP === 'string' ? parseIP(c.underlayIP) ?? undefined : undefined;
     if (!underlayIP) throw new AgentConfigError('underlayIP', 'must be an IP address', c.underlayIP);
   }
-  const stateFile = c.stateFile ?? DEFAULT_STATE_FILE;
-  if (typeof stateFile !== 'string' || !isAbsolute(stateFile)) throw new AgentConfigError('stateFile', 'must be an absolute path', stateFile);
   if (c.logFile !== undefined && (typeof c.logFile !== 'string' || !isAbsolute(c.logFile))) throw new AgentConfigError('logFile', 'must be an absolute path', c.logFile);
   const logLevel = c.logLevel ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel as string)) throw new AgentConfigError('logLevel', 'must be error, warn, info or debug', logLevel);
+  return { network, nodeName, etcd, underlayInterface: c.underlayInterface as string | undefined, underlayIP, logFile: c.logFile as string | undefined, logLevel: logLevel as CommonConfig['logLevel'] };
+}
+
+/** An absolute path field with a default. */
+export function absPath(c: Obj, k: string, dflt: string): string {
+  const v = c[k] ?? dflt;
+  if (typeof v !== 'string' || !isAbsolute(v)) throw new AgentConfigError(k, 'must be an absolute path', v);
+  return v;
+}
+
+/** The mode a configuration file asks for: "vxlan" (the default) or "bgp". */
+export function configMode(o: unknown): 'vxlan' | 'bgp' {
+  const m = (o as Obj | null)?.mode ?? 'vxlan';
+  if (m !== 'vxlan' && m !== 'bgp') throw new AgentConfigError('mode', 'must be "vxlan" or "bgp"', m);
+  return m;
+}
+
+/** The file as JSON, with a configuration error naming it when it cannot be read. */
+export function readConfigFile(path: string): unknown {
+  try { return JSON.parse(readFileSync(path, 'utf8')); } catch (e) { throw new AgentConfigError('(file)', `${path} cannot be read as JSON: ${(e as Error).message}`); }
+}
+
+export function parseAgentConfig(o: unknown): AgentConfig {
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
+  const c = o as Obj;
+  const pool = typeof c.pool === 'string' ? parseCIDR(c.pool) : null;
+  if (!pool || pool.ip.family !== 4) throw new AgentConfigError('pool', 'must be an IPv4 CIDR such as "10.244.0.0/16"', c.pool);
+  if (!hostBitsZero(pool)) throw new AgentConfigError('pool', `has host bits set; the network address is ${formatCIDR(networkCIDR(pool))}`, c.pool);
+  const subnetLen = int(c, 'subnetLen', 24, pool.prefix + 1, 30);
+  if (configMode(c) !== 'vxlan') throw new AgentConfigError('mode', 'must be "vxlan" for the VXLAN agent', c.mode);
+  const common = parseCommon(c);
+  const vni = int(c, 'vni', 1, 1, 0xffffff);
+  const device = c.device ?? `tether.${vni}`;
+  if (typeof device !== 'string' || ifnameProblem(device)) throw new AgentConfigError('device', ifnameProblem(String(device)) ?? 'must be an interface name', device);
+  const stateFile = absPath(c, 'stateFile', DEFAULT_STATE_FILE);
   return {
-    network, pool, subnetLen, nodeName, etcd,
-    underlayInterface: c.underlayInterface as string | undefined,
-    underlayIP,
-    underlayFamily: underlayIP?.family ?? underlayFamily(c.underlayFamily),
+    ...common, pool, subnetLen,
+    underlayFamily: common.underlayIP?.family ?? underlayFamily(c.underlayFamily),
     vni,
     port: int(c, 'port', 4789, 1, 65535),
     device,
@@ -115,13 +148,9 @@ export function parseAgentConfig(o: unknown): AgentConfig {
     stateFile,
     checkIntervalMs: int(c, 'checkIntervalMs', 500, 50, 60_000),
     resyncIntervalMs: int(c, 'resyncIntervalMs', 60_000, 1000, 86_400_000),
-    logFile: c.logFile as string | undefined,
-    logLevel: logLevel as AgentConfig['logLevel'],
   };
 }
 
 export function loadAgentConfig(path: string): AgentConfig {
-  let raw: unknown;
-  try { raw = JSON.parse(readFileSync(path, 'utf8')); } catch (e) { throw new AgentConfigError('(file)', `${path} cannot be read as JSON: ${(e as Error).message}`); }
-  return parseAgentConfig(raw);
+  return parseAgentConfig(readConfigFile(path));
 }

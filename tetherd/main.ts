@@ -1,11 +1,11 @@
 import { writeSync } from 'node:fs';
 import { parseArgv, str, UsageError } from '../cnictl/argv.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
-import { AgentConfigError, loadAgentConfig } from './config.js';
+import { AgentConfigError, configMode, loadAgentConfig, readConfigFile } from './config.js';
 import { Agent, leave } from './agent.js';
 import { keepHealthFile, loadObserveConfig, startAgentMetrics } from './observe.js';
 
-const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style)
+const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or BGP, Calico style, with "mode": "bgp")
 
 Usage:
   tetherd [run] --config FILE   register the node, take its subnet, program the overlay; runs until SIGTERM
@@ -32,6 +32,7 @@ export async function tetherdMain(argv: string[]): Promise<number> {
     return 2;
   }
   try {
+    if (configMode(readConfigFile(config)) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, config);
     const c = loadAgentConfig(config);
     const o = loadObserveConfig(config);
     if (command === 'leave') {

@@ -5,7 +5,7 @@ import { KernelRoutes } from './kernel.js';
 import type { PeerConfig } from './session.js';
 import { peersFor, type NodeInfo, type TopologyOptions } from './topology.js';
 import { Speaker } from './speaker.js';
-import { DEFAULT_STATUS_FILE, snapshot, writeSnapshot } from './status.js';
+import { DEFAULT_STATUS_FILE, statusWriter } from './status.js';
 
 // `tether bgp-speaker --config FILE`: the speaker on its own, for interop tests and for trying it out.
 // SIGHUP re-reads the file (peers and announced prefixes); SIGTERM/SIGINT end every session with
@@ -75,23 +75,9 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   let announced = announcements(config);
   for (const [p, blackhole] of announced) speaker.announce(p, { blackhole });
 
-  // At most one snapshot per 250 ms: a burst of UPDATEs from many peers must not mean one file write
-  // (of the whole RIB) each. A periodic one keeps the file fresh for readers; cnictl ages uptimes itself.
-  let writeTimer: NodeJS.Timeout | undefined;
-  const writeNow = () => {
-    writeTimer = undefined;
-    try {
-      writeSnapshot(statusFile, snapshot(speaker, config.asn ?? 64512, config.routerId));
-    } catch (e) {
-      log.warn(`status ${statusFile}: ${(e as Error).message}`);
-    }
-  };
-  const writeStatus = () => { writeTimer ??= setTimeout(writeNow, 250); };
-  speaker.on('change', writeStatus);
-  const tick = setInterval(writeStatus, 5000);
-
+  const status = statusWriter(statusFile, speaker, () => ({ asn: config.asn ?? 64512, routerId: config.routerId }), log);
   await speaker.start();
-  writeNow();
+  status.flush();
   log.info(`speaker up: AS ${config.asn ?? 64512}, router id ${config.routerId}, ${speaker.peers().length} peers`);
 
   process.on('SIGHUP', () => {
@@ -110,11 +96,10 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
 
   return new Promise((resolve) => {
     const finish = () => {
-      clearInterval(tick);
-      clearTimeout(writeTimer);
       speaker.stop();
       kernel?.clear();
-      writeNow();
+      status.flush();
+      status.close();
       // Give the Cease NOTIFICATIONs a moment to leave.
       setTimeout(() => resolve(0), 200);
     };

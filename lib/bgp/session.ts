@@ -45,6 +45,12 @@ export interface SessionContext {
   log: Logger;
   /** Seconds we ask peers to keep our routes when we restart (the GR capability's restart time). */
   restartTime: number;
+  /**
+   * Our forwarding state outlives the speaker (tetherd leaves its kernel routes in place when it stops):
+   * the GR capability then lists our families with the F bit and the N bit (RFC 8538), so a peer keeps
+   * our routes over our restart, even one announced with a Cease, until our End-of-RIB.
+   */
+  keepsForwarding?: boolean;
   localPrefixes(): CIDR[];
   nextHop(family: Family): IP | undefined;
   changed(): void;
@@ -200,8 +206,11 @@ export class PeerSession {
     c.multiprotocol = fams.map((f) => ({ afi: afiOf(f), safi: C.SAFI_UNICAST }));
     c.routeRefresh = true;
     c.as4 = this.ctx.asn;
-    // Helper mode: we do not keep forwarding state over our own restart, so no F bits, and no families.
-    if (this.config.gracefulRestart !== false) c.gracefulRestart = { restarting: false, notification: false, time: this.ctx.restartTime, families: [] };
+    // Helper only unless our forwarding state survives us: then our families with the F bit, and the N bit.
+    if (this.config.gracefulRestart !== false) {
+      const keep = this.ctx.keepsForwarding === true;
+      c.gracefulRestart = { restarting: false, notification: keep, time: this.ctx.restartTime, families: keep ? c.multiprotocol.map((f) => ({ ...f, forwarding: true })) : [] };
+    }
     return c;
   }
 

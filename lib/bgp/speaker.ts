@@ -22,6 +22,8 @@ export interface SpeakerConfig {
   nextHops?: { v4?: string; v6?: string };
   /** The restart time we advertise in the graceful restart capability (seconds). */
   restartTime?: number;
+  /** Our routes' forwarding state outlives the speaker: peers keep them over our restart (session.ts). */
+  keepsForwarding?: boolean;
   transport?: Transport;
   clock?: Clock;
   sink?: RouteSink;
@@ -79,6 +81,7 @@ export class Speaker extends EventEmitter {
       asn: config.asn, routerId: config.routerId, clock: config.clock ?? systemClock,
       transport: config.transport ?? tcpTransport, rib: this.rib, log: this.log,
       restartTime: config.restartTime ?? 120,
+      keepsForwarding: config.keepsForwarding,
       localPrefixes: () => [...this.local.values()].map((l) => l.prefix),
       nextHop: (f) => nextHops[f],
       changed: () => this.queueChange(),

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
 import type { PeerStatus } from './session.js';
 import type { RibSnapshot, Speaker } from './speaker.js';
 
@@ -27,6 +28,29 @@ export function writeSnapshot(file: string, snap: SpeakerSnapshot): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `${JSON.stringify(snap, null, 1)}\n`, { mode: 0o644 });
   renameSync(tmp, file);
+}
+
+/**
+ * Keeps the status file current for a running speaker: at most one snapshot per 250 ms (a burst of
+ * UPDATEs from many peers must not mean one file write of the whole RIB each), plus one every 5 s so
+ * readers see a fresh time. `flush()` writes at once (start, stop).
+ */
+export function statusWriter(file: string, speaker: Speaker, who: () => { asn: number; routerId: string }, log: Logger): { flush(): void; close(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    clearTimeout(timer);
+    timer = undefined;
+    try {
+      const { asn, routerId } = who();
+      writeSnapshot(file, snapshot(speaker, asn, routerId));
+    } catch (e) {
+      log.warn(`status ${file}: ${(e as Error).message}`);
+    }
+  };
+  const soon = () => { timer ??= setTimeout(flush, 250); };
+  speaker.on('change', soon);
+  const tick = setInterval(soon, 5000);
+  return { flush, close: () => { clearInterval(tick); clearTimeout(timer); speaker.off('change', soon); } };
 }
 
 export function readSnapshot(file: string): SpeakerSnapshot {

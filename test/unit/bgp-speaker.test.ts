@@ -367,3 +367,22 @@ test('setPeers: a removed peer is told Cease/3 and its routes go; a new one star
   t.deepEqual(s.peers().map((x) => [x.address, x.state]), [['198.18.0.3', 'Active']]);
   s.stop();
 });
+
+test('GR capability: helper only by default (no families, no N bit); with keepsForwarding our families with the F bit, and the N bit', async (t) => {
+  const { PeerSession } = await import('../../lib/bgp/session.js');
+  const { systemClock } = await import('../../lib/bgp/fsm.js');
+  const { Rib } = await import('../../lib/bgp/rib.js');
+  const { createLogger } = await import('../../lib/log.js');
+  const { tcpTransport } = await import('../../lib/bgp/transport.js');
+  const ctx = (keepsForwarding?: boolean) => ({
+    asn: 64512, routerId: '198.18.0.11', clock: systemClock, transport: tcpTransport, rib: new Rib(), log: createLogger({ component: 't', level: 'error' }),
+    restartTime: 120, keepsForwarding, localPrefixes: () => [], nextHop: () => undefined, changed: () => {},
+  });
+  const peer = { address: '198.18.0.12', asn: 64512 };
+  const helper = new PeerSession(peer, ctx()).capabilities().gracefulRestart!;
+  t.deepEqual(helper, { restarting: false, notification: false, time: 120, families: [] });
+  const kept = new PeerSession({ ...peer, families: [4, 6] }, ctx(true)).capabilities().gracefulRestart!;
+  t.true(kept.notification);
+  t.deepEqual(kept.families, [{ afi: 1, safi: 1, forwarding: true }, { afi: 2, safi: 1, forwarding: true }]);
+  t.is(new PeerSession({ ...peer, gracefulRestart: false }, ctx(true)).capabilities().gracefulRestart, undefined, 'gracefulRestart: false advertises nothing');
+});
