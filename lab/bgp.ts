@@ -19,6 +19,7 @@ const files = (node: LabNode) => ({
   status: join(node.dir, 'bgp-status.json'),
   log: join(node.dir, 'tetherd.log'),
   cni: join(node.dir, 'cni'),
+  health: join(node.dir, 'tetherd-health.json'),
 });
 
 /** The route reflector's underlay address (outside the nodes' .11, .12, ...). */
@@ -41,6 +42,8 @@ export function agentConfig(lab: LabState, node: LabNode): Record<string, unknow
     etcd: etcdOf(lab),
     ipam: { network: POD_NETWORK },
     statusFile: files(node).status,
+    // The node's own health file (never the machine's /run/tether), metrics on the node's own loopback.
+    observe: { healthFile: files(node).health, metricsAddress: '127.0.0.1:9310', healthIntervalMs: 1000 },
     ...(topologyOf(lab) === 'rr' ? { routeReflectors: [RR_IP] } : {}),
     leaseTTL: 30,
     // A loaded 2-core machine must not lose sessions to a busy event loop; the lab's changes are fast anyway.

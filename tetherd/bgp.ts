@@ -12,6 +12,8 @@ import { RTPROT_TETHER as RTPROT_POD } from '../plugins/bgp-route/plan.js';
 import { loadBgpAgentConfig, type BgpAgentConfig } from './bgp-config.js';
 import { announcementChanges, BLOCKS, NODES, nodeKey, parseBlock, parseNodeRecord, peersFromTopology, planAnnouncements, type Block, type BgpNodeRecord } from './bgp-plan.js';
 import { Follower } from './follow.js';
+import { bgpHealth, keepHealthFile, loadObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
+import { TETHER_VERSION } from '../cnictl/cli.js';
 import { LeaseKeeper } from './lease.js';
 import { detectUnderlay } from './underlay.js';
 
@@ -65,6 +67,16 @@ export class BgpAgent {
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
     this.registry = new EtcdKV({ ...c.etcd, prefix: registryPrefix(c) });
     this.ipam = new EtcdKV({ ...c.ipam.etcd, prefix: ipamEtcdPrefix(c.ipam.etcd.prefix, c.ipam.network) });
+  }
+
+  /** For metrics and the health file: this node, its sessions and its routing table right now. */
+  view(): BgpView {
+    return {
+      node: this.c.nodeName, network: this.c.network, asn: this.c.asn, routerId: this.routerId,
+      nodes: [...this.nodes.keys()].filter((n) => n !== this.c.nodeName).length,
+      peers: this.speaker ? this.speaker.peers() : [],
+      routes: this.speaker ? this.speaker.routes() : { local: [], learned: [] },
+    };
   }
 
   get record(): BgpNodeRecord {
@@ -254,11 +266,18 @@ export async function bgpMain(command: string, file: string): Promise<number> {
     writeSync(1, gone ? `tetherd: node ${c.nodeName} left the BGP mesh\n` : `tetherd: node ${c.nodeName} is not registered\n`);
     return 0;
   }
+  const o = loadObserveConfig(file);
   const agent = new BgpAgent(c);
+  const view = () => agent.view();
+  const metrics = await startBgpMetrics(o, TETHER_VERSION, view);
+  let health: { stop(): void } | undefined;
   const done = new Promise<number>((resolve) => {
-    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); setTimeout(() => resolve(0), 200); });
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => setTimeout(() => resolve(0), 200)); });
+    }
   });
   await agent.start();
-  writeSync(1, `tetherd: ready: node ${c.nodeName} in BGP mode, AS ${c.asn}\n`);
+  health = keepHealthFile(o, metrics, bgpHealth(view));
+  writeSync(1, `tetherd: ready: node ${c.nodeName} in BGP mode, AS ${c.asn}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
   return done;
 }

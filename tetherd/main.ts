@@ -3,7 +3,7 @@ import { parseArgv, str, UsageError } from '../cnictl/argv.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
 import { AgentConfigError, configMode, loadAgentConfig, readConfigFile } from './config.js';
 import { Agent, leave } from './agent.js';
-import { keepHealthFile, loadObserveConfig, startAgentMetrics } from './observe.js';
+import { keepHealthFile, loadObserveConfig, startAgentMetrics, vxlanHealth } from './observe.js';
 
 const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or BGP, Calico style, with "mode": "bgp")
 
@@ -47,7 +47,7 @@ export async function tetherdMain(argv: string[]): Promise<number> {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
     });
     await agent.start();
-    health = keepHealthFile(agent, o, metrics);
+    health = keepHealthFile(o, metrics, vxlanHealth(agent));
     writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
     return await done;
   } catch (e) {

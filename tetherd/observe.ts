@@ -9,7 +9,8 @@ import { startObserver } from '../observe/serve.js';
 import type { TetherMetrics } from '../observe/tether-metrics.js';
 import { AgentConfigError, type AgentConfig } from './config.js';
 import { RTPROT_TETHER } from './dataplane.js';
-import { writeNodeState, type NodeState } from './state.js';
+import { writeJsonAtomic, type NodeState } from './state.js';
+import type { PeerStatus, RibSnapshot } from '../lib/bgp/index.js';
 import { parseRecord, SUBNETS } from './subnets.js';
 
 // tetherd's metrics and health file. Kept beside the agent rather than inside it: the agent already logs
@@ -96,7 +97,8 @@ export interface AgentMetrics {
  */
 export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, version: string): Promise<AgentMetrics> {
   if (o.metricsAddress === null) return { stop: async () => {} };
-  const { metrics: m, server } = await startObserver({ address: o.metricsAddress, version, confDir: o.confDir, opLog: o.opLog });
+  const served = await serve(o, version);
+  const m = served.metrics!;
   const untap = countAgentEvents(m);
   const kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
   m.registry.collect(async () => {
@@ -120,30 +122,27 @@ export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, versio
       m.agentOperationSeconds.observe({ operation: 'store_list' }, (performance.now() - t0) / 1000);
     }
   });
+  return { ...served, async stop() { untap(); await served.stop(); } };
+}
+
+/** The observer's server on the configured address, with the metric set every mode shares. */
+async function serve(o: ObserveConfig, version: string): Promise<AgentMetrics> {
+  const { metrics, server } = await startObserver({ address: o.metricsAddress!, version, confDir: o.confDir, opLog: o.opLog });
   return {
     address: server.address,
-    metrics: m,
-    async stop() {
-      untap();
-      // A scraper holding its connection open must not keep the agent from stopping.
-      await Promise.race([server.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
-    },
+    metrics,
+    // A scraper holding its connection open must not keep the agent from stopping.
+    async stop() { await Promise.race([server.close(), new Promise((r) => setTimeout(r, 1000).unref())]); },
   };
 }
 
 /**
  * Keeps the health file `cnictl status` reads fresh: written now (the agent has started), every
  * healthIntervalMs, and removed by stop(), so a clean stop reads "not running" rather than "stale".
+ * `fields` says what the agent's mode knows about the node.
  */
-export function keepHealthFile(agent: AgentView, o: ObserveConfig, m: AgentMetrics): { stop(): void } {
-  const write = () => {
-    let remoteNodes: number | undefined;
-    try { remoteNodes = programmedPeers(); } catch { /* reported as absent */ }
-    const s = agent.state;
-    const health = { pid: process.pid, updatedAt: new Date().toISOString(), mode: 'vxlan', node: s.node, network: s.network, subnet: s.subnet, mtu: s.mtu, device: s.device, underlayIP: s.underlayIP, remoteNodes, metrics: m.address ?? null };
-    // The node state's writer (an atomic replace), for a different document.
-    writeNodeState(o.healthFile, health as unknown as NodeState);
-  };
+export function keepHealthFile(o: ObserveConfig, m: AgentMetrics, fields: () => Record<string, unknown>): { stop(): void } {
+  const write = () => writeJsonAtomic(o.healthFile, { pid: process.pid, updatedAt: new Date().toISOString(), ...fields(), metrics: m.address ?? null });
   write();
   const timer = setInterval(() => { try { write(); } catch { m.metrics?.errors.inc({ component: 'tetherd', code: 'health_file' }); } }, o.healthIntervalMs);
   return {
@@ -153,3 +152,55 @@ export function keepHealthFile(agent: AgentView, o: ObserveConfig, m: AgentMetri
     },
   };
 }
+
+/** The VXLAN agent's part of the health file. */
+export const vxlanHealth = (agent: AgentView) => (): Record<string, unknown> => {
+  let remoteNodes: number | undefined;
+  try { remoteNodes = programmedPeers(); } catch { /* reported as absent */ }
+  const s = agent.state;
+  return { mode: 'vxlan', node: s.node, network: s.network, subnet: s.subnet, mtu: s.mtu, device: s.device, underlayIP: s.underlayIP, remoteNodes };
+};
+
+/** What the BGP agent shows of itself: its node, its sessions and its routing table. */
+export interface BgpView {
+  node: string;
+  network: string;
+  asn: number;
+  routerId: string;
+  /** Other nodes registered in the store. */
+  nodes: number;
+  peers: PeerStatus[];
+  routes: RibSnapshot;
+}
+
+const FSM_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
+
+/** tetherd's metrics in BGP mode: sessions by state and per peer, routes learned and announced, read from the speaker at scrape time. */
+export async function startBgpMetrics(o: ObserveConfig, version: string, view: () => BgpView): Promise<AgentMetrics> {
+  if (o.metricsAddress === null) return { stop: async () => {} };
+  const served = await serve(o, version);
+  const m = served.metrics!;
+  const peersSeen = new Set<string>();
+  m.registry.collect(() => {
+    const v = view();
+    for (const s of FSM_STATES) m.bgpSessions.set({ state: s.toLowerCase() }, v.peers.filter((p) => p.state === s).length);
+    const now = new Set(v.peers.map((p) => p.address));
+    for (const p of v.peers) { m.bgpSessionUp.set({ peer: p.address }, p.state === 'Established' ? 1 : 0); peersSeen.add(p.address); }
+    // A peer that is gone reads 0, not its last value.
+    for (const p of peersSeen) if (!now.has(p)) m.bgpSessionUp.set({ peer: p }, 0);
+    m.routes.set({ source: 'bgp' }, v.routes.learned.filter((r) => r.best).length);
+    m.routes.set({ source: 'local' }, v.routes.local.length);
+    m.remoteNodes.set({ state: 'known' }, v.nodes);
+  });
+  return served;
+}
+
+/** The BGP agent's part of the health file. */
+export const bgpHealth = (view: () => BgpView) => (): Record<string, unknown> => {
+  const v = view();
+  return {
+    mode: 'bgp', node: v.node, network: v.network, asn: v.asn, routerId: v.routerId,
+    sessions: { established: v.peers.filter((p) => p.state === 'Established').length, total: v.peers.length },
+    announced: v.routes.local.map((l) => l.prefix), learned: v.routes.learned.filter((r) => r.best).length,
+  };
+};

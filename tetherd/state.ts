@@ -23,12 +23,15 @@ export interface NodeState {
   updated: string;
 }
 
-export function writeNodeState(path: string, s: NodeState): void {
+/** A small JSON document replaced atomically (temporary file + rename): a reader sees the old or the new. */
+export function writeJsonAtomic(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(s, null, 2)}\n`, { mode: 0o644 });
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o644 });
   renameSync(tmp, path);
 }
+
+export function writeNodeState(path: string, s: NodeState): void { writeJsonAtomic(path, s); }
 
 /** The state, or undefined when tetherd has not published one (yet). A corrupt file counts as absent. */
 export function readNodeState(path: string): NodeState | undefined {

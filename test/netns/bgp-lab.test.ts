@@ -115,6 +115,34 @@ test.serial('cnictl lab up --nodes 4 --mode bgp: a full iBGP mesh, 2 pods per no
   }
 });
 
+test.serial('tetherd in BGP mode serves /metrics (sessions by state and per peer, routes learned and announced) and keeps its health file; cnictl status shows it running', async (t) => {
+  await withLab(t, { nodes: 3, pods: 1 }, async (lab) => {
+    const [n1] = lab.nodes;
+    const scrape = async () => {
+      const r = await runIn(netnsPath(n1.netns), '/bin/busybox', ['wget', '-q', '-O-', 'http://127.0.0.1:9310/metrics'], 15_000);
+      t.is(r.status, 0, r.stderr);
+      return r.stdout;
+    };
+    const value = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ').pop());
+    let text = '';
+    await until('n1 reports both sessions established', async () => value(text = await scrape(), 'tether_bgp_sessions{state="established"}') === 2);
+    t.is(value(text, 'tether_bgp_sessions{state="idle"}'), 0);
+    for (const other of lab.nodes.slice(1)) t.is(value(text, `tether_bgp_session_up{peer="${other.underlayIP}"}`), 1, `session with ${other.name}`);
+    t.true(value(text, 'tether_routes{source="bgp"}') >= 2, 'the other nodes\' blocks are learned');
+    t.true(value(text, 'tether_routes{source="local"}') >= 1, 'its own block is announced');
+    t.is(value(text, 'tether_remote_nodes{state="known"}'), 2);
+    const healthFile = bgpFiles(n1).health;
+    const { readFileSync } = await import('node:fs');
+    let health: any;
+    await until('the health file shows both sessions', () => (health = JSON.parse(readFileSync(healthFile, 'utf8'))).sessions.established === 2);
+    t.like(health, { pid: n1.agentPid, mode: 'bgp', node: n1.name, asn: 64512, sessions: { total: 2 }, metrics: '127.0.0.1:9310' });
+    t.true(health.announced.length >= 1);
+    const status = await runIn(undefined, cnictl, ['status', '--json', '--agent-state', healthFile, '--conf-dir', bgpFiles(n1).cni], 15_000);
+    t.is(status.status, 0, status.stderr);
+    t.is(JSON.parse(status.stdout).agent?.state, 'running', status.stdout);
+  });
+});
+
 test.serial('4 nodes as clients of a BIRD 2 route reflector (no mesh): all pairs ping; each node has one session, to BIRD, and learns every block through it', async (t) => {
   await withLab(t, { modeOptions: { topology: 'rr' } }, async (lab) => {
     for (const n of lab.nodes) {
