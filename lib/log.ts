@@ -110,20 +110,6 @@ function rotate(file: string, fd: number, rot: Rotation): void {
   } finally { closeSync(lock); }
 }
 
-/** A listener on every line a logger of this process is asked to write, whatever its level says. */
-export type LogTap = (component: string, level: Level, msg: string, fields?: Record<string, unknown>) => void;
-const taps = new Set<LogTap>();
-
-/**
- * Listens to every logger of this process (before level filtering): a long-running program derives its
- * metrics from the events its modules already log, without each module knowing about metrics. Returns
- * the function that removes the tap. A throwing tap is ignored: observing must never break the logger.
- */
-export function tapLogs(fn: LogTap): () => void {
-  taps.add(fn);
-  return () => { taps.delete(fn); };
-}
-
 /**
  * Plugins must keep stdout for the one result document, so logs go to a file (one JSON object per
  * line, easy to grep and to ship) or, failing that, to stderr, which runtimes copy into their own logs.
@@ -143,7 +129,6 @@ export function createLogger(o: LogOptions): Logger {
     }
   };
   const write = (level: Level, msg: string, fields?: Record<string, unknown>) => {
-    for (const tap of taps) { try { tap(o.component, level, msg, fields); } catch { /* see tapLogs */ } }
     if (RANK[level] > max) return;
     if (toFile(level, msg, fields)) return;
     const extra = fields && Object.keys(fields).length ? ` ${JSON.stringify(fields, redact)}` : '';

@@ -12,6 +12,7 @@ import { readNodeState, writeNodeState, type NodeState } from './state.js';
 import { chooseSubnet, parseRecord, SUBNETS, subnetKey, type NodeRecord, type Peer } from './subnets.js';
 import { detectUnderlay, overhead, type Underlay } from './underlay.js';
 import { Follower } from './follow.js';
+import { AgentEvents } from './events.js';
 import { LeaseKeeper } from './lease.js';
 
 /** A VTEP MAC that is the same on every start of this node (derived, and kept in the state file). */
@@ -50,12 +51,14 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private reacquiring = false;
+  /** What an operator counts (metrics subscribe), beside the words the log gets. */
+  readonly events = new AgentEvents();
 
   constructor(c: AgentConfig) {
     this.c = c;
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
     this.kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
-    this.lease = new LeaseKeeper(this.kv, c.leaseTTL, this.log, () => this.reacquire());
+    this.lease = new LeaseKeeper(this.kv, c.leaseTTL, this.log, () => this.reacquire(), this.events);
   }
 
   get state(): NodeState {
@@ -79,7 +82,7 @@ export class Agent {
     writeNodeState(this.c.stateFile, this.state);
     this.log.info('published node state', { file: this.c.stateFile, subnet: formatCIDR(this.subnet), mtu: this.mtu });
     // Lists the subnets, programs them all, then follows changes (with a periodic re-list and reconcile under the watch).
-    this.follower = new Follower(this.kv, SUBNETS, { listed: (e) => this.listed(e), events: (e) => this.onEvents(e) }, this.log, this.c.resyncIntervalMs);
+    this.follower = new Follower(this.kv, SUBNETS, { listed: (e) => this.listed(e), events: (e) => this.onEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.follower.start();
     this.timers.push(setInterval(() => this.checkDevice(), this.c.checkIntervalMs));
   }
@@ -135,7 +138,10 @@ export class Agent {
     try {
       const before = formatCIDR(this.subnet);
       await this.acquire(this.subnet, formatMAC(this.spec.mac));
-      if (formatCIDR(this.subnet) !== before) this.log.error('the node subnet changed: pods on the old subnet lose connectivity', { before, after: formatCIDR(this.subnet) });
+      if (formatCIDR(this.subnet) !== before) {
+        this.log.error('the node subnet changed: pods on the old subnet lose connectivity', { before, after: formatCIDR(this.subnet) });
+        this.events.emit({ kind: 'error', code: 'subnet_changed' });
+      }
       this.ensureDevice(false);
       writeNodeState(this.c.stateFile, this.state);
     } finally { this.reacquiring = false; }
@@ -155,6 +161,7 @@ export class Agent {
       if (this.ensureDevice(false)) this.fullReconcile('device recreated');
     } catch (e) {
       this.log.error('cannot restore the VXLAN device', { error: (e as Error).message });
+      this.events.emit({ kind: 'error', code: 'device_restore_failed' });
     }
   }
 
@@ -166,6 +173,7 @@ export class Agent {
     const ops = reconcile(this.nl, this.devices, [...want.values()]);
     this.programmed.clear();
     for (const [k, p] of want) this.programmed.set(k, p);
+    this.events.emit({ kind: 'resync', reason: why });
     this.log.info('reconciled', { why, peers: [...want.values()].map(describeTarget), removedStale: ops.filter((o) => o.op.endsWith('-del')).map(describeOp) });
   }
 
@@ -185,11 +193,13 @@ export class Agent {
       if (own) {
         if (ev.type === 'delete' && !this.stopping) {
           this.log.warn('our subnet key was deleted from the store; taking it back');
-          void this.reacquire().catch((e) => this.log.error('retaking the subnet failed', { error: (e as Error).message }));
+          this.events.emit({ kind: 'error', code: 'record_deleted' });
+          void this.reacquire().catch((e) => { this.log.error('retaking the subnet failed', { error: (e as Error).message }); this.events.emit({ kind: 'error', code: 'reacquire_failed' }); });
         } else if (ev.type === 'put' && ev.value !== JSON.stringify(this.record(formatMAC(this.spec.mac))) && !this.reacquiring) {
           // Someone else wrote our record: every peer would follow it to a wrong MAC or address.
           this.log.warn('our record in the store was changed by someone else; publishing ours again', { found: ev.value });
-          void this.reacquire().catch((e) => this.log.error('republishing failed', { error: (e as Error).message }));
+          this.events.emit({ kind: 'error', code: 'record_changed' });
+          void this.reacquire().catch((e) => { this.log.error('republishing failed', { error: (e as Error).message }); this.events.emit({ kind: 'error', code: 'reacquire_failed' }); });
         }
         continue;
       }
@@ -202,10 +212,14 @@ export class Agent {
       try {
         for (const o of ops) apply(this.nl, this.devices, o);
         if (to) this.programmed.set(ev.key, to); else this.programmed.delete(ev.key);
-        if (ops.length) this.log.info(to ? (from ? 'node changed' : 'node joined') : 'node left', { node: peer?.node ?? ev.key, ops: ops.map(describeOp) });
+        if (ops.length) {
+          this.log.info(to ? (from ? 'node changed' : 'node joined') : 'node left', { node: peer?.node ?? ev.key, ops: ops.map(describeOp) });
+          this.events.emit({ kind: 'node', op: to ? (from ? 'replace' : 'add') : 'del' });
+        }
       } catch (e) {
         this.log.error('programming a node failed; reconciling everything', { key: ev.key, error: (e as Error).message });
-        try { this.fullReconcile('after a failed update'); } catch (e2) { this.log.error('reconcile failed', { error: (e2 as Error).message }); }
+        this.events.emit({ kind: 'error', code: 'program_node_failed' });
+        try { this.fullReconcile('after a failed update'); } catch (e2) { this.log.error('reconcile failed', { error: (e2 as Error).message }); this.events.emit({ kind: 'error', code: 'reconcile_failed' }); }
       }
     }
   }

@@ -11,6 +11,7 @@ import type { Entry } from '../lib/store/kv.js';
 import { RTPROT_TETHER as RTPROT_POD } from '../plugins/bgp-route/plan.js';
 import { loadBgpAgentConfig, type BgpAgentConfig } from './bgp-config.js';
 import { announcementChanges, BLOCKS, NODES, nodeKey, parseBlock, parseNodeRecord, peersFromTopology, planAnnouncements, type Block, type BgpNodeRecord } from './bgp-plan.js';
+import { AgentEvents } from './events.js';
 import { Follower } from './follow.js';
 import { bgpHealth, keepHealthFile, loadObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
@@ -60,6 +61,8 @@ export class BgpAgent {
   private status?: { flush(): void; close(): void };
   private stopping = false;
   private publishing = false;
+  /** What an operator counts (metrics subscribe): lease renewals, watch restarts, store errors. */
+  readonly events = new AgentEvents();
   private reconciled = false;
   private reconcileQueued = false;
 
@@ -105,14 +108,14 @@ export class BgpAgent {
     });
     this.status = statusWriter(this.c.statusFile, this.speaker, () => ({ asn: this.c.asn, routerId: this.routerId }), this.log);
     this.speaker.on('change', () => this.maybeReconcile());
-    this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish());
+    this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish(), this.events);
     await this.publish();
     // Our table is complete before any session starts: a peer that kept our routes over a restart
     // sweeps what our End-of-RIB did not re-announce.
-    this.blockFollower = new Follower(this.ipam, BLOCKS, { listed: (e) => this.blocksListed(e), events: (e) => this.blockEvents(e) }, this.log, this.c.resyncIntervalMs);
+    this.blockFollower = new Follower(this.ipam, BLOCKS, { listed: (e) => this.blocksListed(e), events: (e) => this.blockEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.blockFollower.start();
     await this.speaker.start();
-    this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs);
+    this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.nodeFollower.start();
     this.timers.push(setInterval(() => this.replan(), this.c.hostRoutePollMs));
     this.timers.push(setTimeout(() => this.reconcileKernel('the restart hold ran out'), this.c.restartHoldMs));
@@ -269,7 +272,7 @@ export async function bgpMain(command: string, file: string): Promise<number> {
   const o = loadObserveConfig(file);
   const agent = new BgpAgent(c);
   const view = () => agent.view();
-  const metrics = await startBgpMetrics(o, TETHER_VERSION, view);
+  const metrics = await startBgpMetrics(o, TETHER_VERSION, view, agent.events);
   let health: { stop(): void } | undefined;
   const done = new Promise<number>((resolve) => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/log.js';
+import type { AgentEvents } from './events.js';
 import type { Entry } from '../lib/store/kv.js';
 import type { EtcdKV, WatchEvent } from '../lib/store/etcd.js';
 
@@ -24,7 +25,7 @@ export class Follower {
   private timer?: NodeJS.Timeout;
   private stopped = false;
 
-  constructor(private readonly kv: EtcdKV, private readonly prefix: string, private readonly h: FollowHandlers, private readonly log: Logger, private readonly resyncMs: number) {}
+  constructor(private readonly kv: EtcdKV, private readonly prefix: string, private readonly h: FollowHandlers, private readonly log: Logger, private readonly resyncMs: number, private readonly events?: AgentEvents) {}
 
   /** Resolves after the first listing has been handed over. */
   async start(): Promise<void> {
@@ -59,11 +60,14 @@ export class Follower {
       events: (evs, rev) => { this.h.events(evs); this.revision = rev; },
       compacted: (rev) => {
         this.log.warn('watch fell behind compaction; listing again', { prefix: this.prefix, compactRevision: rev, had: this.revision });
+        this.events?.emit({ kind: 'watch', reason: 'compacted' });
         void this.retry(() => this.sync());
       },
       broken: (err) => {
         if (this.stopped) return;
         this.log.warn('watch broke; resuming', { prefix: this.prefix, error: err.message, fromRevision: this.revision + 1 });
+        this.events?.emit({ kind: 'watch', reason: 'broken' });
+        this.events?.emit({ kind: 'error', code: 'watch_broken' });
         void this.retry(async () => { await sleep(200); this.follow(); });
       },
     });
@@ -73,6 +77,7 @@ export class Follower {
     for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
       try { await fn(); return; } catch (e) {
         this.log.warn('store unreachable; retrying', { error: (e as Error).message, inMs: delay });
+        this.events?.emit({ kind: 'error', code: 'store_unreachable' });
         await sleep(delay);
       }
     }

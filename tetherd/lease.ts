@@ -1,4 +1,5 @@
 import type { Logger } from '../lib/log.js';
+import type { AgentEvents } from './events.js';
 import type { EtcdKV } from '../lib/store/etcd.js';
 
 /**
@@ -12,7 +13,7 @@ export class LeaseKeeper {
   private timer?: NodeJS.Timeout;
   private busy = false;
 
-  constructor(private readonly kv: EtcdKV, private readonly ttl: number, private readonly log: Logger, private readonly lost: () => Promise<void>) {}
+  constructor(private readonly kv: EtcdKV, private readonly ttl: number, private readonly log: Logger, private readonly lost: () => Promise<void>, private readonly events?: AgentEvents) {}
 
   get id(): string | undefined { return this.lease; }
 
@@ -28,11 +29,14 @@ export class LeaseKeeper {
     this.busy = true;
     try {
       const ttl = await this.kv.leaseKeepAlive(this.lease);
-      if (ttl > 0) { this.log.debug('lease renewed', { lease: this.lease, ttl }); return; }
+      if (ttl > 0) { this.log.debug('lease renewed', { lease: this.lease, ttl }); this.events?.emit({ kind: 'lease', result: 'ok' }); return; }
       this.log.warn('lease is gone (expired or revoked); publishing again', { lease: this.lease });
+      this.events?.emit({ kind: 'lease', result: 'expired' });
       await this.lost();
     } catch (e) {
       this.log.warn('lease renewal failed; retrying at the next interval', { error: (e as Error).message });
+      this.events?.emit({ kind: 'lease', result: 'error' });
+      this.events?.emit({ kind: 'error', code: 'lease_renewal_failed' });
     } finally { this.busy = false; }
   }
 }

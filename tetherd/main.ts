@@ -41,7 +41,7 @@ export async function tetherdMain(argv: string[]): Promise<number> {
       return 0;
     }
     const agent = new Agent(c);
-    const metrics = await startAgentMetrics(c, o, TETHER_VERSION);
+    const metrics = await startAgentMetrics(c, o, TETHER_VERSION, agent.events);
     let health: { stop(): void } | undefined;
     const done = new Promise<number>((resolve) => {
       for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });

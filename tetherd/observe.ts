@@ -2,21 +2,21 @@ import { readFileSync, rmSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { DEFAULT_AGENT_STATE } from '../cnictl/status.js';
 import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from '../lib/metrics-http.js';
-import { tapLogs, type Level } from '../lib/log.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV } from '../lib/store/etcd.js';
 import { startObserver } from '../observe/serve.js';
 import type { TetherMetrics } from '../observe/tether-metrics.js';
 import { AgentConfigError, type AgentConfig } from './config.js';
 import { RTPROT_TETHER } from './dataplane.js';
+import type { AgentEvents } from './events.js';
 import { writeJsonAtomic, type NodeState } from './state.js';
 import type { PeerStatus, RibSnapshot } from '../lib/bgp/index.js';
 import { parseRecord, SUBNETS } from './subnets.js';
 
-// tetherd's metrics and health file. Kept beside the agent rather than inside it: the agent already logs
-// every event worth counting (lease renewals, nodes joining and leaving, reconciles, watch restarts,
-// errors), so the counters follow its log lines (lib/log.ts tapLogs), and the gauges are read where the
-// truth is at scrape time: the kernel for what is programmed, the store for nodes and leases.
+// tetherd's metrics and health file. Kept beside the agent rather than inside it: the agent emits a typed
+// event for everything worth counting (lease renewals, nodes joining and leaving, reconciles, watch
+// restarts, errors; tetherd/events.ts), the counters follow those, and the gauges are read where the truth
+// is at scrape time: the kernel for what is programmed, the store for nodes and leases.
 
 /** The optional "observe" section of tetherd's config file. */
 export interface ObserveConfig {
@@ -54,23 +54,16 @@ export function parseObserveConfig(raw: unknown): ObserveConfig {
 /** The "observe" section of the config file loadAgentConfig has just read and checked. */
 export const loadObserveConfig = (path: string) => parseObserveConfig(JSON.parse(readFileSync(path, 'utf8')));
 
-/** A label value from a log message: "store unreachable; retrying" -> "store_unreachable_retrying". */
-const slug = (msg: string) => msg.toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '').slice(0, 48);
-
-/** Counters from the agent's log events. */
-function countAgentEvents(m: TetherMetrics): () => void {
-  return tapLogs((component: string, level: Level, msg: string, fields?: Record<string, unknown>) => {
-    if (component !== 'tetherd') return;
-    if (msg === 'lease renewed') m.leaseRenewals.inc({ result: 'ok' });
-    else if (msg.startsWith('lease renewal failed')) m.leaseRenewals.inc({ result: 'error' });
-    else if (msg.startsWith('lease is gone')) m.leaseRenewals.inc({ result: 'expired' });
-    else if (msg === 'node joined') m.routeChanges.inc({ source: 'vxlan', op: 'add' });
-    else if (msg === 'node left') m.routeChanges.inc({ source: 'vxlan', op: 'del' });
-    else if (msg === 'node changed') m.routeChanges.inc({ source: 'vxlan', op: 'replace' });
-    else if (msg === 'reconciled') m.resyncs.inc({ reason: String(fields?.why ?? 'unknown') });
-    else if (msg.startsWith('watch broke')) m.watchRestarts.inc({ reason: 'broken' });
-    else if (msg.startsWith('watch fell behind compaction')) m.watchRestarts.inc({ reason: 'compacted' });
-    if (level === 'error' || level === 'warn') m.errors.inc({ component: 'tetherd', code: slug(msg) });
+/** Counters from the agent's typed events (never from the wording of its log lines). */
+function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
+  return events.on((e) => {
+    switch (e.kind) {
+      case 'lease': m.leaseRenewals.inc({ result: e.result }); break;
+      case 'node': m.routeChanges.inc({ source: 'vxlan', op: e.op }); break;
+      case 'resync': m.resyncs.inc({ reason: e.reason }); break;
+      case 'watch': m.watchRestarts.inc({ reason: e.reason }); break;
+      case 'error': m.errors.inc({ component: 'tetherd', code: e.code }); break;
+    }
   });
 }
 
@@ -95,11 +88,11 @@ export interface AgentMetrics {
  * Serves tetherd's metrics when an address is configured. Started before the agent, so the events of its
  * start-up (the first listing and reconcile) are counted too.
  */
-export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, version: string): Promise<AgentMetrics> {
+export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, version: string, events: AgentEvents): Promise<AgentMetrics> {
   if (o.metricsAddress === null) return { stop: async () => {} };
   const served = await serve(o, version);
   const m = served.metrics!;
-  const untap = countAgentEvents(m);
+  const untap = countAgentEvents(m, events);
   const kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
   m.registry.collect(async () => {
     const programmed = programmedPeers();
@@ -176,10 +169,11 @@ export interface BgpView {
 const FSM_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
 
 /** tetherd's metrics in BGP mode: sessions by state and per peer, routes learned and announced, read from the speaker at scrape time. */
-export async function startBgpMetrics(o: ObserveConfig, version: string, view: () => BgpView): Promise<AgentMetrics> {
+export async function startBgpMetrics(o: ObserveConfig, version: string, view: () => BgpView, events: AgentEvents): Promise<AgentMetrics> {
   if (o.metricsAddress === null) return { stop: async () => {} };
   const served = await serve(o, version);
   const m = served.metrics!;
+  const untap = countAgentEvents(m, events);
   const peersSeen = new Set<string>();
   m.registry.collect(() => {
     const v = view();
@@ -192,7 +186,7 @@ export async function startBgpMetrics(o: ObserveConfig, version: string, view: (
     m.routes.set({ source: 'local' }, v.routes.local.length);
     m.remoteNodes.set({ state: 'known' }, v.nodes);
   });
-  return served;
+  return { ...served, async stop() { untap(); await served.stop(); } };
 }
 
 /** The BGP agent's part of the health file. */

@@ -83,7 +83,7 @@ test.serial('an etcd restart shows as watch restarts and agent errors; the node 
       && sample(after, 'tether_node_leases', 'state="live"') === 3) break;
   }
   t.true(count(after, 'tether_agent_watch_restarts_total', 'reason="broken"') > count(before, 'tether_agent_watch_restarts_total', 'reason="broken"'), 'the broken watch was counted');
-  t.true(count(after, 'tether_errors_total', 'component="tetherd",code="watch_broke_resuming"') >= 1, 'and counted as an agent error named after its log line');
+  t.true(count(after, 'tether_errors_total', 'component="tetherd",code="watch_broken"') >= 1, 'and counted as an agent error with its stable code');
   t.is(sample(after, 'tether_node_leases', 'state="live"'), 3, 'leases read again once etcd is back');
   t.is(sample(after, 'tether_remote_nodes', 'state="programmed"'), 2);
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { createLogger, tapLogs } from '../../lib/log.js';
+import { AgentEvents, type AgentEvent } from '../../tetherd/events.js';
 import { AgentConfigError } from '../../tetherd/config.js';
 import { parseObserveConfig } from '../../tetherd/observe.js';
 
@@ -21,16 +21,15 @@ test('observe section: defaults, metrics off with null, every field checked', (t
   }
 });
 
-test('tapLogs sees every line of every logger in the process, below the level too, until removed', (t) => {
-  const seen: string[] = [];
-  const untap = tapLogs((component, level, msg, fields) => { seen.push(`${component} ${level} ${msg} ${JSON.stringify(fields ?? {})}`); });
-  const log = createLogger({ component: 'tetherd', file: '/dev/null', level: 'error' });
-  log.debug('lease renewed', { ttl: 6 });
-  log.error('boom');
-  untap();
-  log.info('after');
-  t.deepEqual(seen, ['tetherd debug lease renewed {"ttl":6}', 'tetherd error boom {}']);
-  const failing = tapLogs(() => { throw new Error('a broken tap'); });
-  t.notThrows(() => log.error('still logs'));
+test('agent events reach every subscriber until it unsubscribes; a throwing subscriber never breaks the agent', (t) => {
+  const events = new AgentEvents();
+  const seen: AgentEvent[] = [];
+  const off = events.on((e) => { seen.push(e); });
+  const failing = events.on(() => { throw new Error('a broken observer'); });
+  t.notThrows(() => events.emit({ kind: 'lease', result: 'ok' }));
+  events.emit({ kind: 'watch', reason: 'broken' });
+  off();
   failing();
+  events.emit({ kind: 'error', code: 'after' });
+  t.deepEqual(seen, [{ kind: 'lease', result: 'ok' }, { kind: 'watch', reason: 'broken' }]);
 });

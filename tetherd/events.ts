@@ -1,0 +1,25 @@
+/**
+ * What the agent does that an operator counts, as typed events: metrics subscribe to these, so a
+ * counter never depends on the wording of a log line. Every emitting site also logs, in words.
+ */
+export type AgentEvent =
+  | { kind: 'lease'; result: 'ok' | 'error' | 'expired' }
+  | { kind: 'node'; op: 'add' | 'del' | 'replace' }
+  | { kind: 'resync'; reason: string }
+  | { kind: 'watch'; reason: 'broken' | 'compacted' }
+  /** Something went wrong; `code` is a stable identifier (tether_errors_total's label). */
+  | { kind: 'error'; code: string };
+
+export class AgentEvents {
+  private readonly subscribers = new Set<(e: AgentEvent) => void>();
+
+  on(fn: (e: AgentEvent) => void): () => void {
+    this.subscribers.add(fn);
+    return () => { this.subscribers.delete(fn); };
+  }
+
+  emit(e: AgentEvent): void {
+    // An observer must never break the agent it observes.
+    for (const fn of this.subscribers) { try { fn(e); } catch { /* ignored */ } }
+  }
+}
