@@ -1,6 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runIn } from '../conformance/spawn.js';
 import { readSnapshot, type SpeakerSnapshot } from '../lib/bgp/index.js';
 import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../lib/netlink/constants.js';
 import { cidrContains, formatCIDR, parseCIDR, parseIP } from '../lib/ip/addr.js';
@@ -8,6 +7,7 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { netnsPath } from '../lib/netns/netns.js';
 import { newNetns, plugIntoUnderlay, type LabNode, type LabState, type ModeDriver } from './multinode.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
+import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
 /**
  * The BGP mode: no overlay and no bridge. A tetherd per node in BGP mode (a full iBGP mesh, or clients
@@ -106,29 +106,12 @@ function snapshotOf(node: LabNode): SpeakerSnapshot | undefined {
 }
 
 async function startNode(lab: LabState, node: LabNode): Promise<void> {
-  const f = files(node);
-  writeFileSync(f.config, `${JSON.stringify(agentConfig(lab, node), null, 2)}\n`);
-  node.agentPid = spawnDaemon(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['--config', f.config], f.log);
   // Ready when this process has written its first speaker snapshot (after registering and listing).
-  for (const until = Date.now() + 20_000; Date.now() < until; await sleep(25)) {
-    if (snapshotOf(node)?.pid === node.agentPid) return;
-    if (!alive(node.agentPid)) break;
-  }
-  let tail = '';
-  try { tail = readFileSync(f.log, 'utf8').trim().split('\n').slice(-5).join('\n  '); } catch { /* no log */ }
-  throw new Error(`tetherd on ${node.name} did not start its speaker; its log ends:\n  ${tail}`);
+  await startAgent(lab, node, files(node), agentConfig(lab, node), () => snapshotOf(node)?.pid === node.agentPid, 'start its speaker');
 }
 
-async function stopNode(_lab: LabState, node: LabNode): Promise<void> {
-  if (node.agentPid) await stopPid(node.agentPid, 'tetherd');
-  node.agentPid = undefined;
-}
-
-async function leaveNode(lab: LabState, node: LabNode): Promise<void> {
-  await stopNode(lab, node);
-  const r = await runIn(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['leave', '--config', files(node).config], 15_000);
-  if (r.status !== 0) throw new Error(`tetherd leave on ${node.name}: ${r.stderr.trim() || r.stdout.trim()}`);
-}
+const stopNode = (_lab: LabState, node: LabNode) => stopAgent(node);
+const leaveNode = (lab: LabState, node: LabNode) => leaveAgent(lab, node, files(node));
 
 /** The prefixes a node announces (its blocks, blackholed; its borrowed addresses), from its status file. */
 export function announcedBy(node: LabNode): { prefix: string; blackhole: boolean }[] {

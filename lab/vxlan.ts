@@ -1,13 +1,12 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runIn } from '../conformance/spawn.js';
 import { netnsPath } from '../lib/netns/netns.js';
 import { readNodeState } from '../tetherd/state.js';
 import { RTPROT_TETHER } from '../tetherd/dataplane.js';
 import { formatCIDR } from '../lib/ip/addr.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import type { LabNode, LabState, ModeDriver } from './multinode.js';
-import { alive, spawnDaemon, stopPid } from './procs.js';
+import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
 /** The VXLAN mode: a tetherd per node (in the node's namespace), pods on tether-vxlan. */
 const files = (node: LabNode) => ({
@@ -45,38 +44,18 @@ const podNetwork = (_lab: LabState, node: LabNode): Record<string, unknown> => (
   plugins: [{ type: 'tether-vxlan', stateFile: files(node).state, dataDir: files(node).cni, delegate: { isDefaultGateway: true } }],
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startNode(lab: LabState, node: LabNode): Promise<void> {
   const f = files(node);
-  writeFileSync(f.config, `${JSON.stringify(agentConfig(lab, node), null, 2)}\n`);
   mkdirSync(f.confDir, { recursive: true });
   writeFileSync(join(f.confDir, 'lab-overlay.conflist'), `${JSON.stringify(podNetwork(lab, node), null, 2)}\n`);
   const before = readNodeState(f.state)?.updated;
-  node.agentPid = spawnDaemon(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['--config', f.config], f.log);
   // Ready when it has (re)published the node state.
-  const until = Date.now() + 20_000;
-  while (Date.now() < until) {
-    const s = readNodeState(f.state);
-    if (s && s.updated !== before) return;
-    if (!alive(node.agentPid)) break;
-    await sleep(25);
-  }
-  let tail = '';
-  try { tail = readFileSync(f.log, 'utf8').trim().split('\n').slice(-5).join('\n  '); } catch { /* no log */ }
-  throw new Error(`tetherd on ${node.name} did not publish its subnet; its log ends:\n  ${tail}`);
+  await startAgent(lab, node, f, agentConfig(lab, node), () => { const s = readNodeState(f.state); return !!s && s.updated !== before; }, 'publish its subnet');
 }
 
-async function stopNode(_lab: LabState, node: LabNode): Promise<void> {
-  if (node.agentPid) await stopPid(node.agentPid, 'tetherd');
-  node.agentPid = undefined;
-}
-
-async function leaveNode(lab: LabState, node: LabNode): Promise<void> {
-  await stopNode(lab, node);
-  const r = await runIn(netnsPath(node.netns), join(lab.bin, '..', 'tetherd'), ['leave', '--config', files(node).config], 15_000);
-  if (r.status !== 0) throw new Error(`tetherd leave on ${node.name}: ${r.stderr.trim() || r.stdout.trim()}`);
-}
+const stopNode = (_lab: LabState, node: LabNode) => stopAgent(node);
+const leaveNode = (lab: LabState, node: LabNode) => leaveAgent(lab, node, files(node));
 
 export const vxlanMode: ModeDriver = {
   name: 'vxlan',
