@@ -145,6 +145,17 @@ class Scripted {
   notifications() { return this.got.filter((m) => m.type === 'notification'); }
 }
 
+/** A lone speaker with one scripted peer (198.18.0.2) connected and its OPEN sent. */
+async function oneSession(open: Parameters<Scripted['open']>[0] = {}, peer: Partial<PeerConfig> = {}) {
+  const net = new MemoryNetwork();
+  const clock = new FakeClock();
+  const { s, sink } = lone(net, clock, peer);
+  await s.start();
+  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
+  p.open(open);
+  return { net, clock, s, sink, p };
+}
+
 function lone(net: MemoryNetwork, clock: FakeClock, peer: Partial<PeerConfig> = {}) {
   const sink = new Sink();
   const s = new Speaker({
@@ -155,12 +166,7 @@ function lone(net: MemoryNetwork, clock: FakeClock, peer: Partial<PeerConfig> = 
 }
 
 test('a bad OPEN (wrong AS) is refused with NOTIFICATION 2/2', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s } = lone(net, clock);
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open({ asn: 64999 });
+  const { s, p } = await oneSession({ asn: 64999 });
   await flush();
   t.like(p.notifications()[0], { code: 2, subcode: 2 });
   t.true(p.closed);
@@ -204,12 +210,7 @@ test('End-of-RIB is sent after the initial table; RFC 7606 errors withdraw, the 
 });
 
 test('IPv4 NLRI in MP_REACH is taken too; an IPv6 next hop for it (extended next hop, not offered) is not', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open();
+  const { s, sink, p } = await oneSession();
   await flush();
   const mp = (nh: string, prefix: string) => p.send({
     type: 'update', withdrawn: [], nlri: [],
@@ -223,12 +224,7 @@ test('IPv4 NLRI in MP_REACH is taken too; an IPv6 next hop for it (extended next
 });
 
 test('max-prefix: one over the limit ends the session with Cease/1, the routes go', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock, { maxPrefix: 3 });
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open();
+  const { net, clock, s, sink, p } = await oneSession(undefined, { maxPrefix: 3 });
   await flush();
   p.announce(['10.244.1.0/26', '10.244.2.0/26', '10.244.3.0/26']);
   await flush();
@@ -253,12 +249,7 @@ test('max-prefix: one over the limit ends the session with Cease/1, the routes g
 });
 
 test('graceful restart helper: routes stay stale over a dropped connection, re-announced ones survive End-of-RIB, the rest go', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  let p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open({ gr: { time: 120, forwarding: true } });
+  let { net, clock, s, sink, p } = await oneSession({ gr: { time: 120, forwarding: true } });
   await flush();
   p.announce(['10.244.1.0/26', '10.244.2.0/26']);
   await flush();
@@ -289,12 +280,7 @@ test('graceful restart helper: routes stay stale over a dropped connection, re-a
 });
 
 test('graceful restart: a peer back without the forwarding bit loses its stale routes at once', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  let p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open({ gr: { time: 120, forwarding: false } });
+  let { net, clock, s, sink, p } = await oneSession({ gr: { time: 120, forwarding: false } });
   await flush();
   p.announce(['10.244.1.0/26']);
   await flush();
@@ -310,12 +296,7 @@ test('graceful restart: a peer back without the forwarding bit loses its stale r
 });
 
 test('a peer that never asked for graceful restart loses its routes with the session', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open();
+  const { s, sink, p } = await oneSession();
   await flush();
   p.announce(['10.244.1.0/26']);
   await flush();
@@ -327,12 +308,7 @@ test('a peer that never asked for graceful restart loses its routes with the ses
 });
 
 test('route reflector client: our own ORIGINATOR_ID coming back is dropped; CLUSTER_LIST length counts', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open();
+  const { s, sink, p } = await oneSession();
   await flush();
   p.announce(['10.244.1.0/26'], '198.18.0.2', { originatorId: '198.18.0.1', clusterList: ['198.18.0.2'] });
   p.announce(['10.244.5.0/26'], '198.18.0.5', { originatorId: '198.18.0.5', clusterList: ['198.18.0.2'] });
@@ -351,12 +327,7 @@ test('route reflector client: our own ORIGINATOR_ID coming back is dropped; CLUS
 });
 
 test('setPeers: a removed peer is told Cease/3 and its routes go; a new one starts', async (t) => {
-  const net = new MemoryNetwork();
-  const clock = new FakeClock();
-  const { s, sink } = lone(net, clock);
-  await s.start();
-  const p = await Scripted.connect(net, '198.18.0.2', '198.18.0.1');
-  p.open();
+  const { s, sink, p } = await oneSession();
   await flush();
   p.announce(['10.244.1.0/26']);
   await flush();
