@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { cnictlLabDownLeavesNothing, removeLabDir } from '../helpers/lab.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,15 +104,9 @@ test.serial('cnictl lab up --nodes 4 --mode bgp: a full iBGP mesh, 2 pods per no
     // The owner node blackholes its block (its unused addresses stop there); pod routes stay /32s of protocol 84.
     t.deepEqual(blackholes(n1), [s.nodes[0].subnet]);
 
-    const down = await runIn(undefined, cnictl, ['lab', 'down', '--dir', dir], 60_000);
-    t.is(down.status, 0, down.stderr);
-    t.deepEqual(listNamedNetns().filter((n) => n.startsWith(`${lab.prefix}-`)), []);
-    for (const n of lab.nodes) t.false(alive(n.agentPid!, 'tetherd'));
-    t.false(alive(lab.etcd.pid, 'etcd'));
+    await cnictlLabDownLeavesNothing(t, dir);
   } finally {
-    const lab = loadLab(dir);
-    if (lab) await labDown(lab);
-    rmSync(dir, { recursive: true, force: true });
+    await removeLabDir(dir);
   }
 });
 

@@ -1,4 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
+import { cnictlLabDownLeavesNothing, removeLabDir } from '../helpers/lab.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,16 +99,9 @@ test.serial('cnictl lab up --nodes 3 --mode vxlan: 3 nodes x 2 pods, status --js
     }
     t.is(s.connectivity.failures, 0, JSON.stringify(s.connectivity));
     t.is(s.connectivity.reachable.flat().filter(Boolean).length, 36);
-    const lab = loadLab(dir)!;
-    const down = await runIn(undefined, cnictl, ['lab', 'down', '--dir', dir], 60_000);
-    t.is(down.status, 0, down.stderr);
-    t.deepEqual(listNamedNetns().filter((n) => n.startsWith(`${lab.prefix}-`)), []);
-    for (const n of lab.nodes) t.false(alive(n.agentPid!, 'tetherd'));
-    t.false(alive(lab.etcd.pid, 'etcd'));
+    await cnictlLabDownLeavesNothing(t, dir);
   } finally {
-    const lab = loadLab(dir);
-    if (lab) await labDown(lab);
-    rmSync(dir, { recursive: true, force: true });
+    await removeLabDir(dir);
   }
 });
 
