@@ -67,6 +67,19 @@ function handleRecordProblem(v: unknown): string | null {
   return null;
 }
 
+/** A stored handle's record (parsed once), or what is wrong with it. */
+function readHandle(e: Entry): HandleRecord | { problem: string } {
+  const v = parseJSON(e);
+  const problem = v === undefined ? 'not JSON' : handleRecordProblem(v);
+  return problem ? { problem } : v as HandleRecord;
+}
+
+/** The record when it can be read; undefined when absent or damaged (for readers that must go on). */
+function readableHandle(e: Entry | undefined): HandleRecord | undefined {
+  const r = e && readHandle(e);
+  return r && !('problem' in r) ? r : undefined;
+}
+
 /**
  * A record someone else wrote (another version, a person, a bug) that this code cannot read. Never
  * skipped silently: a block read as "absent" could be handed out again. Code 11, naming the key.
@@ -252,7 +265,7 @@ export class Allocator {
       const handle = await this.kv.get(handleKey(owner));
       if (onlyVersion !== undefined && (handle?.version ?? 0) !== onlyVersion) return null;
       // A damaged handle names no blocks: every block is searched below, and the handle goes.
-      const held = handle && !handleRecordProblem(parseJSON(handle)) ? parseJSON(handle) as HandleRecord : undefined;
+      const held = readableHandle(handle);
       // The handle names the blocks, and only those are read. Without a readable handle, or when they do
       // not hold every address it lists (the ranges or the block size were edited since the ADD), every
       // block is searched: neither a damaged handle nor an edited network can leak an address.
@@ -292,10 +305,9 @@ export class Allocator {
   /** A handle's record; undefined when absent; code 11 naming the key when damaged. */
   private handleRecord(key: string, e: Entry | undefined): HandleRecord | undefined {
     if (!e) return undefined;
-    const v = parseJSON(e);
-    const problem = v === undefined ? 'not JSON' : handleRecordProblem(v);
-    if (problem) throw damaged(this.kv.where, key, problem);
-    return v as HandleRecord;
+    const r = readHandle(e);
+    if ('problem' in r) throw damaged(this.kv.where, key, r.problem);
+    return r;
   }
 
   /** The addresses an owner holds (empty when none). */
@@ -313,8 +325,7 @@ export class Allocator {
         if (a === null) return;
         const slash = a.lastIndexOf('/');
         const owner = { containerID: a.slice(0, slash), ifname: a.slice(slash + 1) };
-        const e = handles.get(handleKey(owner));
-        const h = e && !handleRecordProblem(parseJSON(e)) ? parseJSON(e) as HandleRecord : undefined;
+        const h = readableHandle(handles.get(handleKey(owner)));
         out.push({ ip: formatIP(addressAt(cidr, i)), ...owner, node: rec.node, since: h?.since ?? '' });
       });
     }
@@ -331,7 +342,7 @@ export class Allocator {
       const rest = k.slice('handle/'.length);
       const slash = rest.lastIndexOf('/');
       // A handle that cannot be read is left to release (which searches every block for its owner).
-      const record = handleRecordProblem(parseJSON(e)) ? undefined : parseJSON(e) as HandleRecord;
+      const record = readableHandle(e);
       if (record) out.push({ containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1), record, version: e.version });
     }
     return out;
