@@ -1,7 +1,7 @@
 import { parseEtcd, type EtcdConfig } from '../ipam/config.js';
 import { DEFAULT_ASN, DEFAULT_STATUS_FILE, type PeerConfig } from '../lib/bgp/index.js';
 import { parseIP } from '../lib/ip/addr.js';
-import { absPath, AgentConfigError, bool, int, parseCommon, readConfigFile, type CommonConfig, type Obj } from './config.js';
+import { absPath, AgentConfigError, bool, int, parseCommon, type CommonConfig, type Obj } from './config.js';
 
 /**
  * tetherd in BGP mode (`"mode": "bgp"`): no overlay. The node announces the IPAM blocks it holds and
@@ -100,4 +100,3 @@ export function parseBgpAgentConfig(o: unknown): BgpAgentConfig {
   };
 }
 
-export const loadBgpAgentConfig = (path: string) => parseBgpAgentConfig(readConfigFile(path));

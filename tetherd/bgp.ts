@@ -9,11 +9,11 @@ import { sysctlSet } from '../lib/netns/sysctl.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
 import type { Entry } from '../lib/store/kv.js';
 import { RTPROT_TETHER as RTPROT_POD } from '../plugins/bgp-route/plan.js';
-import { loadBgpAgentConfig, type BgpAgentConfig } from './bgp-config.js';
+import { parseBgpAgentConfig, type BgpAgentConfig } from './bgp-config.js';
 import { announcementChanges, BLOCKS, NODES, nodeKey, parseBlock, parseNodeRecord, peersFromTopology, planAnnouncements, type Block, type BgpNodeRecord } from './bgp-plan.js';
 import { AgentEvents } from './events.js';
 import { Follower } from './follow.js';
-import { bgpHealth, keepHealthFile, loadObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
+import { bgpHealth, keepHealthFile, parseObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
 import { LeaseKeeper } from './lease.js';
 import { detectUnderlay } from './underlay.js';
@@ -261,15 +261,15 @@ export async function leaveBgp(c: BgpAgentConfig): Promise<boolean> {
   return true;
 }
 
-/** tetherd's run/leave for a configuration with "mode": "bgp". */
-export async function bgpMain(command: string, file: string): Promise<number> {
-  const c = loadBgpAgentConfig(file);
+/** tetherd's run/leave for a configuration (the file's JSON) with "mode": "bgp". */
+export async function bgpMain(command: string, raw: unknown): Promise<number> {
+  const c = parseBgpAgentConfig(raw);
   if (command === 'leave') {
     const gone = await leaveBgp(c);
     writeSync(1, gone ? `tetherd: node ${c.nodeName} left the BGP mesh\n` : `tetherd: node ${c.nodeName} is not registered\n`);
     return 0;
   }
-  const o = loadObserveConfig(file);
+  const o = parseObserveConfig(raw);
   const agent = new BgpAgent(c);
   const view = () => agent.view();
   const metrics = await startBgpMetrics(o, TETHER_VERSION, view, agent.events);

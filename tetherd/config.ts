@@ -151,6 +151,3 @@ export function parseAgentConfig(o: unknown): AgentConfig {
   };
 }
 
-export function loadAgentConfig(path: string): AgentConfig {
-  return parseAgentConfig(readConfigFile(path));
-}

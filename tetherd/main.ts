@@ -1,9 +1,9 @@
 import { writeSync } from 'node:fs';
 import { parseArgv, str, UsageError } from '../cnictl/argv.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
-import { AgentConfigError, configMode, loadAgentConfig, readConfigFile } from './config.js';
+import { AgentConfigError, configMode, parseAgentConfig, readConfigFile } from './config.js';
 import { Agent, leave } from './agent.js';
-import { keepHealthFile, loadObserveConfig, startAgentMetrics, vxlanHealth } from './observe.js';
+import { keepHealthFile, parseObserveConfig, startAgentMetrics, vxlanHealth } from './observe.js';
 
 const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or BGP, Calico style, with "mode": "bgp")
 
@@ -32,9 +32,11 @@ export async function tetherdMain(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    if (configMode(readConfigFile(config)) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, config);
-    const c = loadAgentConfig(config);
-    const o = loadObserveConfig(config);
+    // One read of the file: the mode, the agent's section and the observe section all come from it.
+    const raw = readConfigFile(config);
+    if (configMode(raw) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, raw);
+    const c = parseAgentConfig(raw);
+    const o = parseObserveConfig(raw);
     if (command === 'leave') {
       const subnet = await leave(c);
       writeSync(1, subnet ? `tetherd: node ${c.nodeName} left; released ${subnet}\n` : `tetherd: node ${c.nodeName} holds no subnet\n`);

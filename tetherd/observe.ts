@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { DEFAULT_AGENT_STATE } from '../cnictl/status.js';
 import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from '../lib/metrics-http.js';
@@ -51,9 +51,6 @@ export function parseObserveConfig(raw: unknown): ObserveConfig {
   return { metricsAddress: metricsAddress as string | null, healthFile: path('healthFile', DEFAULT_AGENT_STATE)!, healthIntervalMs: every as number, confDir: path('confDir'), opLog: path('opLog') };
 }
 
-/** The "observe" section of the config file loadAgentConfig has just read and checked. */
-export const loadObserveConfig = (path: string) => parseObserveConfig(JSON.parse(readFileSync(path, 'utf8')));
-
 /** Counters from the agent's typed events (never from the wording of its log lines). */
 function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
   return events.on((e) => {
@@ -90,9 +87,8 @@ export interface AgentMetrics {
  */
 export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, version: string, events: AgentEvents): Promise<AgentMetrics> {
   if (o.metricsAddress === null) return { stop: async () => {} };
-  const served = await serve(o, version);
+  const served = await serve(o, version, events);
   const m = served.metrics!;
-  const untap = countAgentEvents(m, events);
   const kv = new EtcdKV({ ...c.etcd, prefix: `${c.etcd.prefix}/vxlan/${c.network}/` });
   m.registry.collect(async () => {
     const programmed = programmedPeers();
@@ -115,17 +111,21 @@ export async function startAgentMetrics(c: AgentConfig, o: ObserveConfig, versio
       m.agentOperationSeconds.observe({ operation: 'store_list' }, (performance.now() - t0) / 1000);
     }
   });
-  return { ...served, async stop() { untap(); await served.stop(); } };
+  return served;
 }
 
-/** The observer's server on the configured address, with the metric set every mode shares. */
-async function serve(o: ObserveConfig, version: string): Promise<AgentMetrics> {
+/** The observer's server on the configured address, with the metric set and event counters every mode shares. */
+async function serve(o: ObserveConfig, version: string, events: AgentEvents): Promise<AgentMetrics> {
   const { metrics, server } = await startObserver({ address: o.metricsAddress!, version, confDir: o.confDir, opLog: o.opLog });
+  const untap = countAgentEvents(metrics, events);
   return {
     address: server.address,
     metrics,
-    // A scraper holding its connection open must not keep the agent from stopping.
-    async stop() { await Promise.race([server.close(), new Promise((r) => setTimeout(r, 1000).unref())]); },
+    async stop() {
+      untap();
+      // A scraper holding its connection open must not keep the agent from stopping.
+      await Promise.race([server.close(), new Promise((r) => setTimeout(r, 1000).unref())]);
+    },
   };
 }
 
@@ -171,9 +171,8 @@ const FSM_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Est
 /** tetherd's metrics in BGP mode: sessions by state and per peer, routes learned and announced, read from the speaker at scrape time. */
 export async function startBgpMetrics(o: ObserveConfig, version: string, view: () => BgpView, events: AgentEvents): Promise<AgentMetrics> {
   if (o.metricsAddress === null) return { stop: async () => {} };
-  const served = await serve(o, version);
+  const served = await serve(o, version, events);
   const m = served.metrics!;
-  const untap = countAgentEvents(m, events);
   const peersSeen = new Set<string>();
   m.registry.collect(() => {
     const v = view();
@@ -186,7 +185,7 @@ export async function startBgpMetrics(o: ObserveConfig, version: string, view: (
     m.routes.set({ source: 'local' }, v.routes.local.length);
     m.remoteNodes.set({ state: 'known' }, v.nodes);
   });
-  return { ...served, async stop() { untap(); await served.stop(); } };
+  return served;
 }
 
 /** The BGP agent's part of the health file. */
