@@ -176,40 +176,41 @@ test.serial('BIRD with TTL security (GTSM): our sessions send TTL 255 and come u
   await s.stop();
 });
 
+interface GobgpNeighbor { address: string; peerAs: number; localAddress?: string; afiSafi: 'ipv4-unicast' | 'ipv6-unicast' }
+
+/** A gobgpd configuration: our lab peers use short timers (hold 9 s, keepalive 3 s, retry 2 s). */
+function gobgpConfig(c: { as: number; routerId: string; localAddresses: string[]; neighbors: GobgpNeighbor[] }): string {
+  const neighbor = (n: GobgpNeighbor) => `
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${n.address}"
+    peer-as = ${n.peerAs}
+  [neighbors.timers.config]
+    hold-time = 9
+    keepalive-interval = 3
+    connect-retry = 2${n.localAddress ? `
+  [neighbors.transport.config]
+    local-address = "${n.localAddress}"` : ''}
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "${n.afiSafi}"`;
+  return `
+[global.config]
+  as = ${c.as}
+  router-id = "${c.routerId}"
+  local-address-list = [${c.localAddresses.map((a) => `"${a}"`).join(', ')}]${c.neighbors.map(neighbor).join('')}
+`;
+}
+
 test.serial('GoBGP: routes it announces become our kernel routes, its withdraws remove them; it learns our blocks', async (t) => {
   const { us, peer, usPath } = lab.pair('g1');
-  const toml = lab.file('gobgp-g1.toml', `
-[global.config]
-  as = 64512
-  router-id = "198.18.0.2"
-  local-address-list = ["198.18.0.2", "2001:db8:18::2"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "198.18.0.1"
-    peer-as = 64512
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 2
-  [neighbors.transport.config]
-    local-address = "198.18.0.2"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "2001:db8:18::1"
-    peer-as = 64512
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 2
-  [neighbors.transport.config]
-    local-address = "2001:db8:18::2"
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv6-unicast"
-`);
+  const toml = lab.file('gobgp-g1.toml', gobgpConfig({
+    as: 64512, routerId: '198.18.0.2', localAddresses: ['198.18.0.2', '2001:db8:18::2'],
+    neighbors: [
+      { address: '198.18.0.1', peerAs: 64512, localAddress: '198.18.0.2', afiSafi: 'ipv4-unicast' },
+      { address: '2001:db8:18::1', peerAs: 64512, localAddress: '2001:db8:18::2', afiSafi: 'ipv6-unicast' },
+    ],
+  }));
   const gobgpd = lab.spawn(peer, ['gobgpd', '-f', toml, '--api-hosts', '127.0.0.1:50051', '--pprof-disable', '-l', 'info'], 'gobgpd-g1.log');
   const gobgp = (...a: string[]) => lab.exec(peer, ['gobgp', '-u', '127.0.0.1', '-p', '50051', ...a]);
   // The compiled binary this time.
@@ -260,23 +261,10 @@ test.serial('GoBGP: routes it announces become our kernel routes, its withdraws 
 
 test.serial('GoBGP over eBGP with a 4-byte ASN: AS_TRANS in OPEN, our AS prepended, no LOCAL_PREF, AS-path loops refused', async (t) => {
   const { us, peer, usPath } = lab.pair('g2');
-  const toml = lab.file('gobgp-g2.toml', `
-[global.config]
-  as = 4200000001
-  router-id = "198.18.0.2"
-  local-address-list = ["198.18.0.2"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "198.18.0.1"
-    peer-as = 64512
-  [neighbors.timers.config]
-    hold-time = 9
-    keepalive-interval = 3
-    connect-retry = 2
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "ipv4-unicast"
-`);
+  const toml = lab.file('gobgp-g2.toml', gobgpConfig({
+    as: 4200000001, routerId: '198.18.0.2', localAddresses: ['198.18.0.2'],
+    neighbors: [{ address: '198.18.0.1', peerAs: 64512, afiSafi: 'ipv4-unicast' }],
+  }));
   const gobgpd = lab.spawn(peer, ['gobgpd', '-f', toml, '--api-hosts', '127.0.0.1:50052', '--pprof-disable'], 'gobgpd-g2.log');
   const gobgp = (...a: string[]) => lab.exec(peer, ['gobgp', '-p', '50052', ...a]);
   const s = lab.speaker(us, 'us-g2', ours({

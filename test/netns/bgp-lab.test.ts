@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { cnictlLabDownLeavesNothing, removeLabDir } from '../helpers/lab.js';
+import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir } from '../helpers/lab.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,11 +66,7 @@ function allReach(t: ExecutionContext, lab: LabState, m: boolean[][]): void {
 test.serial('cnictl lab up --nodes 4 --mode bgp: a full iBGP mesh, 2 pods per node, all pairs ping; status --json and cnictl bgp peers --json; down removes everything', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tbl-cli-'));
   try {
-    const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', '4', '--mode', 'bgp', '--dir', dir], 90_000);
-    t.is(up.status, 0, up.stderr);
-    const st = await runIn(undefined, cnictl, ['lab', 'status', '--json', '--dir', dir], 90_000);
-    t.is(st.status, 0, st.stderr);
-    const s = JSON.parse(st.stdout);
+    const s = await cnictlLabUp(t, dir, 4, 'bgp');
     t.is(s.nodes.length, 4);
     t.is(s.pods.length, 8);
     for (const n of s.nodes) {

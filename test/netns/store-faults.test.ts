@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,19 @@ async function held(dataDir: string): Promise<string[]> {
 
 const ipsOf = (o: Outcome): string[] => (o.json?.ips ?? []).map((i: { address: string }) => i.address);
 
+/**
+ * The fault is fixed: an ADD for `second` works and gets another address than `first` (which the fault
+ * did not lose), then both release and the pool is empty.
+ */
+async function worksAgain(t: ExecutionContext, dir: string, first: Outcome, firstID: string, second: string): Promise<void> {
+  const again = ipam('ADD', dir, second);
+  t.is(again.status, 0, JSON.stringify(again.json));
+  t.notDeepEqual(ipsOf(again), ipsOf(first), `a new address: ${firstID}'s is still held`);
+  t.is(ipam('DEL', dir, firstID).status, 0);
+  t.is(ipam('DEL', dir, second).status, 0);
+  t.deepEqual(await held(dir), [], 'everything released');
+}
+
 test.serial('read-only store: ADD and DEL fail with code 11 naming the store; once writable, DEL releases and ADD works', async (t) => {
   await withTmpfs(4096, async (dir) => {
     const first = ipam('ADD', dir, 'ro1');
@@ -89,12 +102,7 @@ test.serial('disk full: ADD fails with code 11 saying so, nothing is half-writte
     t.is(add.json.code, 11, JSON.stringify(add.json));
     t.regex(add.json.msg, /no space left|ENOSPC/i);
     rmSync(filler);
-    const again = ipam('ADD', dir, 'full2');
-    t.is(again.status, 0, JSON.stringify(again.json));
-    t.notDeepEqual(ipsOf(again), ipsOf(first), 'a new address, not the one already held');
-    t.is(ipam('DEL', dir, 'full1').status, 0);
-    t.is(ipam('DEL', dir, 'full2').status, 0);
-    t.deepEqual(await held(dir), [], 'everything released');
+    await worksAgain(t, dir, first, 'full1', 'full2');
     const store = join(dir, 'faults');
     t.deepEqual(readdirSync(join(store, 'tmp')), [], 'no temporary file left by the failed write');
   });
@@ -116,12 +124,7 @@ test.serial('a damaged block file: code 11 naming the file, never a silent reset
       t.true(`${r.json.msg}`.includes(file), `${command} names the damaged file: ${r.json.msg}`);
     }
     writeFileSync(file, good);
-    const again = ipam('ADD', dir, 'bad2');
-    t.is(again.status, 0, JSON.stringify(again.json));
-    t.notDeepEqual(ipsOf(again), ipsOf(first), 'the address held before the damage is still held');
-    t.is(ipam('DEL', dir, 'bad1').status, 0);
-    t.is(ipam('DEL', dir, 'bad2').status, 0);
-    t.deepEqual(await held(dir), [], 'everything released');
+    await worksAgain(t, dir, first, 'bad1', 'bad2');
   } finally { rmSync(dir, { recursive: true, force: true }); }
 });
 

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { cnictlLabDownLeavesNothing, removeLabDir } from '../helpers/lab.js';
+import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir } from '../helpers/lab.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,11 +80,7 @@ const podsOn = (lab: LabState, name: string) => lab.pods.filter((p) => p.node ==
 test.serial('cnictl lab up --nodes 3 --mode vxlan: 3 nodes x 2 pods, status --json lists them and every pod reaches every other pod; down removes everything', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tvx-cli-'));
   try {
-    const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', '3', '--mode', 'vxlan', '--dir', dir], 90_000);
-    t.is(up.status, 0, up.stderr);
-    const st = await runIn(undefined, cnictl, ['lab', 'status', '--json', '--dir', dir], 90_000);
-    t.is(st.status, 0, st.stderr);
-    const s = JSON.parse(st.stdout);
+    const s = await cnictlLabUp(t, dir, 3, 'vxlan');
     t.is(s.nodes.length, 3);
     t.is(s.pods.length, 6);
     for (const n of s.nodes) {
