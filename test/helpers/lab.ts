@@ -1,8 +1,10 @@
 import type { ExecutionContext } from 'ava';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { labDown, loadLab } from '../../lab/multinode.js';
+import { labDown, labUp, loadLab, type LabOptions, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { listNamedNetns } from '../../lib/netns/netns.js';
 
@@ -32,4 +34,25 @@ export async function removeLabDir(dir: string): Promise<void> {
   const lab = loadLab(dir);
   if (lab) await labDown(lab);
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A lab for one test, in a directory of its own: brought up, handed to fn, then taken down with the
+ * proof that nothing of it is left (namespaces, agents, etcd), also when fn fails.
+ */
+export async function withLab(t: ExecutionContext, o: Omit<LabOptions, 'dir'>, fn: (lab: LabState) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), `${o.mode}-lab-`));
+  let lab: LabState | undefined;
+  try {
+    lab = await labUp({ ...o, dir });
+    await fn(lab);
+  } finally {
+    if (lab) {
+      const left = await labDown(lab);
+      t.deepEqual(left, [], 'lab down leaves no namespace');
+      for (const n of lab.nodes) if (n.agentPid) t.false(alive(n.agentPid, 'tetherd'), `tetherd of ${n.name} stopped`);
+      t.false(alive(lab.etcd.pid, 'etcd'), 'etcd stopped');
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

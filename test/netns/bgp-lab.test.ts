@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
-import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir } from '../helpers/lab.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir, withLab as withLabIn } from '../helpers/lab.js';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,9 +8,9 @@ import { runIn } from '../../conformance/spawn.js';
 import { cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
-import { listNamedNetns, netnsPath } from '../../lib/netns/netns.js';
+import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot, type PeerStatus } from '../../lib/bgp/index.js';
-import { connectivity, labDown, labUp, loadLab, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, loadLab, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { announcedBy, bgpFiles, bgpMode, learnedRoutes, RR_IP } from '../../lab/bgp.js';
 
@@ -22,22 +22,8 @@ import { announcedBy, bgpFiles, bgpMode, learnedRoutes, RR_IP } from '../../lab/
 const cnictl = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function withLab(t: ExecutionContext, o: { nodes?: number; pods?: number; pool?: string; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'tbl-lab-'));
-  let lab: LabState | undefined;
-  try {
-    lab = await labUp({ nodes: o.nodes ?? 4, podsPerNode: o.pods ?? 2, mode: 'bgp', dir, pool: o.pool, modeOptions: o.modeOptions });
-    await fn(lab);
-  } finally {
-    if (lab) {
-      const left = await labDown(lab);
-      t.deepEqual(left, [], 'lab down leaves no namespace');
-      for (const n of lab.nodes) if (n.agentPid) t.false(alive(n.agentPid, 'tetherd'), `tetherd of ${n.name} stopped`);
-      t.false(alive(lab.etcd.pid, 'etcd'), 'etcd stopped');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withLab = (t: ExecutionContext, o: { nodes?: number; pods?: number; pool?: string; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>) =>
+  withLabIn(t, { nodes: o.nodes ?? 4, podsPerNode: o.pods ?? 2, mode: 'bgp', pool: o.pool, modeOptions: o.modeOptions }, fn);
 
 async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<number> {
   const t0 = Date.now();

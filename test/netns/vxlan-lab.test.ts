@@ -1,17 +1,16 @@
 import test, { type ExecutionContext } from 'ava';
-import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir } from '../helpers/lab.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir, withLab as withLabIn } from '../helpers/lab.js';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runIn, startIn } from '../../conformance/spawn.js';
 import { formatCIDR, formatIP, ipEqual, networkOf, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
-import { listNamedNetns, netnsPath } from '../../lib/netns/netns.js';
+import { netnsPath } from '../../lib/netns/netns.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
-import { connectivity, labDown, labUp, loadLab, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../tetherd/state.js';
@@ -21,25 +20,10 @@ import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
 // with a real tetherd (the compiled binary) talking to a real etcd; pods are attached by exec'ing
 // tether-vxlan. Every lab is removed by exact names and PIDs, also when an assertion fails.
 
-const cnictl = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function withLab(t: ExecutionContext, o: { nodes?: number; pods?: number; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'tvx-lab-'));
-  let lab: LabState | undefined;
-  try {
-    lab = await labUp({ nodes: o.nodes ?? 3, podsPerNode: o.pods ?? 2, mode: 'vxlan', dir, modeOptions: o.modeOptions });
-    await fn(lab);
-  } finally {
-    if (lab) {
-      const left = await labDown(lab);
-      t.deepEqual(left, [], 'lab down leaves no namespace');
-      for (const n of lab.nodes) if (n.agentPid) t.false(alive(n.agentPid, 'tetherd'), `tetherd of ${n.name} stopped`);
-      t.false(alive(lab.etcd.pid, 'etcd'), 'etcd stopped');
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const withLab = (t: ExecutionContext, o: { nodes?: number; pods?: number; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>) =>
+  withLabIn(t, { nodes: o.nodes ?? 3, podsPerNode: o.pods ?? 2, mode: 'vxlan', modeOptions: o.modeOptions }, fn);
 
 function inNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
   const nl = Netlink.at(netnsPath(node.netns));
