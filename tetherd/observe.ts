@@ -9,7 +9,8 @@ import type { TetherMetrics } from '../observe/tether-metrics.js';
 import { AgentConfigError, type AgentConfig } from './config.js';
 import { RTPROT_TETHER } from './dataplane.js';
 import type { AgentEvents } from './events.js';
-import { writeJsonAtomic, type NodeState } from './state.js';
+import { writeJsonAtomic } from '../lib/json-file.js';
+import type { NodeState } from './state.js';
 import type { PeerStatus, RibSnapshot } from '../lib/bgp/index.js';
 import { parseRecord, SUBNETS } from './subnets.js';
 

@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../lib/json-file.js';
 
 /**
  * What tetherd publishes about its node for the CNI plugin (tether-vxlan reads the subnet and MTU) and
@@ -21,14 +21,6 @@ export interface NodeState {
   device: string;
   leaseID?: string;
   updated: string;
-}
-
-/** A small JSON document replaced atomically (temporary file + rename): a reader sees the old or the new. */
-export function writeJsonAtomic(path: string, value: unknown): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o644 });
-  renameSync(tmp, path);
 }
 
 export function writeNodeState(path: string, s: NodeState): void { writeJsonAtomic(path, s); }

@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../json-file.js';
 import type { Logger } from '../log.js';
 import type { PeerStatus } from './session.js';
 import type { RibSnapshot, Speaker } from './speaker.js';
@@ -22,13 +22,8 @@ export function snapshot(s: Speaker, asn: number, routerId: string): SpeakerSnap
   return { pid: process.pid, time: new Date().toISOString(), asn, routerId, peers: s.peers(), routes: s.routes() };
 }
 
-/** Written to a temporary name and renamed, so a reader never sees half a file. */
-export function writeSnapshot(file: string, snap: SpeakerSnapshot): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(snap, null, 1)}\n`, { mode: 0o644 });
-  renameSync(tmp, file);
-}
+/** Replaced atomically, so a reader never sees half a file (indent 1: a full RIB makes a big document). */
+export function writeSnapshot(file: string, snap: SpeakerSnapshot): void { writeJsonAtomic(file, snap, 1); }
 
 /**
  * Keeps the status file current for a running speaker: at most one snapshot per 250 ms (a burst of
