@@ -8,7 +8,7 @@ import { addPod, labDown, labUp, type LabState } from '../lab/multinode.js';
 import { learnedRoutes, POD_NETWORK } from '../lab/bgp.js';
 import { parseBlock } from '../tetherd/bgp-plan.js';
 import { stats } from './stats.js';
-import { podVersusUnderlay, type BenchRow } from './vxlan.js';
+import { throughputOf, throughputRows, type BenchRow } from './throughput.js';
 
 /**
  * The BGP lab's figures: iperf3 TCP pod -> pod across nodes (plain routing, no overlay) against
@@ -59,22 +59,22 @@ async function newBlockTimes(lab: LabState, samples: number): Promise<{ fromKey:
 }
 
 export async function benchBgpLab(o: { rounds?: number; seconds?: number; nodes?: number; samples?: number } = {}): Promise<BenchRow[]> {
-  const rounds = o.rounds ?? Number(process.env.BENCH_IPERF_ROUNDS ?? 6);
+  const rounds = o.rounds ?? Number(process.env.BENCH_IPERF_ROUNDS ?? 8);
   const seconds = o.seconds ?? Number(process.env.BENCH_IPERF_SECONDS ?? 3);
   const nodes = o.nodes ?? Number(process.env.BENCH_BGP_LAB_NODES ?? 10);
-  // Throughput on 3 nodes, as the VXLAN bench measures it; block propagation on the full-size lab.
-  const pods: number[] = [];
-  const underlay: number[] = [];
-  await withBgpLab(3, async (lab) => {
-    const r = await podVersusUnderlay(lab, rounds, seconds);
-    pods.push(...r.pods);
-    underlay.push(...r.underlay);
-  });
+  // Throughput on 3 nodes, beside plain routed veths (the reference ptp plugin, static routes) on the same kind of lab.
+  await import('./reference-lab.js');
+  const [ours, ref] = await throughputOf([
+    { label: 'tether', lab: { nodes: 3, podsPerNode: 1, mode: 'bgp' } },
+    { label: 'routed', lab: { nodes: 3, podsPerNode: 1, mode: 'ref-routed' } },
+  ], rounds, seconds);
   let t = { fromKey: [] as number[], fromAdd: [] as number[] };
   // /30 blocks: every fourth pod on a node claims a new one, which is what the second figure times.
   await withBgpLab(nodes, async (lab) => { t = await newBlockTimes(lab, o.samples ?? 10); }, { blockSize: 30 });
   return [
-    { name: `iperf3 TCP ${seconds} s x ${rounds}, Gbit/s (3 nodes)`, a: 'pod->pod across nodes (BGP, routed)', b: 'node->node (underlay)', sa: stats(pods), sb: stats(underlay), unit: 'Gbit/s' },
+    ...throughputRows('BGP tether', 'pod->pod across nodes (tether-bgp-route, routed)', ours, { seconds, target: 0.95 }),
+    ...throughputRows('routed reference', 'pod->pod (ptp+host-local, static routes)', ref, { seconds }),
+    { name: '  pod->pod: tether vs the reference datapath', a: 'tether-bgp-route', b: 'ptp', sa: stats(ours.pods), sb: stats(ref.pods), unit: 'Gbit/s' },
     { name: `new block routed on all ${nodes - 1} other nodes (${nodes}-node mesh)`, a: 'from its key in etcd', b: 'target', sa: stats(t.fromKey), sb: stats([1000]), unit: 'ms' },
     { name: '  same, from the ADD that claims it', a: 'ADD start -> routed everywhere', b: 'target', sa: stats(t.fromAdd), sb: stats([1000]), unit: 'ms' },
   ];

@@ -82,6 +82,8 @@ export interface ModeDriver {
   subnetOf(lab: LabState, node: LabNode): string | undefined;
   /** Every node's agent has programmed every other node (agents start one by one and learn of each other asynchronously). */
   converged(lab: LabState): boolean;
+  /** Where the pod network's plugins are besides tether's own (the reference plugins, for a bench's reference lab). */
+  pluginDirs?: string[];
 }
 
 /** Waits until the mode says every node reaches every other node's subnet. */
@@ -185,8 +187,9 @@ export function createNode(lab: LabState, i: number): LabNode {
   return node;
 }
 
-function runtimeFor(lab: LabState, node: LabNode): CniRuntime {
-  return new CniRuntime({ path: [join(lab.bin, '..')], cacheDir: join(node.dir, 'cache'), timeoutMs: 30_000, pluginNetns: netnsPath(node.netns) });
+async function runtimeFor(lab: LabState, node: LabNode): Promise<CniRuntime> {
+  const extra = (await driverFor(lab.mode)).pluginDirs ?? [];
+  return new CniRuntime({ path: [join(lab.bin, '..'), ...extra], cacheDir: join(node.dir, 'cache'), timeoutMs: 30_000, pluginNetns: netnsPath(node.netns) });
 }
 
 async function networkFor(lab: LabState, node: LabNode) {
@@ -202,7 +205,7 @@ export async function addPod(lab: LabState, node: LabNode): Promise<LabPod> {
   const netns = `${lab.prefix}-${name}`;
   const path = newNetns(lab, netns);
   const containerID = `${lab.prefix}-${name}`;
-  const result = await runtimeFor(lab, node).add(await networkFor(lab, node), { containerID, netns: path, ifname: 'eth0' });
+  const result = await (await runtimeFor(lab, node)).add(await networkFor(lab, node), { containerID, netns: path, ifname: 'eth0' });
   const ip = result.ips?.[0]?.address.split('/')[0];
   if (!ip) throw new Error(`pod ${name}: the plugin returned no address`);
   const pod = { name, node: node.name, netns, containerID, ip };
@@ -212,7 +215,7 @@ export async function addPod(lab: LabState, node: LabNode): Promise<LabPod> {
 
 export async function removePod(lab: LabState, pod: LabPod): Promise<void> {
   const node = lab.nodes.find((n) => n.name === pod.node)!;
-  await runtimeFor(lab, node).del(await networkFor(lab, node), { containerID: pod.containerID, netns: netnsPath(pod.netns), ifname: 'eth0' });
+  await (await runtimeFor(lab, node)).del(await networkFor(lab, node), { containerID: pod.containerID, netns: netnsPath(pod.netns), ifname: 'eth0' });
   deleteNamedNetns(pod.netns);
   lab.pods.splice(lab.pods.indexOf(pod), 1);
   lab.namespaces.splice(lab.namespaces.indexOf(pod.netns), 1);
