@@ -158,7 +158,7 @@ export async function run(c: Ctx): Promise<number> {
         if (!(grace >= 0)) throw new UsageError('--grace takes a number of seconds');
         const r = await ipamGc(list, { valid: validList(str(c.p, 'valid')), graceSeconds: grace, forgetNode: str(c.p, 'forget-node') });
         if (c.json) c.out(JSON.stringify(r));
-        else c.out(`${net}: released ${r.released.length} address(es)${r.released.map((a) => `\n  ${a.ip} ${a.containerID}/${a.ifname}`).join('')}${r.blocksFreed.length ? `\nfreed blocks ${r.blocksFreed.join(', ')}` : ''}`);
+        else c.out(`${net}: released ${r.released.length} address(es)${r.released.map((a) => `\n  ${a.ip} ${a.containerID}/${a.ifname}`).join('')}${r.blocksFreed.length ? `\nfreed blocks ${r.blocksFreed.join(', ')}` : ''}${r.blocksKept.length ? `\nkept blocks ${r.blocksKept.join(', ')} (other nodes' pods hold addresses in them; run it again once they are gone)` : ''}`);
         return 0;
       }
       const ifname = str(c.p, 'ifname') ?? 'eth0';

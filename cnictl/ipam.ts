@@ -85,7 +85,7 @@ export interface IpamGcOptions {
  * that is gone for good. Unlike CNI GC this may run while containers start, hence the grace period and
  * the conditional release.
  */
-export async function ipamGc(list: NetworkList, o: IpamGcOptions): Promise<{ released: Allocation[]; blocksFreed: string[] }> {
+export async function ipamGc(list: NetworkList, o: IpamGcOptions): Promise<{ released: Allocation[]; blocksFreed: string[]; blocksKept: string[] }> {
   const cfg = ipamOf(list);
   const kv = openStore(cfg);
   try {
@@ -96,6 +96,6 @@ export async function ipamGc(list: NetworkList, o: IpamGcOptions): Promise<{ rel
       isStale: (h) => !!h.record.netns && !existsSync(h.record.netns),
       graceMs: o.graceSeconds * 1000,
     });
-    return { released, blocksFreed: [] };
+    return { released, blocksFreed: [], blocksKept: [] };
   } finally { kv.close(); }
 }

@@ -2,47 +2,16 @@ import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { formatIP, ipEqual, parseIP, type IP } from '../lib/ip/addr.js';
 import type { Entry, KV } from '../lib/store/kv.js';
 import {
-  addressAt, blockKey, blockOfIP, blockRecordProblem, blocksOf, emptyBlock, freeOffset, inSet, offsetOf, recordCidr, usable, type BlockRecord, type BlockRef,
+  addressAt, blockKey, blockOfIP, blocksOf, emptyBlock, freeOffset, inSet, offsetOf, recordCidr, usable, type BlockRef,
 } from './blocks.js';
 import { describeSet, setCapacity, type IpamConfig, type Range } from './config.js';
+import {
+  damaged, handleId, handleKey, readBlocks, readBlocksNamed, readHandle, readableHandle, readHandles, releaseSlots,
+  type Allocation, type BlockInfo, type GcOptions, type Handle, type HandleRecord, type Loaded, type Owner,
+} from './records.js';
+import { forgetNode, type Retired } from './retire.js';
 
-/** Who holds an address: the attachment (container ID, interface name). */
-export interface Owner {
-  containerID: string;
-  ifname: string;
-}
-
-export interface Allocation extends Owner {
-  ip: string;
-  node: string;
-  since: string;
-}
-
-export interface BlockInfo {
-  cidr: string;
-  node: string;
-  used: number;
-  size: number;
-}
-
-/** What the store keeps per attachment. netns lets a GC check that the attachment still exists. */
-export interface HandleRecord { ips: string[]; since: string; node: string; netns?: string }
-
-export interface Handle extends Owner { record: HandleRecord; version: number }
-
-export interface GcOptions {
-  /** Attachments to keep (the runtime's valid set); others of this node are stale. */
-  valid?: Owner[];
-  /** Without a valid set: decides staleness from the record (e.g. its namespace is gone). */
-  isStale?: (h: Handle) => boolean;
-  /** Handles younger than this are kept: their ADD may still be in flight. */
-  graceMs?: number;
-  /** Whose handles to consider; this node by default. */
-  node?: string;
-}
-
-const handleKey = (o: Owner) => `handle/${o.containerID}/${o.ifname}`;
-const handleId = (o: Owner) => `${o.containerID}/${o.ifname}`;
+export type { Allocation, BlockInfo, GcOptions, Handle, HandleRecord, Owner } from './records.js';
 
 const MAX_RETRIES = 64;
 
@@ -52,43 +21,6 @@ export interface Allocated {
   existing: boolean;
 }
 
-function parseJSON(e: Entry): unknown {
-  try { return JSON.parse(e.value); } catch { return undefined; }
-}
-
-/** null when a stored value is a handle record this code can use, else what is wrong with it. */
-function handleRecordProblem(v: unknown): string | null {
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return 'not an object';
-  const r = v as Record<string, unknown>;
-  if (!Array.isArray(r.ips) || !r.ips.every((ip) => typeof ip === 'string' && parseIP(ip))) return '"ips" is not a list of addresses';
-  if (typeof r.since !== 'string' || Number.isNaN(Date.parse(r.since))) return '"since" is not a time';
-  if (typeof r.node !== 'string') return '"node" is not a node name';
-  if (r.netns !== undefined && typeof r.netns !== 'string') return '"netns" is not a path';
-  return null;
-}
-
-/** A stored handle's record (parsed once), or what is wrong with it. */
-function readHandle(e: Entry): HandleRecord | { problem: string } {
-  const v = parseJSON(e);
-  const problem = v === undefined ? 'not JSON' : handleRecordProblem(v);
-  return problem ? { problem } : v as HandleRecord;
-}
-
-/** The record when it can be read; undefined when absent or damaged (for readers that must go on). */
-function readableHandle(e: Entry | undefined): HandleRecord | undefined {
-  const r = e && readHandle(e);
-  return r && !('problem' in r) ? r : undefined;
-}
-
-/**
- * A record someone else wrote (another version, a person, a bug) that this code cannot read. Never
- * skipped silently: a block read as "absent" could be handed out again. Code 11, naming the key.
- */
-function damaged(where: string, key: string, problem: string): CniError {
-  return new CniError(ErrorCode.TryAgainLater, `IPAM store ${where}: ${key} is damaged (${problem}); repair or remove it`, key);
-}
-
-interface Loaded { rec: BlockRecord; version: number }
 /** A block this ADD changes, with the version it was read at (0: it is being claimed now). */
 interface Touched extends Loaded { ref: BlockRef }
 
@@ -101,29 +33,6 @@ interface Touched extends Loaded { ref: BlockRef }
  */
 export class Allocator {
   constructor(private readonly kv: KV, private readonly cfg: IpamConfig) {}
-
-  private async blocks(): Promise<Map<string, Loaded>> {
-    const out = new Map<string, Loaded>();
-    for (const [k, e] of await this.kv.range('block/')) out.set(k, this.loaded(k, e));
-    return out;
-  }
-
-  private loaded(key: string, e: Entry): Loaded {
-    const rec = parseJSON(e);
-    const problem = rec === undefined ? 'not JSON' : blockRecordProblem(rec);
-    if (problem) throw damaged(this.kv.where, key, problem);
-    return { rec: rec as BlockRecord, version: e.version };
-  }
-
-  /** Just these blocks (those that exist): a release reads what its handle names, not the whole pool. */
-  private async blocksNamed(keys: string[]): Promise<Map<string, Loaded>> {
-    const out = new Map<string, Loaded>();
-    for (const k of keys) {
-      const e = await this.kv.get(k);
-      if (e) out.set(k, this.loaded(k, e));
-    }
-    return out;
-  }
 
   /** The claimed blocks of a set, in address order. */
   private claimedIn(setIndex: number, blocks: Map<string, Loaded>): (Loaded & { key: string; ref: BlockRef })[] {
@@ -234,7 +143,7 @@ export class Allocator {
       const handle = await this.kv.get(handleKey(owner));
       const held = this.handleRecord(handleKey(owner), handle);
       if (held) return { existing: true, ips: held.ips.map((s) => { const ip = parseIP(s)!; return { ip, range: this.rangeOf(ip) }; }) };
-      const blocks = await this.blocks();
+      const blocks = await readBlocks(this.kv);
       const touched = new Map<string, Touched>();
       const chosen = this.cfg.ranges.map((_, i) => (placed.has(i) ? this.takeRequested(placed.get(i)!, blocks, touched, id, i) : this.choose(i, blocks, touched, id)));
       const since = new Date().toISOString();
@@ -270,8 +179,8 @@ export class Allocator {
       // not hold every address it lists (the ranges or the block size were edited since the ADD), every
       // block is searched: neither a damaged handle nor an edited network can leak an address.
       const named = held?.ips.map((s) => { const ip = parseIP(s); const set = ip ? this.setOf(ip) : -1; return set < 0 ? '' : blockKey(blockOfIP(this.cfg.ranges[set], ip!, this.cfg.blockSize)!.cidr); });
-      let plan = named && named.every(Boolean) ? this.releasePlan(id, await this.blocksNamed([...new Set(named)])) : undefined;
-      if (!plan || plan.released.length < held!.ips.length) plan = this.releasePlan(id, await this.blocks());
+      let plan = named && named.every(Boolean) ? releaseSlots(id, await readBlocksNamed(this.kv, [...new Set(named)])) : undefined;
+      if (!plan || plan.released.length < held!.ips.length) plan = releaseSlots(id, await readBlocks(this.kv));
       const { released, puts } = plan;
       const conds = [{ key: handleKey(owner), version: handle?.version ?? 0 }, ...plan.conds];
       if (!handle && !puts.length) return [];
@@ -279,27 +188,6 @@ export class Allocator {
       if (ok) return released;
     }
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
-  }
-
-  /** What releasing every slot held by id in these blocks writes, and the versions it depends on. */
-  private releasePlan(id: string, blocks: Map<string, Loaded>) {
-    const released: string[] = [];
-    const puts: { key: string; value: string }[] = [];
-    const conds: { key: string; version: number }[] = [];
-    for (const [key, l] of blocks) {
-      const cidr = recordCidr(l.rec);
-      const before = released.length;
-      const allocations = l.rec.allocations.map((a, i) => {
-        if (a !== id) return a;
-        released.push(formatIP(addressAt(cidr, i)));
-        return null;
-      });
-      if (released.length > before) {
-        puts.push({ key, value: JSON.stringify({ ...l.rec, allocations }) });
-        conds.push({ key, version: l.version });
-      }
-    }
-    return { released, puts, conds };
   }
 
   /** A handle's record; undefined when absent; code 11 naming the key when damaged. */
@@ -319,7 +207,7 @@ export class Allocator {
   async list(): Promise<Allocation[]> {
     const handles = await this.kv.range('handle/');
     const out: Allocation[] = [];
-    for (const { rec } of (await this.blocks()).values()) {
+    for (const { rec } of (await readBlocks(this.kv)).values()) {
       const cidr = recordCidr(rec);
       rec.allocations.forEach((a, i) => {
         if (a === null) return;
@@ -333,20 +221,10 @@ export class Allocator {
   }
 
   async blockInfo(): Promise<BlockInfo[]> {
-    return [...(await this.blocks()).values()].map(({ rec }) => ({ cidr: rec.cidr, node: rec.node, used: rec.allocations.filter((a) => a !== null).length, size: rec.allocations.length }));
+    return [...(await readBlocks(this.kv)).values()].map(({ rec }) => ({ cidr: rec.cidr, node: rec.node, used: rec.allocations.filter((a) => a !== null).length, size: rec.allocations.length }));
   }
 
-  async handles(): Promise<Handle[]> {
-    const out: Handle[] = [];
-    for (const [k, e] of await this.kv.range('handle/')) {
-      const rest = k.slice('handle/'.length);
-      const slash = rest.lastIndexOf('/');
-      // A handle that cannot be read is left to release (which searches every block for its owner).
-      const record = readableHandle(e);
-      if (record) out.push({ containerID: rest.slice(0, slash), ifname: rest.slice(slash + 1), record, version: e.version });
-    }
-    return out;
-  }
+  async handles(): Promise<Handle[]> { return readHandles(this.kv); }
 
   /**
    * Releases this node's stale attachments: not in the valid set (or judged stale by isStale), older
@@ -369,23 +247,12 @@ export class Allocator {
     return released;
   }
 
-  /**
-   * A node that is gone for good: release every attachment recorded for it and drop its blocks once
-   * empty, so the pool gets them back.
-   */
-  async forgetNode(node: string): Promise<{ released: Allocation[]; blocksFreed: string[] }> {
-    const released = await this.gc({ node, isStale: () => true });
-    const blocksFreed: string[] = [];
-    for (const [key, l] of await this.blocks()) {
-      if (l.rec.node !== node || l.rec.allocations.some((a) => a !== null)) continue;
-      if (await this.kv.txn({ if: [{ key, version: l.version }], del: [key] })) blocksFreed.push(l.rec.cidr);
-    }
-    return { released, blocksFreed };
-  }
+  /** A node that is gone for good (ipam/retire.ts). */
+  forgetNode(node: string): Promise<Retired> { return forgetNode(this.kv, node); }
 
   /** Free addresses per range set (for STATUS): capacity less what the set's blocks hold. */
   async free(): Promise<bigint[]> {
-    const blocks = await this.blocks();
+    const blocks = await readBlocks(this.kv);
     return this.cfg.ranges.map((set, i) => setCapacity(set) - BigInt(this.claimedIn(i, blocks).reduce((n, b) => n + b.rec.allocations.filter((a) => a !== null).length, 0)));
   }
 }

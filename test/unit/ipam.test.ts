@@ -219,6 +219,26 @@ test('forgetting a node releases its attachments and gives its blocks back to th
   t.is(formatIP(z.ips[0].ip), '10.25.0.2');
 });
 
+test('forgetting a node keeps a block other nodes borrowed from until they let go, and releases what it borrowed', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  // One /26 block in the pool: whoever comes second borrows from the first's block.
+  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.27.0.0/26' }]] });
+  const dead = node('dead');
+  const live = node('live');
+  await dead.allocate({ containerID: 'd1', ifname: 'eth0' });
+  const borrowed = await live.allocate({ containerID: 'l1', ifname: 'eth0' });
+  t.deepEqual((await live.blockInfo()).map((b) => `${b.cidr} ${b.node} ${b.used}`), ['10.27.0.0/26 dead 2']);
+  const first = await live.forgetNode('dead');
+  t.deepEqual(first.released.map((a) => a.containerID), ['d1']);
+  t.deepEqual(first.blocksFreed, []);
+  t.deepEqual(first.blocksKept, ['10.27.0.0/26'], 'the live node\'s pod still holds an address in it');
+  t.deepEqual(await live.holds({ containerID: 'l1', ifname: 'eth0' }), [formatIP(borrowed.ips[0].ip)], 'the borrower keeps its address');
+  await live.release({ containerID: 'l1', ifname: 'eth0' });
+  const second = await live.forgetNode('dead');
+  t.deepEqual(second, { released: [], blocksFreed: ['10.27.0.0/26'], blocksKept: [] });
+  t.deepEqual(await live.blockInfo(), []);
+});
+
 test('CAS: a lost race re-reads and retries; the winner\'s address is never handed out twice', async (t) => {
   const { alloc, kv } = setup({ ranges: [[{ subnet: '10.26.0.0/24' }]], nodeName: 'n1' });
   const realTxn = kv.txn.bind(kv);
