@@ -38,6 +38,10 @@ export interface BgpAgentConfig extends CommonConfig {
   resyncIntervalMs: number;
   /** After a start, learned routes a previous run left in the kernel are kept until every peer is back, at most this long (ms). */
   restartHoldMs: number;
+  /** A node gone (no live record) this long has its IPAM blocks given back to the pool (s; 0: never). tetherd/reclaim.ts. */
+  reclaimAfter: number;
+  /** How often the reclaimer looks (ms). */
+  reclaimIntervalMs: number;
 }
 
 function address(v: unknown, field: string): string {
@@ -97,6 +101,8 @@ export function parseBgpAgentConfig(o: unknown): BgpAgentConfig {
     hostRoutePollMs: int(c, 'hostRoutePollMs', 1000, 50, 60_000),
     resyncIntervalMs: int(c, 'resyncIntervalMs', 60_000, 1000, 86_400_000),
     restartHoldMs: int(c, 'restartHoldMs', 30_000, 0, 600_000),
+    reclaimAfter: int(c, 'reclaimAfter', 86_400, 0, 365 * 86_400),
+    reclaimIntervalMs: int(c, 'reclaimIntervalMs', 60_000, 100, 86_400_000),
   };
 }
 

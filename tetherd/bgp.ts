@@ -16,6 +16,7 @@ import { Follower } from './follow.js';
 import { bgpHealth, keepHealthFile, parseObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
 import { TETHER_VERSION } from '../cnictl/cli.js';
 import { LeaseKeeper } from './lease.js';
+import { Reclaimer } from './reclaim.js';
 import { detectUnderlay } from './underlay.js';
 
 /**
@@ -65,6 +66,8 @@ export class BgpAgent {
   readonly events = new AgentEvents();
   private reconciled = false;
   private reconcileQueued = false;
+  private reclaimer?: Reclaimer;
+  private reclaiming = false;
 
   constructor(private readonly c: BgpAgentConfig) {
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
@@ -118,6 +121,11 @@ export class BgpAgent {
     this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.nodeFollower.start();
     this.timers.push(setInterval(() => this.replan(), this.c.hostRoutePollMs));
+    if (this.c.reclaimAfter > 0) {
+      this.reclaimer = new Reclaimer(this.registry, this.ipam, this.c.nodeName, this.c.reclaimAfter * 1000, this.log);
+      await this.reclaimer.join();
+      this.timers.push(setInterval(() => void this.reclaimTick(), this.c.reclaimIntervalMs));
+    }
     this.timers.push(setTimeout(() => this.reconcileKernel('the restart hold ran out'), this.c.restartHoldMs));
     this.maybeReconcile();
     this.status.flush();
@@ -211,6 +219,18 @@ export class BgpAgent {
       if (b) this.blocks.set(ev.key, b); else this.blocks.delete(ev.key);
     }
     this.replan();
+  }
+
+  /** Dead nodes' blocks back to the pool (tetherd/reclaim.ts); membership is re-asserted each time, in case a reclaim raced our return. */
+  private async reclaimTick(): Promise<void> {
+    if (this.stopping || this.reclaiming || !this.reclaimer) return;
+    this.reclaiming = true;
+    try {
+      await this.reclaimer.join();
+      await this.reclaimer.round(new Set([...this.nodes.keys(), this.c.nodeName]));
+    } catch (e) {
+      this.log.error('reclaiming dead nodes\' blocks failed; next time', { error: (e as Error).message });
+    } finally { this.reclaiming = false; }
   }
 
   /** The node's pod routes (tether-bgp-route's, protocol 84), both families. */

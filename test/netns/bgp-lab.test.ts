@@ -10,9 +10,11 @@ import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../../lib/netlink/constants.js
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot, type PeerStatus } from '../../lib/bgp/index.js';
-import { connectivity, loadLab, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { addPod, connectivity, joinNewNode, loadLab, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { EtcdKV } from '../../lib/store/etcd.js';
+import { ipamEtcdPrefix } from '../../ipam/store.js';
 import { alive } from '../../lab/procs.js';
-import { announcedBy, bgpFiles, bgpMode, learnedRoutes, RR_IP } from '../../lab/bgp.js';
+import { announcedBy, bgpFiles, bgpMode, learnedRoutes, POD_NETWORK, RR_IP } from '../../lab/bgp.js';
 
 // The multi-node BGP lab against the real kernel: nodes are namespaces on one underlay bridge, each
 // with a real tetherd in BGP mode (the compiled binary) and a real etcd; pods are attached by exec'ing
@@ -152,6 +154,34 @@ test.serial('a node that leaves: its block routes disappear from every other nod
     t.deepEqual(m.flat().filter((ok) => !ok).length, 0, 'the remaining pods reach each other');
     const lost = await ping(rest[0].netns, lab.pods.find((p) => p.node === 'n4')!.ip, ['-c', '1']);
     t.false(lost, 'n4\'s pod is no longer routed');
+  });
+});
+
+test.serial('a node gone longer than reclaimAfter: its addresses and blocks go back to the pool (no person needed), a new node gets its block; the others keep theirs', async (t) => {
+  await withLab(t, { nodes: 3, pods: 1, modeOptions: { reclaimAfter: 2, reclaimIntervalMs: 250 } }, async (lab) => {
+    const [n1, n2, n3] = lab.nodes;
+    const ipam = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: ipamEtcdPrefix(`/${lab.prefix}`, POD_NETWORK) });
+    const registry = new EtcdKV({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}/bgp/lab/` });
+    const blockOwners = async () => [...(await ipam.range('block/')).values()].map((e) => JSON.parse(e.value) as { cidr: string; node: string });
+    const handlesOf = async (node: string) => [...(await ipam.range('handle/')).values()].filter((e) => JSON.parse(e.value).node === node).length;
+    const n3Block = (await blockOwners()).find((b) => b.node === 'n3')!.cidr;
+    t.deepEqual([...(await registry.range('members/')).keys()].sort(), ['members/n1', 'members/n2', 'members/n3'], 'every node is a member');
+    t.is(await handlesOf('n3'), 1);
+    await bgpMode.leaveNode(lab, n3);
+    const took = await until('n3\'s block back in the pool', async () => !(await blockOwners()).some((b) => b.node === 'n3'), 30_000);
+    t.is(await handlesOf('n3'), 0, 'its pod\'s address is released');
+    t.deepEqual([...(await registry.range('members/')).keys()].sort(), ['members/n1', 'members/n2'], 'n3 is no longer a member');
+    t.is((await registry.range('gone/')).size, 0);
+    t.deepEqual((await blockOwners()).map((b) => b.node).sort(), ['n1', 'n2'], 'the others keep their blocks');
+    t.log(`n3's block returned ${took} ms after it left (reclaimAfter 2 s, checked every 250 ms)`);
+    const m = await connectivity(lab, lab.pods.filter((p) => p.node !== 'n3'));
+    t.is(m.flat().filter((ok) => !ok).length, 0, 'the remaining pods reach each other');
+    // The block is free: a node joining now claims it (the lowest free block) for its first pod.
+    const n4 = await joinNewNode(lab);
+    const pod = await addPod(lab, n4);
+    t.true(cidrContains(parseCIDR(n3Block)!, parseIP(pod.ip)!), `n4's pod ${pod.ip} is in the block n3 held (${n3Block})`);
+    await until('n4\'s block routed on n1 and n2', () => [n1, n2].every((n) => learnedRoutes(n).has(n3Block)));
+    t.true(await ping(lab.pods.find((p) => p.node === 'n1')!.netns, pod.ip), 'and reachable');
   });
 });
 
