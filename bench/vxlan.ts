@@ -59,9 +59,11 @@ export async function benchVxlan(o: { rounds?: number; seconds?: number; joins?:
   const rounds = o.rounds ?? Number(process.env.BENCH_IPERF_ROUNDS ?? 8);
   const seconds = o.seconds ?? Number(process.env.BENCH_IPERF_SECONDS ?? 3);
   await import('./reference-lab.js');
-  const [ours, ref] = await throughputOf([
+  // directRouting (Flannel's DirectRouting): nodes on one L2 segment, as the lab's are, route pods' traffic unencapsulated.
+  const [ours, ref, direct] = await throughputOf([
     { label: 'tether', lab: { nodes: 3, podsPerNode: 1, mode: 'vxlan' } },
     { label: 'flannel', lab: { nodes: 3, podsPerNode: 1, mode: 'ref-flannel' } },
+    { label: 'direct', lab: { nodes: 3, podsPerNode: 1, mode: 'vxlan', modeOptions: { directRouting: true } } },
   ], rounds, seconds);
   const dir = mkdtempSync(join(tmpdir(), 'tvx-bench-'));
   let lab: LabState | undefined;
@@ -72,6 +74,7 @@ export async function benchVxlan(o: { rounds?: number; seconds?: number; joins?:
       ...throughputRows('VXLAN tether', 'pod->pod across nodes (tether-vxlan, tetherd)', ours, { seconds, target: 0.85 }),
       ...throughputRows('VXLAN reference', 'pod->pod (Flannel datapath by hand, bridge+host-local)', ref, { seconds }),
       { name: '  pod->pod: tether vs the reference datapath', a: 'tether-vxlan', b: 'Flannel by hand', sa: stats(ours.pods), sb: stats(ref.pods), unit: 'Gbit/s' },
+      ...throughputRows('VXLAN tether, directRouting', 'pod->pod, same L2 segment: routed, no encapsulation', direct, { seconds }),
       { name: 'new node routable from all others', a: 'from its subnet key in etcd', b: 'target', sa: stats(joins.fromKey), sb: stats([1000]), unit: 'ms' },
       { name: '  same, from its agent\'s start', a: 'tetherd start -> routable', b: 'target', sa: stats(joins.fromStart), sb: stats([1000]), unit: 'ms' },
     ];
