@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import { ipamEtcdPrefix } from '../ipam/store.js';
-import { KernelRoutes, Speaker, statusWriter, type NodeInfo, type RouteSink } from '../lib/bgp/index.js';
+import { KernelRoutes, Speaker, statusWriter, type NodeInfo, type RouteSink, type SessionTransition } from '../lib/bgp/index.js';
 import { formatCIDR, formatIP, type CIDR, type IP } from '../lib/ip/addr.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { RT_SCOPE_UNIVERSE } from '../lib/netlink/constants.js';
@@ -108,6 +108,10 @@ export class BgpAgent {
     });
     this.status = statusWriter(this.c.statusFile, this.speaker, () => ({ asn: this.c.asn, routerId: this.routerId }), this.log);
     this.speaker.on('change', () => this.maybeReconcile());
+    this.speaker.on('transition', (x: SessionTransition) => {
+      this.log.debug('session state', { peer: x.peer, from: x.from, to: x.to });
+      this.events.emit({ kind: 'bgp-transition', peer: x.peer, from: x.from.toLowerCase(), to: x.to.toLowerCase() });
+    });
     this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish(), this.events);
     await this.publish();
     // Our table is complete before any session starts: a peer that kept our routes over a restart
