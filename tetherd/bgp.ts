@@ -65,6 +65,8 @@ export class BgpAgent {
   readonly events = new AgentEvents();
   private reconciled = false;
   private reconcileQueued = false;
+  /** What the last kernel repair could not put back, so a lasting failure is logged once. */
+  private repairFailed = '';
 
   constructor(private readonly c: BgpAgentConfig) {
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
@@ -121,7 +123,7 @@ export class BgpAgent {
     await this.speaker.start();
     this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.nodeFollower.start();
-    this.timers.push(setInterval(() => this.replan(), this.c.hostRoutePollMs));
+    this.timers.push(setInterval(() => { this.replan(); this.repairKernel(); }, this.c.hostRoutePollMs));
     this.timers.push(setTimeout(() => this.reconcileKernel('the restart hold ran out'), this.c.restartHoldMs));
     this.maybeReconcile();
     this.status.flush();
@@ -233,6 +235,29 @@ export class BgpAgent {
     if (announce.length || withdraw.length) {
       this.log.info('announcements', { announce: announce.map((a) => `${formatCIDR(a.prefix)}${a.blackhole ? ' (block)' : ' (borrowed)'}`), withdraw });
     }
+  }
+
+  /**
+   * The kernel drops our routes behind our back when a link they go through is set down, and does not
+   * bring them back with the link, while the BGP session over it may well survive: what the speaker
+   * installed and the kernel lost is put back (each tick, so as soon as the next hop is reachable again).
+   */
+  private repairKernel(): void {
+    if (this.stopping) return;
+    let r: ReturnType<KernelRoutes['repair']>;
+    try { r = this.kernel.repair(); } catch (e) {
+      this.log.error('checking the kernel routes failed', { error: (e as Error).message });
+      this.events.emit({ kind: 'error', code: 'kernel_repair_failed' });
+      return;
+    }
+    if (r.restored.length) {
+      this.log.warn('kernel routes restored (a link went down, or someone removed or changed them)', { routes: r.restored.map((x) => formatCIDR(x.dst!)) });
+      this.events.emit({ kind: 'resync', reason: 'kernel routes restored' });
+    }
+    // While the link stays down every tick fails the same way: said once, not five times a second.
+    const failed = r.failed.map((f) => `${formatCIDR(f.route.dst!)}: ${f.error}`).join('; ');
+    if (failed && failed !== this.repairFailed) this.log.warn('kernel routes cannot be restored yet', { failed });
+    this.repairFailed = failed;
   }
 
   /**

@@ -80,9 +80,10 @@ async function birdProtocolOf(lab: LabState, address: string): Promise<string> {
 const birdPrefixes = (out: string) => sorted(new Set(out.split('\n').map((l) => l.split(/\s+/)[0]).filter((w) => /^[0-9a-f.:]+\/\d+$/.test(w))));
 
 // ---------------------------------------------------------------------------------------------------
-// 1. A BGP peer flapping every second
+// 1. A BGP peer flapping every second: BIRD disables and enables the session, resets it, kills its TCP
+// connection, or the node's underlay link goes down and up, in turn.
 
-const flapKinds = ['disable', 'reset', 'restart'] as const;
+const flapKinds = ['disable', 'reset', 'restart', 'link'] as const;
 
 /** One flap of the session, from BIRD's side. */
 async function flap(lab: LabState, proto: string, node: LabNode, kind: (typeof flapKinds)[number]): Promise<void> {
@@ -98,7 +99,13 @@ async function flap(lab: LabState, proto: string, node: LabNode, kind: (typeof f
     case 'reset': { // the TCP connection dies without a NOTIFICATION (graceful restart applies)
       const r = await runIn(netnsPath(rrOf(lab).netns), 'ss', ['-K', 'dst', node.underlayIP], 10_000);
       if (r.status !== 0) throw new Error(`ss -K: ${r.stderr}`);
+      return;
     }
+    case 'link': // the node's underlay link down for half a second: TCP may ride it out, the kernel's routes through it do not
+      inNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
+      await sleep(500);
+      inNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
+      return;
   }
 }
 
@@ -133,6 +140,12 @@ test.serial(`a BGP peer (BIRD 2, route reflector) flapping the session every sec
         const next = flapStart + (i + 1) * 1000;
         if (next > Date.now()) await sleep(next - Date.now());
       }
+      // The last one with the session up: a link flap it rides out, so only the agent can bring back
+      // the routes the kernel flushed (a new session would install them afresh).
+      await until('the session up again', () => readSnapshot(bgpFiles(n3).status).peers.find((p) => p.address === RR_IP)?.state === 'Established', 60_000);
+      await flap(lab, proto, n3, 'link');
+      kinds.link = (kinds.link ?? 0) + 1;
+      flaps++;
     } finally {
       await churn.stop();
       await birdc(lab, 'enable', proto).catch(() => '');
@@ -197,6 +210,7 @@ test.serial(`a BGP peer (BIRD 2, route reflector) flapping the session every sec
     t.is(established, dropped + 1, 'every session that ended came back, once each');
     t.true(established <= flaps + 1, `${established} sessions for ${flaps} flaps`);
     t.true(connects <= Math.ceil(lifetime / 5) + 2, `${connects} connection attempts in ${lifetime.toFixed(0)} s`);
+    t.deepEqual(await agentErrors(bgpFiles(n3).log), [], 'n3\'s tetherd logged no error');
     const byPair = Object.fromEntries(tr.map((x) => [`${x.labels.from}>${x.labels.to}`, x.value]));
     t.log(`flaps ${flaps} in ${flapSeconds.toFixed(1)} s (${JSON.stringify(kinds)}); pods on n3: ${churn.adds} ADDs, ${churn.dels} DELs`);
     t.log(`sessions ended ${dropped}, established ${established} (incl. the first), connection attempts ${connects}; transitions ${JSON.stringify(byPair)}`);
