@@ -121,8 +121,12 @@ test.serial(`a BGP peer (BIRD 2, route reflector) flapping the session every sec
     const [n1, n2, n3] = lab.nodes;
     const pid = n3.agentPid!;
     const proto = await birdProtocolOf(lab, n3.underlayIP);
-    // "state local->remote" without the session's ephemeral local port, which a reconnect changes.
-    const bgpSockets = () => tcpSocketsOn(pid, 179).map((x) => x.replace(/:\d+->/, '->'));
+    // A listener as it is; a session by state and its two addresses (either side may have connected,
+    // so either port may be the ephemeral one a reconnect changes).
+    const bgpSockets = () => tcpSocketsOn(pid, 179).map((x) => {
+      const [state, ends] = x.split(' ');
+      return state === 'listen' ? x : `${state} ${ends.split('->').map((e) => e.replace(/:\d+$/, '')).sort().join(' ')}`;
+    }).sort();
     await until('n3 has its listener and one session to BIRD', () => bgpSockets().filter((s) => s.startsWith('established')).length === 1, 30_000, bgpSockets);
     const before: ProcFigures = procFigures(pid);
     const socketsBefore = bgpSockets();
