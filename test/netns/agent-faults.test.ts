@@ -365,3 +365,24 @@ test.serial(`VXLAN mode: n1's tetherd SIGKILLed ${KILLS} times while pods come a
     t.log(`converged ${(convergedMs / 1000).toFixed(1)} s after the last restart was ready; n1 subnet ${subnetBefore} kept`);
   }));
 });
+
+// ---------------------------------------------------------------------------------------------------
+// 3. The underlay link of a node going down and up (both modes' agents must put back what the kernel
+// flushed with it; the BGP case is part of the flap test above)
+
+test.serial('VXLAN mode with directRouting: a node\'s underlay link down and up flushes its direct routes; tetherd puts them back itself (the periodic resync is an hour away), and the pods reach each other again', async (t) => {
+  t.timeout(240_000);
+  await heavy(() => withLab(t, { nodes: 3, podsPerNode: 1, mode: 'vxlan', modeOptions: { directRouting: true, resyncIntervalMs: 3_600_000 } }, async (lab) => {
+    const [n1] = lab.nodes;
+    const direct = () => inNode(n1, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'}`)));
+    const want = sorted(lab.nodes.slice(1).map((n) => `${readNodeState(vxlanFiles(n).state)!.subnet} via ${n.underlayIP}`));
+    t.deepEqual(direct(), want, 'n1 routes the other nodes\' subnets via their underlay addresses');
+    inNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
+    t.deepEqual(direct(), [], 'the kernel flushed them with the link');
+    await sleep(500);
+    inNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
+    const ms = await until('n1\'s direct routes back', () => JSON.stringify(direct()) === JSON.stringify(want), 60_000, direct);
+    await allPodsReach(t, lab);
+    t.log(`direct routes back ${(ms / 1000).toFixed(1)} s after the link came up`);
+  }));
+});
