@@ -14,7 +14,7 @@ export function tetherMetrics(registry = new Registry()) {
     buildInfo: r.gauge('tether_build_info', { help: 'Always 1; the labels say which tether runs.', labelNames: ['version'] }),
     bgpSessions: r.gauge('tether_bgp_sessions', { help: 'BGP sessions by FSM state (idle, connect, active, opensent, openconfirm, established).', labelNames: ['state'] }),
     bgpSessionUp: r.gauge('tether_bgp_session_up', { help: '1 when the session with this peer is established, else 0.', labelNames: ['peer'] }),
-    bgpSessionTransitions: r.counter('tether_bgp_session_transitions_total', { help: 'FSM transitions per peer and new state.', labelNames: ['peer', 'state'] }),
+    bgpSessionTransitions: r.counter('tether_bgp_session_transitions_total', { help: 'BGP FSM state changes per peer, from one state to another (every connection to the peer counts).', labelNames: ['peer', 'from', 'to'] }),
     routes: r.gauge('tether_routes', { help: 'Routes tether has programmed into the kernel, by where they came from (bgp, vxlan, local).', labelNames: ['source'] }),
     routeChanges: r.counter('tether_route_changes_total', { help: 'Routes added or removed in the kernel.', labelNames: ['source', 'op'] }),
     leases: r.gauge('tether_node_leases', { help: 'Node leases in the store, live or expired.', labelNames: ['state'] }),

@@ -5,7 +5,7 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
 import type { Entry } from '../lib/store/kv.js';
 import type { AgentConfig } from './config.js';
-import { apply, describeTarget, reconcile, type Devices } from './dataplane.js';
+import { apply, describeTarget, reconcile, routesAdrift, type Devices } from './dataplane.js';
 import { ensureDevice, type DeviceSpec } from './device.js';
 import { describeOp, programmingFor, transition, type LocalView, type Programming } from './plan.js';
 import { readNodeState, writeNodeState, type NodeState } from './state.js';
@@ -51,6 +51,8 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private reacquiring = false;
+  /** Why missing routes could not be put back at the last check (logged once until it changes). */
+  private adriftFailure = '';
   /** What an operator counts (metrics subscribe), beside the words the log gets. */
   readonly events = new AgentEvents();
 
@@ -154,14 +156,36 @@ export class Agent {
     return out.created;
   }
 
-  /** Cheap poll (one GETLINK): a deleted or altered device is recreated and every peer reprogrammed. */
+  /**
+   * Cheap poll (one GETLINK, one route dump): a deleted or altered device is recreated and every peer
+   * reprogrammed; routes the kernel lost (a link went down and took them) are put back at once rather
+   * than at the next resync.
+   */
   private checkDevice(): void {
     if (this.stopping || this.reacquiring) return;
     try {
-      if (this.ensureDevice(false)) this.fullReconcile('device recreated');
+      if (this.ensureDevice(false)) { this.fullReconcile('device recreated'); return; }
     } catch (e) {
       this.log.error('cannot restore the VXLAN device', { error: (e as Error).message });
       this.events.emit({ kind: 'error', code: 'device_restore_failed' });
+      return;
+    }
+    let adrift: Programming[];
+    try { adrift = routesAdrift(this.nl, this.devices, this.programmed.values()); } catch (e) {
+      this.log.error('reading the routes failed', { error: (e as Error).message });
+      return;
+    }
+    if (!adrift.length) { this.adriftFailure = ''; return; }
+    const peers = adrift.map(describeTarget);
+    try {
+      this.fullReconcile('routes missing');
+      this.log.warn('routes were missing from the kernel (a link went down, or someone removed them); put back', { peers });
+      this.adriftFailure = '';
+    } catch (e) {
+      // While the link is still down the routes cannot go back: said once, tried again at every check.
+      const why = (e as Error).message;
+      if (why !== this.adriftFailure) this.log.warn('routes missing from the kernel cannot be put back yet', { peers, error: why });
+      this.adriftFailure = why;
     }
   }
 

@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
 import { ipamEtcdPrefix } from '../ipam/store.js';
-import { KernelRoutes, Speaker, statusWriter, type NodeInfo, type RouteSink } from '../lib/bgp/index.js';
+import { KernelRoutes, Speaker, statusWriter, type NodeInfo, type RouteSink, type SessionTransition } from '../lib/bgp/index.js';
 import { formatCIDR, formatIP, type CIDR, type IP } from '../lib/ip/addr.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { RT_SCOPE_UNIVERSE } from '../lib/netlink/constants.js';
@@ -68,6 +68,8 @@ export class BgpAgent {
   private reconcileQueued = false;
   private reclaimer?: Reclaimer;
   private reclaiming = false;
+  /** What the last kernel repair could not put back, so a lasting failure is logged once. */
+  private repairFailed = '';
 
   constructor(private readonly c: BgpAgentConfig) {
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
@@ -111,6 +113,10 @@ export class BgpAgent {
     });
     this.status = statusWriter(this.c.statusFile, this.speaker, () => ({ asn: this.c.asn, routerId: this.routerId }), this.log);
     this.speaker.on('change', () => this.maybeReconcile());
+    this.speaker.on('transition', (x: SessionTransition) => {
+      this.log.debug('session state', { peer: x.peer, from: x.from, to: x.to });
+      this.events.emit({ kind: 'bgp-transition', peer: x.peer, from: x.from.toLowerCase(), to: x.to.toLowerCase() });
+    });
     this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish(), this.events);
     await this.publish();
     // Our table is complete before any session starts: a peer that kept our routes over a restart
@@ -120,7 +126,7 @@ export class BgpAgent {
     await this.speaker.start();
     this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
     await this.nodeFollower.start();
-    this.timers.push(setInterval(() => this.replan(), this.c.hostRoutePollMs));
+    this.timers.push(setInterval(() => { this.replan(); this.repairKernel(); }, this.c.hostRoutePollMs));
     if (this.c.reclaimAfter > 0) {
       this.reclaimer = new Reclaimer(this.registry, this.ipam, this.c.nodeName, this.c.reclaimAfter * 1000, this.log);
       await this.reclaimer.join();
@@ -249,6 +255,29 @@ export class BgpAgent {
     if (announce.length || withdraw.length) {
       this.log.info('announcements', { announce: announce.map((a) => `${formatCIDR(a.prefix)}${a.blackhole ? ' (block)' : ' (borrowed)'}`), withdraw });
     }
+  }
+
+  /**
+   * The kernel drops our routes behind our back when a link they go through is set down, and does not
+   * bring them back with the link, while the BGP session over it may well survive: what the speaker
+   * installed and the kernel lost is put back (each tick, so as soon as the next hop is reachable again).
+   */
+  private repairKernel(): void {
+    if (this.stopping) return;
+    let r: ReturnType<KernelRoutes['repair']>;
+    try { r = this.kernel.repair(); } catch (e) {
+      this.log.error('checking the kernel routes failed', { error: (e as Error).message });
+      this.events.emit({ kind: 'error', code: 'kernel_repair_failed' });
+      return;
+    }
+    if (r.restored.length) {
+      this.log.warn('kernel routes restored (a link went down, or someone removed or changed them)', { routes: r.restored.map((x) => formatCIDR(x.dst!)) });
+      this.events.emit({ kind: 'resync', reason: 'kernel routes restored' });
+    }
+    // While the link stays down every tick fails the same way: said once, not five times a second.
+    const failed = r.failed.map((f) => `${formatCIDR(f.route.dst!)}: ${f.error}`).join('; ');
+    if (failed && failed !== this.repairFailed) this.log.warn('kernel routes cannot be restored yet', { failed });
+    this.repairFailed = failed;
   }
 
   /**

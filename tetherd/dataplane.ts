@@ -2,6 +2,7 @@ import { formatCIDR, formatIP, ipEqual, type CIDR } from '../lib/ip/addr.js';
 import { formatMAC, parseMAC } from '../lib/ip/mac.js';
 import * as C from '../lib/netlink/constants.js';
 import type { Netlink } from '../lib/netlink/handle.js';
+import type { Route } from '../lib/netlink/route.js';
 import { installOps, type Op, type Programming } from './plan.js';
 
 /** Routes tetherd installs carry this protocol number, so a restart can tell its own from anyone else's. */
@@ -43,6 +44,22 @@ export function apply(nl: Netlink, dev: Devices, o: Op): void {
 
 const key = (c: CIDR) => formatCIDR(c);
 
+/** Whether a kernel route is the one a peer's programming asks for. */
+function routeIs(r: Route, p: Programming, dev: Devices): boolean {
+  return p.kind === 'vxlan'
+    ? r.oif === dev.vxlan && !!r.gateway && ipEqual(r.gateway, p.gateway)
+    : r.oif === dev.underlay && !!r.gateway && ipEqual(r.gateway, p.via);
+}
+
+/**
+ * The peers whose route is missing or not as programmed: a link set down takes every route through it
+ * with it (directRouting's routes go through the underlay) and brings none back when it comes up.
+ */
+export function routesAdrift(nl: Netlink, dev: Devices, programmed: Iterable<Programming>): Programming[] {
+  const have = new Map(nl.routes(4, { protocol: RTPROT_TETHER }).filter((r) => r.dst).map((r) => [key(r.dst!), r]));
+  return [...programmed].filter((p) => { const r = have.get(key(p.subnet)); return !r || !routeIs(r, p, dev); });
+}
+
 /**
  * Makes the kernel hold exactly the entries of `want` (after a start, a re-list, or the device being
  * recreated): our routes, permanent neighbours and FDB entries that no peer accounts for are removed
@@ -55,10 +72,7 @@ export function reconcile(nl: Netlink, dev: Devices, want: Programming[]): Op[] 
   for (const r of nl.routes(4)) {
     if (r.protocol !== RTPROT_TETHER || !r.dst) continue;
     const p = wantRoutes.get(key(r.dst));
-    const ok = p && (p.kind === 'vxlan'
-      ? r.oif === dev.vxlan && r.gateway && ipEqual(r.gateway, p.gateway)
-      : r.oif === dev.underlay && r.gateway && ipEqual(r.gateway, p.via));
-    if (!ok) run({ op: 'route-del', subnet: r.dst });
+    if (!p || !routeIs(r, p, dev)) run({ op: 'route-del', subnet: r.dst });
   }
   const vx = want.filter((p): p is Extract<Programming, { kind: 'vxlan' }> => p.kind === 'vxlan');
   for (const n of nl.neighbors(C.AF_INET, dev.vxlan)) {

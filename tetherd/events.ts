@@ -7,6 +7,8 @@ export type AgentEvent =
   | { kind: 'node'; op: 'add' | 'del' | 'replace' }
   | { kind: 'resync'; reason: string }
   | { kind: 'watch'; reason: 'broken' | 'compacted' }
+  /** A BGP session's FSM (any connection to the peer) changed state; states in lower case. */
+  | { kind: 'bgp-transition'; peer: string; from: string; to: string }
   /** Something went wrong; `code` is a stable identifier (tether_errors_total's label). */
   | { kind: 'error'; code: string };
 

@@ -60,6 +60,7 @@ function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
       case 'node': m.routeChanges.inc({ source: 'vxlan', op: e.op }); break;
       case 'resync': m.resyncs.inc({ reason: e.reason }); break;
       case 'watch': m.watchRestarts.inc({ reason: e.reason }); break;
+      case 'bgp-transition': m.bgpSessionTransitions.inc({ peer: e.peer, from: e.from, to: e.to }); break;
       case 'error': m.errors.inc({ component: 'tetherd', code: e.code }); break;
     }
   });

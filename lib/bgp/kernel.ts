@@ -1,4 +1,4 @@
-import { formatCIDR, type CIDR, type IP } from '../ip/addr.js';
+import { formatCIDR, formatIP, type CIDR, type IP } from '../ip/addr.js';
 import * as C from '../netlink/constants.js';
 import type { Netlink } from '../netlink/handle.js';
 import type { Route } from '../netlink/route.js';
@@ -77,6 +77,35 @@ export class KernelRoutes implements RouteSink {
     }
     for (const r of stale) this.nl.routeDel({ ...r, protocol: this.protocol });
     return stale;
+  }
+
+  /**
+   * Puts back what we installed and the kernel no longer holds as we installed it: a link set down takes
+   * every route through it with it (and its coming back up restores none of them), and anyone may delete
+   * or replace a route. Routes the kernel refuses now (no way to the next hop yet) are in `failed`, to be
+   * tried again at the next call. Our routes nobody wants are reconcile()'s business, not this.
+   */
+  repair(): { restored: Route[]; failed: { route: Route; error: string }[] } {
+    const restored: Route[] = [];
+    const failed: { route: Route; error: string }[] = [];
+    if (!this.wanted.size) return { restored, failed };
+    const present = new Map<string, Route>();
+    for (const family of [4, 6] as const) {
+      for (const r of this.nl.routes(family, { table: this.table, protocol: this.protocol })) if (r.dst) present.set(formatCIDR(r.dst), r);
+    }
+    for (const [key, want] of this.wanted) {
+      const have = present.get(key);
+      const same = have && (have.type ?? C.RTN_UNICAST) === (want.type ?? C.RTN_UNICAST)
+        && (want.gateway ? !!have.gateway && formatIP(have.gateway) === formatIP(want.gateway) : !have.gateway);
+      if (same) continue;
+      try {
+        this.nl.routeReplace(want);
+        restored.push(want);
+      } catch (e) {
+        failed.push({ route: want, error: (e as Error).message });
+      }
+    }
+    return { restored, failed };
   }
 
   /** Every route we hold, for a clean shutdown without graceful restart. */

@@ -54,6 +54,8 @@ export interface SessionContext {
   localPrefixes(): CIDR[];
   nextHop(family: Family): IP | undefined;
   changed(): void;
+  /** An FSM of this peer's (any of its connections) moved from one state to another. */
+  transition?(peer: string, from: State, to: State): void;
 }
 
 export interface PeerStatus {
@@ -118,7 +120,7 @@ class Binding {
       update: (u, why) => s.onUpdate(u, why),
       routeRefresh: (afi) => s.resend(familyOf(afi)),
       down: (reason, was) => s.onDown(this, reason, was),
-      stateChanged: () => s.ctx.changed(),
+      stateChanged: (from, to) => { s.ctx.transition?.(cfg.address, from, to); s.ctx.changed(); },
     }, s.ctx.clock);
   }
 

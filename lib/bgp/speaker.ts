@@ -3,7 +3,7 @@ import { formatCIDR, formatIP, networkCIDR, parseCIDR, parseIP, type CIDR, type 
 import { createLogger, type Logger } from '../log.js';
 import * as C from './constants.js';
 import { notification } from './codec.js';
-import { systemClock, type Clock } from './fsm.js';
+import { systemClock, type Clock, type State } from './fsm.js';
 import type { RouteSink } from './kernel.js';
 import { Rib, type Path } from './rib.js';
 import { PeerSession, type PeerConfig, type PeerStatus, type SessionContext } from './session.js';
@@ -48,6 +48,9 @@ export interface RouteEntry {
   communities?: string[];
 }
 
+/** One FSM state change of a peer's connection (the speaker's 'transition' event). */
+export interface SessionTransition { peer: string; from: State; to: State }
+
 export interface RibSnapshot {
   local: { prefix: string; blackhole: boolean }[];
   learned: RouteEntry[];
@@ -85,6 +88,7 @@ export class Speaker extends EventEmitter {
       localPrefixes: () => [...this.local.values()].map((l) => l.prefix),
       nextHop: (f) => nextHops[f],
       changed: () => this.queueChange(),
+      transition: (peer, from, to) => this.emit('transition', { peer, from, to } satisfies SessionTransition),
     };
     for (const p of config.peers) this.addPeer(p);
   }

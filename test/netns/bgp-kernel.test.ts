@@ -46,3 +46,34 @@ test('kernel routes under protocol 245: install, blackhole, reconcile and clear 
     nl.close();
   }
 });
+
+test('a link going down takes our routes through it with it; repair() puts back what we installed once the next hop is reachable again, and only that', (t) => {
+  const nl = Netlink.at(ns.add('k2'));
+  try {
+    const veth = nl.linkAdd({ kind: 'veth', name: 'tbgd0', up: true, peer: { name: 'tbgd1' } })!;
+    nl.linkSet(nl.linkByName('tbgd1')!.index, { up: true });
+    nl.addrAdd(veth.index, parseCIDR('198.18.0.1/24')!);
+    const k = new KernelRoutes(nl);
+    k.install(parseCIDR('10.244.2.0/26')!, parseIP('198.18.0.2')!);
+    k.blackhole(parseCIDR('10.244.1.0/26')!, true);
+    const ours = () => nl.routes(4, { protocol: C.RTPROT_TETHER_BGP }).map((r) => `${formatCIDR(r.dst!)} ${r.type === C.RTN_BLACKHOLE ? 'blackhole' : 'unicast'}`).sort();
+    t.deepEqual(k.repair(), { restored: [], failed: [] }, 'nothing to repair');
+    nl.linkSet(veth.index, { up: false });
+    t.deepEqual(ours(), ['10.244.1.0/26 blackhole'], 'the kernel flushed the route through the downed link');
+    const down = k.repair();
+    t.deepEqual(down.restored, [], 'no way to the next hop while the link is down');
+    t.deepEqual(down.failed.map((f) => formatCIDR(f.route.dst!)), ['10.244.2.0/26']);
+    nl.linkSet(veth.index, { up: true });
+    t.deepEqual(k.repair().restored.map((r) => formatCIDR(r.dst!)), ['10.244.2.0/26']);
+    t.deepEqual(ours(), ['10.244.1.0/26 blackhole', '10.244.2.0/26 unicast']);
+    t.is(nl.routes(4, { protocol: C.RTPROT_TETHER_BGP }).find((r) => r.type === C.RTN_UNICAST)?.gateway?.bytes[3], 2);
+    // Someone replaced our route with another next hop: ours goes back.
+    nl.routeReplace({ family: 4, dst: parseCIDR('10.244.2.0/26')!, gateway: parseIP('198.18.0.9')!, protocol: C.RTPROT_TETHER_BGP });
+    t.is(k.repair().restored.length, 1);
+    t.is(nl.routes(4, { protocol: C.RTPROT_TETHER_BGP }).find((r) => r.type === C.RTN_UNICAST)?.gateway?.bytes[3], 2);
+    k.clear();
+    t.deepEqual(k.repair(), { restored: [], failed: [] }, 'what we removed is not put back');
+  } finally {
+    nl.close();
+  }
+});

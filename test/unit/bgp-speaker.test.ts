@@ -357,3 +357,25 @@ test('GR capability: helper only by default (no families, no N bit); with keepsF
   t.deepEqual(kept.families, [{ afi: 1, safi: 1, forwarding: true }, { afi: 2, safi: 1, forwarding: true }]);
   t.is(new PeerSession({ ...peer, gracefulRestart: false }, ctx(true)).capabilities().gracefulRestart, undefined, 'gracefulRestart: false advertises nothing');
 });
+
+test('every FSM state change of a peer is a "transition" event (peer, from, to): up, then a Cease, then up again', async (t) => {
+  const net = new MemoryNetwork();
+  const clock = new FakeClock();
+  const { a, b } = pair(net, clock, { b: { idleHoldTime: 1 } });
+  const seen: string[] = [];
+  b.on('transition', (x: { peer: string; from: string; to: string }) => seen.push(`${x.peer} ${x.from}>${x.to}`));
+  await a.start();
+  await b.start();
+  await flush();
+  t.deepEqual(seen, ['198.18.0.1 Idle>Connect', '198.18.0.1 Connect>OpenSent', '198.18.0.1 OpenSent>OpenConfirm', '198.18.0.1 OpenConfirm>Established']);
+  seen.length = 0;
+  // a restarts its side (the peer set changes): b gets a Cease, goes Idle, and after its idle hold connects again.
+  a.setPeers([{ address: '198.18.0.2', asn: 64512, passive: true, holdTime: 10 }]);
+  await flush();
+  t.deepEqual(seen, ['198.18.0.1 Established>Idle']);
+  clock.advance(1000);
+  await flush();
+  t.deepEqual(seen.slice(1), ['198.18.0.1 Idle>Connect', '198.18.0.1 Connect>OpenSent', '198.18.0.1 OpenSent>OpenConfirm', '198.18.0.1 OpenConfirm>Established']);
+  a.stop();
+  b.stop();
+});
