@@ -71,9 +71,15 @@ test.serial('cnictl lab up --nodes 4 --mode bgp: a full iBGP mesh, 2 pods per no
 
     const lab = loadLab(dir)!;
     const n1 = lab.nodes[0];
-    const peers = await runIn(undefined, cnictl, ['bgp', 'peers', '--json', '--bgp-status', bgpFiles(n1).status], 10_000);
-    t.is(peers.status, 0, peers.stderr);
-    const list = JSON.parse(peers.stdout) as PeerStatus[];
+    // The status file follows the speaker (within 250 ms of a change); on a loaded machine a session may
+    // also have been re-established since: the peers' view is read until it settles, then checked.
+    let list: PeerStatus[] = [];
+    await until('n1\'s status shows every peer established with its block', async () => {
+      const peers = await runIn(undefined, cnictl, ['bgp', 'peers', '--json', '--bgp-status', bgpFiles(n1).status], 10_000);
+      t.is(peers.status, 0, peers.stderr);
+      list = JSON.parse(peers.stdout) as PeerStatus[];
+      return list.length === 3 && list.every((p) => p.state === 'Established' && p.prefixesIn === 1 && p.prefixesOut === 1);
+    }).catch(() => { /* the assertions below say what is wrong */ });
     t.deepEqual(list.map((p) => p.address), ['198.18.0.12', '198.18.0.13', '198.18.0.14'], 'n1 peers with every other node');
     for (const p of list) {
       t.is(p.state, 'Established', JSON.stringify(p));
