@@ -26,7 +26,11 @@ const VXLAN_DEV = 'flannel.1';
 
 const nodeIndex = (node: LabNode) => Number(node.name.slice(1));
 const flannelSubnet = (node: LabNode) => parseCIDR(`10.244.${nodeIndex(node)}.0/24`)!;
-const routedBlock = (node: LabNode) => parseCIDR(`10.244.0.${(nodeIndex(node) - 1) * 64}/26`)!;
+/** Node i's /26: the i-th block of 10.244.0.0/16 (1-based). */
+function routedBlock(node: LabNode): CIDR {
+  const offset = (nodeIndex(node) - 1) * 64;
+  return parseCIDR(`10.244.${Math.floor(offset / 256)}.${offset % 256}/26`)!;
+}
 const vtepMAC = (node: LabNode) => `0e:2a:00:00:00:${nodeIndex(node).toString(16).padStart(2, '0')}`;
 
 function withNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
