@@ -6,22 +6,10 @@ import { driverFor, addPod, removePod, type LabNode, type LabPod, type LabState 
 import { alive } from '../../lab/procs.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 
-// What the agent-fault tests share: figures of a running tetherd read from /proc, its /metrics, a seeded
-// random source, pod churn on one node through the CNI plugin, and SIGKILLs of that node's tetherd.
+// What the agent-fault tests share: figures of a running tetherd read from /proc, its /metrics, pod churn
+// on one node through the CNI plugin, and SIGKILLs of that node's tetherd.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A small seeded PRNG (mulberry32), so a failing run replays with its printed seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export const seedFrom = (env: string | undefined) => (env ? Number(env) : Math.floor(Math.random() * 2 ** 31));
 

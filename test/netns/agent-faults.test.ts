@@ -13,9 +13,10 @@ import { vxlanFiles } from '../../lab/vxlan.js';
 import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
 import { readNodeState } from '../../tetherd/state.js';
 import { parseRecord, SUBNETS, type Peer } from '../../tetherd/subnets.js';
-import { Churn, ipamOfNode, ipamProblems, killRepeatedly, procFigures, samples, scrape, seeded, seedFrom, tcpSocketsOn, unixSocketsOf, type ProcFigures } from '../helpers/agent-faults.js';
+import { Churn, ipamOfNode, ipamProblems, killRepeatedly, procFigures, samples, scrape, seedFrom, tcpSocketsOn, unixSocketsOf, type ProcFigures } from '../helpers/agent-faults.js';
 import { heavy } from '../helpers/heavy.js';
 import { withLab } from '../helpers/lab.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // Faults of the node agent itself, in multi-node labs against the real kernel: a BGP peer (BIRD 2, the
 // lab's route reflector) flapping the session every second, and tetherd SIGKILLed again and again while
@@ -113,7 +114,7 @@ test.serial(`a BGP peer (BIRD 2, route reflector) flapping the session every sec
   t.timeout((240 + FLAP_SECONDS * 3) * 1000);
   const seed = seedFrom(process.env.TETHER_FAULT_SEED);
   t.log(`seed ${seed}`);
-  const rand = seeded(seed);
+  const rand = mulberry32(seed);
   const labStarted = Date.now();
   // A /25 pool cut in /26 blocks: n1 and n2 claim one each, n3 holds none and borrows, so each of its
   // pods is a /32 announced and withdrawn as it comes and goes.
@@ -246,7 +247,7 @@ const agentErrors = async (logFile: string) => (await import('node:fs')).readFil
 async function churnWhileKilling(t: ExecutionContext, lab: LabState, o: { min: number; max: number }) {
   const seed = seedFrom(process.env.TETHER_FAULT_SEED);
   t.log(`seed ${seed}`);
-  const rand = seeded(seed);
+  const rand = mulberry32(seed);
   const n1 = lab.nodes[0];
   const churn = new Churn(lab, n1, rand, { ...o, pauseMs: 300 }).start();
   const t0 = Date.now();

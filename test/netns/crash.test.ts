@@ -12,6 +12,7 @@ import { openStore } from '../../ipam/store.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
+import { mulberry32 } from '../helpers/random.js';
 
 // Crash safety: the plugin is killed with SIGKILL (the runtime's timeout) at random moments of ADD and
 // DEL. Afterwards the runtime's own duty, DEL until it succeeds, then GC, must leave the node and the
@@ -22,17 +23,6 @@ const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
 const ITERATIONS = Number(process.env.TETHER_CRASH_ITERATIONS ?? 100);
 const SEED = Number(process.env.TETHER_CRASH_SEED ?? Date.now() % 1_000_000);
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed exactly. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function network(): NetworkList {
   return parseNetworkList(Buffer.from(JSON.stringify({
@@ -57,7 +47,7 @@ function files(dir: string, rel = ''): string[] {
 test(`kill -9 at random points of ADD and DEL (${ITERATIONS} iterations): DEL + GC leave nothing behind`, async (t) => {
   t.timeout(20 * 60_000);
   t.log(`seed ${SEED} (replay with TETHER_CRASH_SEED=${SEED})`);
-  const rand = seeded(SEED);
+  const rand = mulberry32(SEED);
   const lab = new Lab(network(), [dist]);
   try {
     // A container that stays attached throughout: nothing the crashes do may disturb it.

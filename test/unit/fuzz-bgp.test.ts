@@ -5,6 +5,7 @@ import { decodeMessage, encodeMessage } from '../../lib/bgp/codec.js';
 import { Framer } from '../../lib/bgp/framer.js';
 import { BgpError } from '../../lib/bgp/messages.js';
 import { readTcpStreams } from '../helpers/pcap.js';
+import { xorshift32 } from '../helpers/random.js';
 
 // BGP messages from a hostile or broken peer, seeded so a failure replays: the captured sessions'
 // messages with bytes flipped, lengths rewritten (message, attribute, NLRI), attribute flags changed,
@@ -20,10 +21,7 @@ for (const file of ['bgp-v4.pcap', 'bgp-ds.pcap', 'bgp-ebgp.pcap', 'bgp-mini.pca
   }
 }
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
-}
+const rng = xorshift32;
 
 /** One hostile variant of a message: the framing stays valid unless the mutation is about framing. */
 function mutate(src: Buffer, r: () => number): Buffer {

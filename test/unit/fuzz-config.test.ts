@@ -5,14 +5,12 @@ import { parseResult } from '../../lib/cni/result.js';
 import { bridgePlugin } from '../../plugins/bridge/plugin.js';
 import { ipamPlugin } from '../../ipam/plugin.js';
 import { parseNetworkList, ConfigError } from '../../cnictl/conf.js';
+import { xorshift32 } from '../helpers/random.js';
 
 // Hostile configuration, seeded so a failure replays: every case must end in a CniError (or a
 // ConfigError for cnictl) or in success, never in another exception (a crash with a stack trace).
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
-}
+const rng = xorshift32;
 
 const base = {
   cniVersion: '1.1.0', name: 'fz', type: 'tether-bridge', bridge: 'fzbr0', isGateway: true, ipMasq: true, mtu: 1400,

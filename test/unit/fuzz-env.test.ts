@@ -5,15 +5,13 @@ import { readCmdArgs, readCommand, type Command } from '../../lib/cni/env.js';
 import { parseCniArgs } from '../../lib/cni/args.js';
 import { bridgePlugin } from '../../plugins/bridge/plugin.js';
 import { ipamPlugin } from '../../ipam/plugin.js';
+import { xorshift32 } from '../helpers/random.js';
 
 // Hostile CNI_* environments, seeded so a failure replays: each one must end in success or a CniError
 // with code 4 (bad environment) naming the variable, never another exception; and whatever is accepted
 // must be safe to use as a file name component and an interface name.
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
-}
+const rng = xorshift32;
 
 const NASTY = ['', '.', '..', '../..', '../../etc/passwd', '/', 'a/b', 'a:b', 'a b', ' ', '\t', '\n', '\x01', '\x1b[2J', '\x7f', 'é', '🙂',
   'x'.repeat(15), 'x'.repeat(16), 'x'.repeat(4096), '-lead', '_lead', 'ok.name-1_2', 'eth0', '%2e%2e', '\\', '*', '$(id)', '`id`', ';', '=', 'K=V;K2=V2', 'IgnoreUnknown=1;IP=10.0.0.5',

@@ -5,6 +5,7 @@ import { CniError } from '../../lib/cni/errors.js';
 import { formatIP } from '../../lib/ip/addr.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import type { Entry, KV, Txn } from '../../lib/store/kv.js';
+import { xorshift32 } from '../helpers/random.js';
 
 // Values in the store written by someone else (another version, a person with etcdctl, a bug): the
 // allocator must end every operation in success or a CniError, never a crash, and must never hand out
@@ -26,10 +27,7 @@ class MemKV implements KV {
   close() { /* nothing */ }
 }
 
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 0x100000000; };
-}
+const rng = xorshift32;
 
 const cfg = parseIpamConfig({ cniVersion: '1.1.0', name: 'fzs', type: 'x', ipam: { type: 'tether-ipam', dataDir: '/tmp/unused', nodeName: 'n1', blockSize: 29, ranges: [[{ subnet: '10.75.0.0/27' }]] } } as NetConf);
 

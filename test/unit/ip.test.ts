@@ -6,6 +6,7 @@ import {
   parseCIDR, parseIP, prefixFromMask, toIPv4, type CIDR, type Family, type IP,
 } from '../../lib/ip/addr.js';
 import { formatMAC, isValidUnicastMAC, parseMAC, randomLocalMAC } from '../../lib/ip/mac.js';
+import { xorshift32 } from '../helpers/random.js';
 
 const ip = (s: string): IP => {
   const r = parseIP(s);
@@ -408,14 +409,10 @@ test('randomLocalMAC: locally administered unicast, and actually random', (t) =>
 // --- oracle: the ip-address package --------------------------------------------------------------
 
 /** xorshift32: deterministic, so a failure replays with the same seed. */
+/** 32-bit integers from xorshift32 (exact: its fractions are k / 2^32). */
 function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
+  const next = xorshift32(seed);
+  return () => next() * 0x100000000;
 }
 
 type Oracle = Address4 | Address6;
