@@ -12,6 +12,7 @@ import type { ProgramConfig } from '../../lib/bgp/program.js';
 import type { PeerStatus } from '../../lib/bgp/session.js';
 import type { SpeakerSnapshot } from '../../lib/bgp/status.js';
 import { Namespaces } from './netns.js';
+import { waitFor as poll } from './wait.js';
 
 // Two namespaces joined by a veth on 198.18.0.0/24 + 2001:db8:18::/64: "us" (.1, our speaker) and
 // "peer" (.2, BIRD / GoBGP / FRR). Every process started here is stopped by PID; every namespace and
@@ -179,19 +180,7 @@ export class BgpLab {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Polls until fn returns a truthy value, or throws after ms with what was last seen. */
+/** Polls until fn returns a truthy value (a throw is "not yet"), or throws after ms with what was last seen. */
 export async function waitFor<T>(what: string, fn: () => T | null | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-    await sleep(200);
-  }
+  return (await poll(what, fn, { ms, every: 200, retryErrors: true })).value as T;
 }

@@ -17,6 +17,7 @@ import { Churn, ipamOfNode, ipamProblems, killRepeatedly, procFigures, samples, 
 import { heavy } from '../helpers/heavy.js';
 import { withLab } from '../helpers/lab.js';
 import { mulberry32 } from '../helpers/random.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 // Faults of the node agent itself, in multi-node labs against the real kernel: a BGP peer (BIRD 2, the
 // lab's route reflector) flapping the session every second, and tetherd SIGKILLed again and again while
@@ -33,15 +34,8 @@ function inNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
   try { return fn(nl); } finally { nl.close(); }
 }
 
-/** Polls cond until true; returns how long it took, or throws after ms with what was last seen. */
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms: number, last: () => unknown = () => undefined): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    try { if (await cond()) return Date.now() - t0; } catch { /* not yet */ }
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${ms / 1000} s waiting for ${what}; last: ${JSON.stringify(last())}`);
-}
+/** Polls cond (a throw is "not yet"); returns how long it took, or throws after ms with what was last seen. */
+const until = (what: string, cond: () => unknown, ms: number, last?: () => unknown) => waitUntil(what, cond, { ms, every: 200, retryErrors: true, last });
 
 const sorted = <T>(xs: Iterable<T>) => [...xs].sort();
 

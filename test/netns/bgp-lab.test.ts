@@ -15,6 +15,7 @@ import { EtcdKV } from '../../lib/store/etcd.js';
 import { ipamEtcdPrefix } from '../../ipam/store.js';
 import { alive } from '../../lab/procs.js';
 import { announcedBy, bgpFiles, bgpMode, learnedRoutes, POD_NETWORK, RR_IP } from '../../lab/bgp.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 // The multi-node BGP lab against the real kernel: nodes are namespaces on one underlay bridge, each
 // with a real tetherd in BGP mode (the compiled binary) and a real etcd; pods are attached by exec'ing
@@ -22,19 +23,11 @@ import { announcedBy, bgpFiles, bgpMode, learnedRoutes, POD_NETWORK, RR_IP } fro
 // route. Every lab is removed by exact names and PIDs, also when an assertion fails.
 
 const cnictl = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const withLab = (t: ExecutionContext, o: { nodes?: number; pods?: number; pool?: string; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>) =>
   withLabIn(t, { nodes: o.nodes ?? 4, podsPerNode: o.pods ?? 2, mode: 'bgp', pool: o.pool, modeOptions: o.modeOptions }, fn);
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 15_000): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await cond()) return Date.now() - t0;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
+const until = (what: string, cond: () => unknown, ms = 15_000) => waitUntil(what, cond, { ms, every: 50 });
 
 const peersOf = (n: LabNode): PeerStatus[] => readSnapshot(bgpFiles(n).status).peers;
 const blocksOf = (n: LabNode) => announcedBy(n).filter((a) => a.blackhole).map((a) => a.prefix);

@@ -15,6 +15,7 @@ import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../tetherd/state.js';
 import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 // The multi-node VXLAN lab against the real kernel: nodes are namespaces on one underlay bridge, each
 // with a real tetherd (the compiled binary) talking to a real etcd; pods are attached by exec'ing
@@ -44,14 +45,7 @@ function entriesFor(lab: LabState, on: LabNode, of: LabNode) {
   });
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 5000): Promise<number> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await cond()) return Date.now() - t0;
-    await sleep(25);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
+const until = (what: string, cond: () => unknown, ms = 5000) => waitUntil(what, cond, { ms, every: 25 });
 
 /** How tetherd says it got its subnet the last time it started (its log). */
 function lastSubnetReason(n: LabNode): string | undefined {
