@@ -1,10 +1,8 @@
 import { join } from 'node:path';
 import { formatCIDR, parseCIDR, parseIP, type CIDR } from '../lib/ip/addr.js';
-import { Netlink } from '../lib/netlink/handle.js';
 import * as C from '../lib/netlink/constants.js';
-import { netnsPath } from '../lib/netns/netns.js';
 import { parseMAC } from '../lib/ip/mac.js';
-import { registerMode, type LabNode, type LabState, type ModeDriver } from '../lab/multinode.js';
+import { onNode, registerMode, type LabNode, type LabState, type ModeDriver } from '../lab/multinode.js';
 import { apply } from '../tetherd/dataplane.js';
 import { installOps } from '../tetherd/plan.js';
 
@@ -33,10 +31,6 @@ function routedBlock(node: LabNode): CIDR {
 }
 const vtepMAC = (node: LabNode) => `0e:2a:00:00:00:${nodeIndex(node).toString(16).padStart(2, '0')}`;
 
-function withNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
-  const nl = Netlink.at(netnsPath(node.netns));
-  try { return fn(nl); } finally { nl.close(); }
-}
 
 /** Nodes programmed so far, per lab (the bench builds and removes these labs in its own process). */
 const up = new Map<string, Set<string>>();
@@ -48,7 +42,7 @@ function hostLocal(node: LabNode, subnet: CIDR, routes?: { dst: string }[]) {
 
 /** The node's flannel.1 and, both ways, the VXLAN triple to every node already up. */
 function startFlannelNode(lab: LabState, node: LabNode): void {
-  withNode(node, (nl) => {
+  onNode(node, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     nl.linkAdd({
       kind: 'vxlan', name: VXLAN_DEV, mac: parseMAC(vtepMAC(node))!,
@@ -66,7 +60,7 @@ function startFlannelNode(lab: LabState, node: LabNode): void {
 }
 
 function programFlannel(on: LabNode, peer: LabNode): void {
-  withNode(on, (nl) => {
+  onNode(on, (nl) => {
     const devices = { vxlan: nl.linkByName(VXLAN_DEV)!.index, underlay: nl.linkByName('eth0')!.index };
     const subnet = flannelSubnet(peer);
     for (const op of installOps({ kind: 'vxlan', subnet, gateway: subnet.ip, mac: vtepMAC(peer), remote: parseIP(peer.underlayIP)! })) apply(nl, devices, op);
@@ -74,7 +68,7 @@ function programFlannel(on: LabNode, peer: LabNode): void {
 }
 
 function startRoutedNode(lab: LabState, node: LabNode): void {
-  const route = (on: LabNode, peer: LabNode) => withNode(on, (nl) => nl.routeReplace({
+  const route = (on: LabNode, peer: LabNode) => onNode(on, (nl) => nl.routeReplace({
     family: 4, dst: routedBlock(peer), gateway: parseIP(peer.underlayIP)!, oif: nl.linkByName('eth0')!.index, protocol: C.RTPROT_STATIC, scope: C.RT_SCOPE_UNIVERSE,
   }));
   for (const other of started(lab)) { route(node, other); route(other, node); }

@@ -2,10 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCIDR } from '../lib/ip/addr.js';
-import { Netlink } from '../lib/netlink/handle.js';
-import { netnsPath } from '../lib/netns/netns.js';
 import { EtcdKV } from '../lib/store/etcd.js';
-import { joinNewNode, labDown, labUp, type LabNode, type LabState } from '../lab/multinode.js';
+import { joinNewNode, onNode, labDown, labUp, type LabNode, type LabState } from '../lab/multinode.js';
 import { RTPROT_TETHER } from '../tetherd/dataplane.js';
 import { subnetFromKey } from '../tetherd/subnets.js';
 import { stats } from './stats.js';
@@ -19,8 +17,7 @@ import { throughputOf, throughputRows, type BenchRow } from './throughput.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function routed(node: LabNode, subnet: string): boolean {
-  const nl = Netlink.at(netnsPath(node.netns));
-  try { return nl.routes(4).some((r) => r.protocol === RTPROT_TETHER && r.dst !== null && formatCIDR(r.dst) === subnet); } finally { nl.close(); }
+  return onNode(node, (nl) => nl.routes(4).some((r) => r.protocol === RTPROT_TETHER && r.dst !== null && formatCIDR(r.dst) === subnet));
 }
 
 /** A node joins: from its subnet key appearing in etcd (and from its agent's start) until every other node routes it. */

@@ -3,9 +3,7 @@ import { join } from 'node:path';
 import { readSnapshot, type SpeakerSnapshot } from '../lib/bgp/index.js';
 import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../lib/netlink/constants.js';
 import { cidrContains, formatCIDR, parseCIDR, parseIP } from '../lib/ip/addr.js';
-import { Netlink } from '../lib/netlink/handle.js';
-import { netnsPath } from '../lib/netns/netns.js';
-import { newNetns, plugIntoUnderlay, type LabNode, type LabState, type ModeDriver } from './multinode.js';
+import { newNetns, onNode, plugIntoUnderlay, type LabNode, type LabState, type ModeDriver } from './multinode.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
@@ -120,10 +118,7 @@ export function announcedBy(node: LabNode): { prefix: string; blackhole: boolean
 
 /** The node's routes learned over BGP (protocol 245), by prefix. */
 export function learnedRoutes(node: LabNode): Set<string> {
-  const nl = Netlink.at(netnsPath(node.netns));
-  try {
-    return new Set(([4, 6] as const).flatMap((f) => nl.routes(f, { protocol: RTPROT_TETHER_BGP })).filter((r) => r.dst && r.type !== RTN_BLACKHOLE).map((r) => formatCIDR(r.dst!)));
-  } finally { nl.close(); }
+  return onNode(node, (nl) => new Set(([4, 6] as const).flatMap((f) => nl.routes(f, { protocol: RTPROT_TETHER_BGP })).filter((r) => r.dst && r.type !== RTN_BLACKHOLE).map((r) => formatCIDR(r.dst!))));
 }
 
 export const bgpMode: ModeDriver = {

@@ -143,13 +143,13 @@ export function loadLab(dir: string): LabState | undefined {
 export function newNetns(lab: LabState, name: string): string {
   lab.namespaces.push(name);
   const path = createNamedNetns(name);
-  withNetlink(path, (nl) => { const lo = nl.linkByName('lo')!; nl.linkSet(lo.index, { up: true }); });
+  Netlink.within(path, (nl) => { const lo = nl.linkByName('lo')!; nl.linkSet(lo.index, { up: true }); });
   return path;
 }
 
-function withNetlink<T>(path: string, fn: (nl: Netlink) => T): T {
-  const nl = Netlink.at(path);
-  try { return fn(nl); } finally { nl.close(); }
+/** fn with a netlink handle in the node's namespace. */
+export function onNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
+  return Netlink.within(netnsPath(node.netns), fn);
 }
 
 /** Underlay addresses of node i (1-based): 198.18.0.10+i/24 and 2001:db8:18::10+i/64 (for an IPv6 underlay). */
@@ -160,12 +160,12 @@ const nodeIP6 = (i: number) => `2001:db8:18::${(10 + i).toString(16)}`;
 export function plugIntoUnderlay(lab: LabState, path: string, port: string, ip4: string, ip6: string): void {
   const fd = openNetns(path);
   try {
-    withNetlink(netnsPath(lab.underlay.netns), (nl) => {
+    Netlink.within(netnsPath(lab.underlay.netns), (nl) => {
       const br = nl.linkByName(lab.underlay.bridge)!;
       nl.linkAdd({ kind: 'veth', name: port, master: br.index, up: true, peer: { name: 'eth0', netnsFd: fd } });
     });
   } finally { closeSync(fd); }
-  withNetlink(path, (nl) => {
+  Netlink.within(path, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     nl.addrAdd(eth0.index, parseCIDR(`${ip4}/${lab.underlay.prefix}`)!);
     // No DAD: a tentative address cannot be bound, and an agent starting at once would fail on it.
@@ -241,7 +241,7 @@ export async function labUp(o: LabOptions): Promise<LabState> {
   try {
     lab.underlay.netns = `${lab.prefix}-ul`;
     const ul = newNetns(lab, lab.underlay.netns);
-    withNetlink(ul, (nl) => nl.linkAdd({ kind: 'bridge', name: lab.underlay.bridge, up: true, bridge: { stpState: 0, forwardDelay: 0 } }));
+    Netlink.within(ul, (nl) => nl.linkAdd({ kind: 'bridge', name: lab.underlay.bridge, up: true, bridge: { stpState: 0, forwardDelay: 0 } }));
     const etcd = await startEtcd({ unix: true, detached: true });
     lab.etcd = { pid: etcd.pid, endpoint: etcd.endpoint, dir: etcd.dir };
     saveLab(lab);

@@ -1,11 +1,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { netnsPath } from '../lib/netns/netns.js';
 import { readNodeState } from '../tetherd/state.js';
 import { RTPROT_TETHER } from '../tetherd/dataplane.js';
 import { formatCIDR } from '../lib/ip/addr.js';
-import { Netlink } from '../lib/netlink/handle.js';
-import type { LabNode, LabState, ModeDriver } from './multinode.js';
+import { onNode, type LabNode, type LabState, type ModeDriver } from './multinode.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
 /** The VXLAN mode: a tetherd per node (in the node's namespace), pods on tether-vxlan. */
@@ -68,11 +66,8 @@ export const vxlanMode: ModeDriver = {
     const running = lab.nodes.filter((n) => n.agentPid !== undefined);
     const subnets = new Map(running.map((n) => [n.name, readNodeState(files(n).state)?.subnet]));
     return running.every((n) => {
-      const nl = Netlink.at(netnsPath(n.netns));
-      try {
-        const routed = new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).map((r) => formatCIDR(r.dst!)));
-        return running.every((o) => o === n || (subnets.get(o.name) !== undefined && routed.has(subnets.get(o.name)!)));
-      } finally { nl.close(); }
+      const routed = onNode(n, (nl) => new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).map((r) => formatCIDR(r.dst!))));
+      return running.every((o) => o === n || (subnets.get(o.name) !== undefined && routed.has(subnets.get(o.name)!)));
     });
   },
 };

@@ -25,6 +25,11 @@ export class Netlink {
   /** A handle on the namespace at path (a /run/netns entry or /proc/PID/ns/net). */
   static at(path: string): Netlink { return inNetns(path, () => Netlink.open()); }
   static atFd(fd: number): Netlink { return inNetnsFd(fd, () => Netlink.open()); }
+  /** A handle on the namespace at path for the length of fn, closed after (also when fn throws). */
+  static within<T>(path: string, fn: (nl: Netlink) => T): T {
+    const nl = Netlink.at(path);
+    try { return fn(nl); } finally { nl.close(); }
+  }
 
   close(): void { this.sock.close(); }
 

@@ -1,10 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { runIn } from '../../conformance/spawn.js';
 import { announcedBy, bgpFiles, RR_IP } from '../../lab/bgp.js';
-import { connectivity, formatMatrix, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, formatMatrix, onNode, type LabNode, type LabState } from '../../lab/multinode.js';
 import { cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
-import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot } from '../../lib/bgp/index.js';
 import { formatMAC } from '../../lib/ip/mac.js';
@@ -29,10 +28,6 @@ import { until as waitUntil } from '../helpers/wait.js';
 const FLAP_SECONDS = Number(process.env.TETHER_FLAP_SECONDS ?? 15);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function inNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
-  const nl = Netlink.at(netnsPath(node.netns));
-  try { return fn(nl); } finally { nl.close(); }
-}
 
 /** Polls cond (a throw is "not yet"); returns how long it took, or throws after ms with what was last seen. */
 const until = (what: string, cond: () => unknown, ms: number, last?: () => unknown) => waitUntil(what, cond, { ms, every: 200, retryErrors: true, last });
@@ -41,7 +36,7 @@ const sorted = <T>(xs: Iterable<T>) => [...xs].sort();
 
 /** The node's protocol-245 routes: unicast ones as prefix -> next hop, and blackholes. */
 function bgpKernel(node: LabNode): { routes: Record<string, string>; blackholes: string[] } {
-  return inNode(node, (nl) => {
+  return onNode(node, (nl) => {
     const all = ([4, 6] as const).flatMap((f) => nl.routes(f, { protocol: C.RTPROT_TETHER_BGP })).filter((r) => r.dst);
     return {
       routes: Object.fromEntries(all.filter((r) => r.type !== C.RTN_BLACKHOLE).map((r) => [formatCIDR(r.dst!), r.gateway ? formatIP(r.gateway) : '?']).sort()),
@@ -97,9 +92,9 @@ async function flap(lab: LabState, proto: string, node: LabNode, kind: (typeof f
       return;
     }
     case 'link': // the node's underlay link down for half a second: TCP may ride it out, the kernel's routes through it do not
-      inNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
+      onNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
       await sleep(500);
-      inNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
+      onNode(node, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
       return;
   }
 }
@@ -224,7 +219,7 @@ const KILLS = Number(process.env.TETHER_CHURN_KILLS ?? 4);
 
 /** Pod veths (the node's own eth0 on the underlay is a veth too) and permanent neighbours of the node. */
 function podSide(node: LabNode): { veths: number; permanentNeighbours: string[] } {
-  return inNode(node, (nl) => {
+  return onNode(node, (nl) => {
     const veths = nl.links({ kind: 'veth' }).filter((l) => l.name !== 'eth0');
     const perm = veths.flatMap((l) => nl.neighbors(C.AF_INET, l.index).filter((n) => n.ip && n.state & C.NUD_PERMANENT).map((n) => formatIP(n.ip!)));
     return { veths: veths.length, permanentNeighbours: sorted(perm) };
@@ -282,7 +277,7 @@ test.serial(`BGP mode: n1's tetherd SIGKILLed ${KILLS} times while pods come and
         const snap = readSnapshot(bgpFiles(n).status);
         const want = Object.fromEntries(lab.nodes.filter((o) => o !== n).flatMap((o) => e.announces(o).map((p) => [p, o.underlayIP])).sort());
         const pods = lab.pods.filter((p) => p.node === n.name);
-        const podRoutes = inNode(n, (nl) => sorted(nl.routes(4, { protocol: 84 }).map((r) => formatCIDR(r.dst!))));
+        const podRoutes = onNode(n, (nl) => sorted(nl.routes(4, { protocol: 84 }).map((r) => formatCIDR(r.dst!))));
         return {
           node: n.name,
           sessions: snap.peers.every((p) => p.state === 'Established') && snap.peers.length === lab.nodes.length - 1,
@@ -323,7 +318,7 @@ test.serial(`VXLAN mode: n1's tetherd SIGKILLed ${KILLS} times while pods come a
       return lab.nodes.map((n) => {
         const others = records.filter((r) => r.node !== n.name);
         const dev = readNodeState(vxlanFiles(n).state)!.device;
-        const kernel = inNode(n, (nl) => {
+        const kernel = onNode(n, (nl) => {
           const vx = nl.linkByName(dev)!;
           return {
             routes: sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'} dev ${r.oif === vx.index ? 'vxlan' : r.oif}`)),
@@ -369,13 +364,13 @@ test.serial('VXLAN mode with directRouting: a node\'s underlay link down and up 
   t.timeout(240_000);
   await heavy(() => withLab(t, { nodes: 3, podsPerNode: 1, mode: 'vxlan', modeOptions: { directRouting: true, resyncIntervalMs: 3_600_000 } }, async (lab) => {
     const [n1] = lab.nodes;
-    const direct = () => inNode(n1, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'}`)));
+    const direct = () => onNode(n1, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'}`)));
     const want = sorted(lab.nodes.slice(1).map((n) => `${readNodeState(vxlanFiles(n).state)!.subnet} via ${n.underlayIP}`));
     t.deepEqual(direct(), want, 'n1 routes the other nodes\' subnets via their underlay addresses');
-    inNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
+    onNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));
     t.deepEqual(direct(), [], 'the kernel flushed them with the link');
     await sleep(500);
-    inNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
+    onNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: true }));
     const ms = await until('n1\'s direct routes back', () => JSON.stringify(direct()) === JSON.stringify(want), 60_000, direct);
     await allPodsReach(t, lab);
     t.log(`direct routes back ${(ms / 1000).toFixed(1)} s after the link came up`);

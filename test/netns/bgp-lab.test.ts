@@ -10,7 +10,7 @@ import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../../lib/netlink/constants.js
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot, type PeerStatus } from '../../lib/bgp/index.js';
-import { addPod, connectivity, joinNewNode, loadLab, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { addPod, connectivity, joinNewNode, loadLab, onNode, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
 import { ipamEtcdPrefix } from '../../ipam/store.js';
 import { alive } from '../../lab/procs.js';
@@ -33,10 +33,7 @@ const peersOf = (n: LabNode): PeerStatus[] => readSnapshot(bgpFiles(n).status).p
 const blocksOf = (n: LabNode) => announcedBy(n).filter((a) => a.blackhole).map((a) => a.prefix);
 
 function blackholes(n: LabNode): string[] {
-  const nl = Netlink.at(netnsPath(n.netns));
-  try {
-    return nl.routes(4, { protocol: RTPROT_TETHER_BGP }).filter((r) => r.type === RTN_BLACKHOLE && r.dst).map((r) => formatCIDR(r.dst!));
-  } finally { nl.close(); }
+  return onNode(n, (nl) => nl.routes(4, { protocol: RTPROT_TETHER_BGP }).filter((r) => r.type === RTN_BLACKHOLE && r.dst).map((r) => formatCIDR(r.dst!)));
 }
 
 function allReach(t: ExecutionContext, lab: LabState, m: boolean[][]): void {

@@ -7,10 +7,9 @@ import { runIn, startIn } from '../../conformance/spawn.js';
 import { formatCIDR, formatIP, ipEqual, networkOf, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
-import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
-import { connectivity, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../tetherd/state.js';
@@ -26,16 +25,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const withLab = (t: ExecutionContext, o: { nodes?: number; pods?: number; modeOptions?: Record<string, unknown> }, fn: (lab: LabState) => Promise<void>) =>
   withLabIn(t, { nodes: o.nodes ?? 3, podsPerNode: o.pods ?? 2, mode: 'vxlan', modeOptions: o.modeOptions }, fn);
 
-function inNode<T>(node: LabNode, fn: (nl: Netlink) => T): T {
-  const nl = Netlink.at(netnsPath(node.netns));
-  try { return fn(nl); } finally { nl.close(); }
-}
 
 /** What node `on` has programmed for node `of`: route, permanent neighbour, FDB entry. */
 function entriesFor(lab: LabState, on: LabNode, of: LabNode) {
   const s = readNodeState(vxlanFiles(of).state)!;
   const subnet = parseCIDR(s.subnet)!;
-  return inNode(on, (nl) => {
+  return onNode(on, (nl) => {
     const dev = nl.linkByName(readNodeState(vxlanFiles(on).state)!.device);
     if (!dev) return { route: undefined, neigh: undefined, fdb: [], state: s, dev: undefined };
     const route = nl.routes(4).find((r) => r.dst && formatCIDR(r.dst) === s.subnet && r.protocol === RTPROT_TETHER);
@@ -132,23 +127,23 @@ test.serial('a node whose VTEP MAC and underlay address change: the stale neighb
     const rec = JSON.parse(cur.value);
     const changed = { ...rec, vtepMAC: '0e:aa:bb:cc:dd:ee', underlayIP: '198.18.0.99' };
     t.true(await kv.txn({ if: [{ key, version: cur.version }], put: [{ key, value: JSON.stringify(changed) }] }));
-    await until('the new MAC on n1', () => inNode(n1, (nl) => nl.neighbors(C.AF_BRIDGE, old.dev!.index).some((n) => n.mac && formatMAC(n.mac) === '0e:aa:bb:cc:dd:ee')));
-    inNode(n1, (nl) => {
+    await until('the new MAC on n1', () => onNode(n1, (nl) => nl.neighbors(C.AF_BRIDGE, old.dev!.index).some((n) => n.mac && formatMAC(n.mac) === '0e:aa:bb:cc:dd:ee')));
+    onNode(n1, (nl) => {
       const fdb = nl.neighbors(C.AF_BRIDGE, old.dev!.index).filter((n) => n.ip);
       t.deepEqual(fdb.map((n) => `${formatMAC(n.mac!)} ${formatIP(n.ip!)}`), ['0e:aa:bb:cc:dd:ee 198.18.0.99'], 'only the new FDB entry is left');
       const neigh = nl.neighbors(C.AF_INET, old.dev!.index).filter((n) => n.state & C.NUD_PERMANENT);
       t.deepEqual(neigh.map((n) => formatMAC(n.mac!)), ['0e:aa:bb:cc:dd:ee'], 'the neighbour entry carries the new MAC');
     });
     // Drift: our route removed and a foreign FDB entry added behind tetherd's back; the resync repairs both.
-    inNode(n1, (nl) => {
+    onNode(n1, (nl) => {
       nl.routeDel({ family: 4, dst: parseCIDR(old.state.subnet)! });
       nl.neighReplace({ family: C.AF_BRIDGE, index: old.dev!.index, ip: parseIP('198.18.0.77')!, mac: parseMAC('0e:77:77:77:77:77')!, state: C.NUD_PERMANENT, flags: C.NTF_SELF });
     });
-    await until('resync repaired the drift', () => inNode(n1, (nl) => !nl.neighbors(C.AF_BRIDGE, old.dev!.index).some((n) => n.mac && formatMAC(n.mac) === '0e:77:77:77:77:77'))
+    await until('resync repaired the drift', () => onNode(n1, (nl) => !nl.neighbors(C.AF_BRIDGE, old.dev!.index).some((n) => n.mac && formatMAC(n.mac) === '0e:77:77:77:77:77'))
       && !!entriesFor(lab, n1, n2).route, 10_000);
     t.pass('route back, foreign FDB entry gone');
     // n2's agent comes back and publishes its real record; and while it runs, a foreign rewrite is undone.
-    const real = () => inNode(n1, (nl) => nl.neighbors(C.AF_BRIDGE, old.dev!.index).filter((n) => n.ip).map((n) => `${formatMAC(n.mac!)} ${formatIP(n.ip!)}`));
+    const real = () => onNode(n1, (nl) => nl.neighbors(C.AF_BRIDGE, old.dev!.index).filter((n) => n.ip).map((n) => `${formatMAC(n.mac!)} ${formatIP(n.ip!)}`));
     await vxlanMode.startNode(lab, n2);
     await until('n1 follows n2\'s real record', () => JSON.stringify(real()) === JSON.stringify([`${old.state.vtepMAC} ${n2.underlayIP}`]));
     const now = (await kv.get(key))!;
@@ -242,18 +237,18 @@ test.serial('a deleted VXLAN device is recreated with the same MAC and every pee
   await withLab(t, { nodes: 2, pods: 1 }, async (lab) => {
     const [n1, n2] = lab.nodes;
     const s1 = readNodeState(vxlanFiles(n1).state)!;
-    inNode(n1, (nl) => nl.linkDel(nl.linkByName(s1.device)!.index));
+    onNode(n1, (nl) => nl.linkDel(nl.linkByName(s1.device)!.index));
     await until('device back with its peers', () => !!entriesFor(lab, n1, n2).route, 5000);
-    inNode(n1, (nl) => t.is(nl.linkByName(s1.device)!.mac, s1.vtepMAC, 'same MAC'));
+    onNode(n1, (nl) => t.is(nl.linkByName(s1.device)!.mac, s1.vtepMAC, 'same MAC'));
     t.true(await ping(lab.pods[0].netns, lab.pods[1].ip), 'pods reach each other again');
     // Someone puts a device of the same name with other parameters in its place: it is replaced.
-    inNode(n1, (nl) => {
+    onNode(n1, (nl) => {
       nl.linkDel(nl.linkByName(s1.device)!.index);
       const eth0 = nl.linkByName('eth0')!;
       nl.linkAdd({ kind: 'vxlan', name: s1.device, vxlan: { vni: 99, port: 4790, dev: eth0.index, local: parseIP(n1.underlayIP)!, learning: true } });
     });
-    await until('device replaced', () => inNode(n1, (nl) => nl.linkByName(s1.device)?.vxlan?.vni === s1.vni) && !!entriesFor(lab, n1, n2).route, 5000);
-    inNode(n1, (nl) => {
+    await until('device replaced', () => onNode(n1, (nl) => nl.linkByName(s1.device)?.vxlan?.vni === s1.vni) && !!entriesFor(lab, n1, n2).route, 5000);
+    onNode(n1, (nl) => {
       const l = nl.linkByName(s1.device)!;
       t.is(l.vxlan!.port, 4789);
       t.false(l.vxlan!.learning);
@@ -270,7 +265,7 @@ test.serial('a deleted VXLAN device is recreated with the same MAC and every pee
     const routed = await until('n3 routable from n1 and n2', () => !!entriesFor(lab, n1, n3).route && !!entriesFor(lab, n2, n3).route, 5000);
     // The time itself is a benchmark figure (npm run bench), not asserted here.
     t.log(`n3 (${subnet}) published after ${published} ms, routable everywhere ${routed} ms later`);
-    t.true(inNode(n1, (nl) => nl.routes(4).some((r) => r.dst !== null && formatCIDR(r.dst) === subnet)));
+    t.true(onNode(n1, (nl) => nl.routes(4).some((r) => r.dst !== null && formatCIDR(r.dst) === subnet)));
   });
 });
 
@@ -317,7 +312,7 @@ test.serial('watch: after etcd restarts the agents resume from their last revisi
     const key = `subnets/${s3.subnet.replace('/', '-')}`;
     const cur = (await kv.get(key))!;
     t.true(await kv.txn({ if: [{ key, version: cur.version }], put: [{ key, value: JSON.stringify({ ...JSON.parse(cur.value), vtepMAC: '0e:bb:00:00:00:03' }) }] }));
-    const hasMac = (n: LabNode, mac: string) => inNode(n, (nl) => nl.neighbors(C.AF_BRIDGE, nl.linkByName(s3.device)!.index).some((e) => e.mac && formatMAC(e.mac) === mac));
+    const hasMac = (n: LabNode, mac: string) => onNode(n, (nl) => nl.neighbors(C.AF_BRIDGE, nl.linkByName(s3.device)!.index).some((e) => e.mac && formatMAC(e.mac) === mac));
     for (const n of [n1, n2]) await until(`${n.name} follows the change after the restart`, () => hasMac(n, '0e:bb:00:00:00:03'), 10_000);
     // n1 is frozen while etcd restarts under it (its stream is cut with nothing new in it), n3 leaves and
     // the history is compacted: when n1 wakes, it cannot resume from its revision.
@@ -350,7 +345,7 @@ test.serial('an IPv6 underlay: VXLAN from the nodes\' IPv6 addresses, MTU = unde
     const e = entriesFor(lab, n1, n2);
     t.is(e.fdb.length, 1);
     t.is(formatIP(e.fdb[0].ip!), n2.underlayIP6, 'the FDB entry points at n2\'s IPv6 address');
-    inNode(n1, (nl) => t.is(formatIP(nl.linkByName(s.device)!.vxlan!.local!), n1.underlayIP6));
+    onNode(n1, (nl) => t.is(formatIP(nl.linkByName(s.device)!.vxlan!.local!), n1.underlayIP6));
     const [a, b] = lab.pods;
     t.true(await ping(a.netns, b.ip, ['-M', 'do', '-s', String(s.mtu - 28)]));
   });
