@@ -6,14 +6,30 @@ import {
 } from './blocks.js';
 import { describeSet, setCapacity, type IpamConfig, type Range } from './config.js';
 import {
-  damaged, handleId, handleKey, readBlocks, readBlocksNamed, readHandle, readableHandle, readHandles, releaseSlots,
-  type Allocation, type BlockInfo, type GcOptions, type Handle, type HandleRecord, type Loaded, type Owner,
+  damaged, handleId, handleKey, MAX_RETRIES, readBlocks, readBlocksNamed, readHandle, readableHandle, readHandles, releaseSlots,
+  type Allocation, type Handle, type HandleRecord, type Loaded, type Owner,
 } from './records.js';
 import { forgetNode, type Retired } from './retire.js';
 
-export type { Allocation, BlockInfo, GcOptions, Handle, HandleRecord, Owner } from './records.js';
+export type { Allocation, Handle, HandleRecord, Owner } from './records.js';
 
-const MAX_RETRIES = 64;
+export interface BlockInfo {
+  cidr: string;
+  node: string;
+  used: number;
+  size: number;
+}
+
+export interface GcOptions {
+  /** Attachments to keep (the runtime's valid set); others of this node are stale. */
+  valid?: Owner[];
+  /** Without a valid set: decides staleness from the record (e.g. its namespace is gone). */
+  isStale?: (h: Handle) => boolean;
+  /** Handles younger than this are kept: their ADD may still be in flight. */
+  graceMs?: number;
+  /** Whose handles to consider; this node by default. */
+  node?: string;
+}
 
 export interface Allocated {
   ips: { ip: IP; range: Range }[];

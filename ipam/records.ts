@@ -8,6 +8,7 @@ import { addressAt, blockRecordProblem, recordCidr, type BlockRecord } from './b
  * handles (per attachment, naming its addresses). Every reader goes through here, so a record someone
  * else wrote is never taken for absent.
  */
+
 /** Who holds an address: the attachment (container ID, interface name). */
 export interface Owner {
   containerID: string;
@@ -20,28 +21,13 @@ export interface Allocation extends Owner {
   since: string;
 }
 
-export interface BlockInfo {
-  cidr: string;
-  node: string;
-  used: number;
-  size: number;
-}
-
 /** What the store keeps per attachment. netns lets a GC check that the attachment still exists. */
 export interface HandleRecord { ips: string[]; since: string; node: string; netns?: string }
 
 export interface Handle extends Owner { record: HandleRecord; version: number }
 
-export interface GcOptions {
-  /** Attachments to keep (the runtime's valid set); others of this node are stale. */
-  valid?: Owner[];
-  /** Without a valid set: decides staleness from the record (e.g. its namespace is gone). */
-  isStale?: (h: Handle) => boolean;
-  /** Handles younger than this are kept: their ADD may still be in flight. */
-  graceMs?: number;
-  /** Whose handles to consider; this node by default. */
-  node?: string;
-}
+/** How often a conditional transaction is tried again after losing a race before giving up. */
+export const MAX_RETRIES = 64;
 
 export const handleKey = (o: Owner) => `handle/${o.containerID}/${o.ifname}`;
 export const handleId = (o: Owner) => `${o.containerID}/${o.ifname}`;
