@@ -8,12 +8,18 @@ import { Namespaces } from '../helpers/netns.js';
 const ns = new Namespaces('tbg');
 test.after.always(() => ns.cleanup());
 
+/** A veth pair, both ends up, 198.18.0.1/24 on tbgd0: next hops in 198.18.0.0/24 are reachable through it. */
+function nextHopLink(nl: Netlink) {
+  const veth = nl.linkAdd({ kind: 'veth', name: 'tbgd0', up: true, peer: { name: 'tbgd1' } })!;
+  nl.linkSet(nl.linkByName('tbgd1')!.index, { up: true });
+  nl.addrAdd(veth.index, parseCIDR('198.18.0.1/24')!);
+  return veth;
+}
+
 test('kernel routes under protocol 245: install, blackhole, reconcile and clear touch only ours', (t) => {
   const nl = Netlink.at(ns.add('k1'));
   try {
-    const dummy = nl.linkAdd({ kind: 'veth', name: 'tbgd0', up: true, peer: { name: 'tbgd1' } })!;
-    nl.linkSet(nl.linkByName('tbgd1')!.index, { up: true });
-    nl.addrAdd(dummy.index, parseCIDR('198.18.0.1/24')!);
+    const dummy = nextHopLink(nl);
     // What another daemon put there, and what a previous run of ours left behind.
     nl.routeAdd({ family: 4, dst: parseCIDR('10.244.50.0/26')!, gateway: parseIP('198.18.0.50')!, protocol: C.RTPROT_STATIC });
     nl.routeAdd({ family: 4, dst: parseCIDR('10.244.51.0/26')!, gateway: parseIP('198.18.0.51')!, protocol: C.RTPROT_TETHER_BGP });
@@ -50,9 +56,7 @@ test('kernel routes under protocol 245: install, blackhole, reconcile and clear 
 test('a link going down takes our routes through it with it; repair() puts back what we installed once the next hop is reachable again, and only that', (t) => {
   const nl = Netlink.at(ns.add('k2'));
   try {
-    const veth = nl.linkAdd({ kind: 'veth', name: 'tbgd0', up: true, peer: { name: 'tbgd1' } })!;
-    nl.linkSet(nl.linkByName('tbgd1')!.index, { up: true });
-    nl.addrAdd(veth.index, parseCIDR('198.18.0.1/24')!);
+    const veth = nextHopLink(nl);
     const k = new KernelRoutes(nl);
     k.install(parseCIDR('10.244.2.0/26')!, parseIP('198.18.0.2')!);
     k.blackhole(parseCIDR('10.244.1.0/26')!, true);

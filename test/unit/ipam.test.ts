@@ -17,6 +17,12 @@ function nodeAllocator(dataDir: string, name: string, ipam: Record<string, unkno
   return new Allocator(new FileKV(join(cfg.dataDir, cfg.network)), cfg);
 }
 
+/** Nodes of one network sharing one store: node(name) is that node's allocator. */
+function sharedStore(ipam: Record<string, unknown>) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
+  return (name: string, extra: Record<string, unknown> = {}) => nodeAllocator(dataDir, name, { ...ipam, ...extra });
+}
+
 function setup(ipam: Record<string, unknown>) {
   const cfg = parseIpamConfig(conf({ dataDir: mkdtempSync(join(tmpdir(), 'tether-ipam-')), ...ipam }));
   const kv = new FileKV(join(cfg.dataDir, cfg.network));
@@ -126,8 +132,8 @@ test('blocks: a node claims a block and fills it before claiming the next', asyn
 });
 
 test('blocks: nodes get blocks of their own; with no free block left, a node borrows unless strictAffinity', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string, strict = false) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.21.0.0/27' }]], blockSize: 28, strictAffinity: strict });
+  const shared = sharedStore({ ranges: [[{ subnet: '10.21.0.0/27' }]], blockSize: 28 });
+  const node = (name: string, strict = false) => shared(name, { strictAffinity: strict });
   const n1 = node('n1');
   const n2 = node('n2');
   const a = await n1.allocate({ containerID: 'a', ifname: 'eth0' });
@@ -183,8 +189,7 @@ test('a release reads only the blocks its handle names; after the block size is 
 });
 
 test('GC touches only this node\'s attachments, keeps young ones, and re-checks before releasing', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.24.0.0/24' }]] });
+  const node = sharedStore({ ranges: [[{ subnet: '10.24.0.0/24' }]] });
   const n1 = node('n1');
   const n2 = node('n2');
   await n1.allocate({ containerID: 'a', ifname: 'eth0' }, [], '/run/netns/gone-a');
@@ -203,8 +208,7 @@ test('GC touches only this node\'s attachments, keeps young ones, and re-checks 
 });
 
 test('forgetting a node releases its attachments and gives its blocks back to the pool', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
-  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.25.0.0/25' }]] });
+  const node = sharedStore({ ranges: [[{ subnet: '10.25.0.0/25' }]] });
   const n1 = node('n1');
   const dead = node('dead');
   await dead.allocate({ containerID: 'x', ifname: 'eth0' });
@@ -220,9 +224,8 @@ test('forgetting a node releases its attachments and gives its blocks back to th
 });
 
 test('forgetting a node keeps a block other nodes borrowed from until they let go, and releases what it borrowed', async (t) => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tether-ipam-'));
   // One /26 block in the pool: whoever comes second borrows from the first's block.
-  const node = (name: string) => nodeAllocator(dataDir, name, { ranges: [[{ subnet: '10.27.0.0/26' }]] });
+  const node = sharedStore({ ranges: [[{ subnet: '10.27.0.0/26' }]] });
   const dead = node('dead');
   const live = node('live');
   await dead.allocate({ containerID: 'd1', ifname: 'eth0' });
