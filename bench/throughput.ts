@@ -31,7 +31,8 @@ export async function iperf(serverNs: string, clientNs: string, ip: string, seco
   }
 }
 
-export interface Throughput { pods: number[]; underlay: number[]; /** pods / underlay, round by round. */ ratios: number[] }
+/** Gbit/s per round: pods[i] and underlay[i] were measured back to back. */
+export interface Throughput { pods: number[]; underlay: number[] }
 
 /** One round: node n1 -> n2 on the underlay, then n1's first pod -> n2's first pod. */
 async function round(lab: LabState, seconds: number, into: Throughput): Promise<void> {
@@ -42,12 +43,11 @@ async function round(lab: LabState, seconds: number, into: Throughput): Promise<
   const p = await iperf(p2.netns, p1.netns, p2.ip, seconds);
   into.underlay.push(u);
   into.pods.push(p);
-  into.ratios.push(p / u);
 }
 
 /** Round-robin over the labs, `rounds` times: every lab's runs see the same machine load. */
 export async function podVersusUnderlay(labs: LabState[], rounds: number, seconds: number): Promise<Throughput[]> {
-  const out = labs.map(() => ({ pods: [], underlay: [], ratios: [] } as Throughput));
+  const out = labs.map((): Throughput => ({ pods: [], underlay: [] }));
   for (let i = 0; i < rounds; i++) for (const [k, lab] of labs.entries()) await round(lab, seconds, out[k]);
   return out;
 }
@@ -73,9 +73,9 @@ export async function throughputOf(contenders: Contender[], rounds: number, seco
 
 /** The rows for one contender: Gbit/s against its underlay, and the round-by-round ratio against the target. */
 export function throughputRows(label: string, path: string, t: Throughput, o: { seconds: number; target?: number }): BenchRow[] {
-  const rows: BenchRow[] = [
+  const ratios = t.pods.map((p, i) => p / t.underlay[i]);
+  return [
     { name: `${label}: iperf3 TCP ${o.seconds} s x ${t.pods.length}, Gbit/s`, a: path, b: 'node->node (underlay)', sa: stats(t.pods), sb: stats(t.underlay), unit: 'Gbit/s' },
+    { name: '  pod/underlay, per round', a: label, b: o.target ? 'target' : '-', sa: stats(ratios), sb: stats([o.target ?? 1]), unit: 'x' },
   ];
-  rows.push({ name: '  pod/underlay, per round', a: label, b: o.target ? 'target' : '-', sa: stats(t.ratios), sb: stats([o.target ?? 1]), unit: 'x' });
-  return rows;
 }
