@@ -14,6 +14,7 @@ export interface IpamNetConf extends NetConf {
 }
 
 const owner = (ctx: Context): Owner => ({ containerID: ctx.args.containerID, ifname: ctx.args.ifname });
+const doing = (verb: string, ctx: Context) => `tether-ipam ${verb} ${ctx.args.containerID}/${ctx.args.ifname}`;
 
 function toIP(s: unknown, field: string): IP {
   const text = typeof s === 'string' ? s : '';
@@ -72,7 +73,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
     const requested = requestedIPs(ctx);
-    const got = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).allocate(owner(ctx), requested, ctx.args.netns || undefined)));
+    const got = await withStore(kv, () => nodeLock(cfg, doing('ADD', ctx))(() => new Allocator(kv, cfg).allocate(owner(ctx), requested, ctx.args.netns || undefined)));
     ctx.log.info('allocated', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: got.ips.map((i) => formatIP(i.ip)), existing: got.existing });
     const result: Result = {
       cniVersion: ctx.version,
@@ -86,7 +87,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
   async del(ctx) {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
-    const released = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).release(owner(ctx))));
+    const released = await withStore(kv, () => nodeLock(cfg, doing('DEL', ctx))(() => new Allocator(kv, cfg).release(owner(ctx))));
     if (released.length) ctx.log.info('released', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: released });
   },
 
@@ -128,7 +129,7 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
     const kv = openStore(cfg);
     // CNI GC is exclusive with ADD and DEL (SPEC "Lifecycle"), so no grace period: every attachment of
     // this node outside the valid set goes. Other nodes' attachments are never touched.
-    const released = await withStore(kv, () => nodeLock(cfg)(() => new Allocator(kv, cfg).gc({ valid })));
+    const released = await withStore(kv, () => nodeLock(cfg, `tether-ipam GC of network ${cfg.network}`)(() => new Allocator(kv, cfg).gc({ valid })));
     if (released.length) ctx.log.info('gc released', { network: cfg.network, released });
   },
 };

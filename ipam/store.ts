@@ -22,11 +22,13 @@ export function openStore(cfg: IpamConfig): KV {
  * Allocations of one node are serialized by a node-local lock (beside the embedded store, or under
  * dataDir for etcd): many containers starting at once on a node would otherwise race for the same
  * block and retry each other into the ground. Nodes still coordinate only through conditional
- * transactions, so this lock is about speed, never about correctness.
+ * transactions, so this lock is about speed, never about correctness. Waiters are served in arrival
+ * order and wait as long as the holder is alive and working (lib/store/lock.ts), so a burst of ADDs
+ * on a busy node queues instead of failing; `what` tells waiters and error messages who holds it.
  */
-export function nodeLock(cfg: IpamConfig): <T>(fn: () => Promise<T>) => Promise<T> {
+export function nodeLock(cfg: IpamConfig, what: string): <T>(fn: () => Promise<T>) => Promise<T> {
   const path = join(cfg.dataDir, cfg.network, 'allocate.lock');
-  return (fn) => withFileLock(path, fn);
+  return (fn) => withFileLock(path, fn, { what });
 }
 
 /** Store failures are transient from the runtime's point of view: code 11, naming where. */

@@ -2,8 +2,7 @@ import {
   closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { sys } from '../sys/index.js';
-import { LOCK_EX, LOCK_NB, LOCK_UN } from '../sys/types.js';
+import { withFileLockSync } from './lock.js';
 import { StoreUnavailableError, type Entry, type KV, type Txn } from './kv.js';
 
 /** A write-ahead record: everything one transaction writes, with the revision it gets. */
@@ -14,8 +13,6 @@ interface Journal {
   del: string[];
 }
 
-const LOCK_WAIT_MS = 10_000;
-const pause = new Int32Array(new SharedArrayBuffer(4));
 
 /** Key segments become path segments; anything that could climb out of the directory is escaped. */
 function segment(s: string): string {
@@ -86,7 +83,6 @@ export class FileKV implements KV {
    * left by a writer that died: one directory to sweep instead of the whole tree.
    */
   private writeFile(file: string, text: string, durable: boolean): void {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = join(this.tmpDir, `${++this.tmpCounter}-${process.pid}`);
     let fd: number;
     try {
@@ -100,7 +96,12 @@ export class FileKV implements KV {
       writeSync(fd, text);
       if (durable) fsyncSync(fd);
     } finally { closeSync(fd); }
-    renameSync(tmp, file);
+    // Most writes replace a key in a directory that exists: create directories only when one is missing.
+    try { renameSync(tmp, file); } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+      renameSync(tmp, file);
+    }
   }
 
   private revision(): number {
@@ -153,29 +154,21 @@ export class FileKV implements KV {
     this.apply(j);
   }
 
-  /** Runs fn holding the lock, all synchronously: no other writer can interleave, in or out of this process. */
+  /**
+   * Runs fn holding the lock, all synchronously: no other writer can interleave, in or out of this
+   * process. Waiters queue in arrival order and wait as long as the queue moves (lib/store/lock.ts);
+   * flock as well keeps out writers of earlier tether versions, which locked with flock alone.
+   */
   private locked<T>(fn: () => T): T {
-    let fd: number;
     try {
-      mkdirSync(this.where, { recursive: true, mode: 0o700 });
-      fd = openSync(this.lockFile, 'a', 0o600);
-    } catch (e) {
-      this.fail(`cannot open ${this.lockFile}`, e);
-    }
-    try {
-      const deadline = Date.now() + LOCK_WAIT_MS;
-      while (!sys.flock(fd, LOCK_EX | LOCK_NB)) {
-        if (Date.now() > deadline) throw new StoreUnavailableError(`${this.lockFile} has been locked for ${LOCK_WAIT_MS / 1000} s by another process`);
-        Atomics.wait(pause, 0, 0, 2);
-      }
-      try {
+      return withFileLockSync(this.lockFile, () => {
         this.recover();
         return fn();
-      } finally { sys.flock(fd, LOCK_UN); }
+      }, { flock: true, what: 'store transaction' });
     } catch (e) {
       if (e instanceof StoreUnavailableError) throw e;
       this.fail(`store ${this.where}`, e);
-    } finally { closeSync(fd); }
+    }
   }
 
   /** Reads never wait for the lock, unless a transaction is half applied: then they finish it first. */

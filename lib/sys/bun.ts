@@ -15,6 +15,11 @@ const libc = dlopen('libc.so.6', {
   umount2: { args: [ptr, i32], returns: i32 },
   flock: { args: [i32, i32], returns: i32 },
   getrusage: { args: [i32, ptr], returns: i32 },
+  // Variadic in C; its third argument is a pointer, passed in the same register either way.
+  fcntl: { args: [i32, i32, ptr], returns: i32 },
+  inotify_init1: { args: [i32], returns: i32 },
+  inotify_add_watch: { args: [i32, ptr, FFIType.u32], returns: i32 },
+  poll: { args: [ptr, u64, i32], returns: i32 },
   __errno_location: { args: [], returns: ptr },
 }).symbols;
 
@@ -34,5 +39,9 @@ export const sys = checked('bun', {
   umount2: (target, flags) => libc.umount2(cstr(target), flags),
   flock: libc.flock,
   getrusage: libc.getrusage,
+  fcntl: libc.fcntl,
+  inotify_init1: libc.inotify_init1,
+  inotify_add_watch: (fd, path, mask) => libc.inotify_add_watch(fd, cstr(path), mask),
+  poll: libc.poll,
   errno: () => read.i32(libc.__errno_location() as Pointer, 0),
 });

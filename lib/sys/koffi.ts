@@ -5,6 +5,7 @@ import { checked } from './checked.js';
 // so the tests exercise the same kernel paths the Bun binary does.
 const lib = koffi.load('libc.so.6');
 const mount = lib.func('int mount(const char *, const char *, const char *, unsigned long, void *)');
+const fcntl = lib.func('int fcntl(int, int, ...)');
 
 export const sys = checked('koffi', {
   socket: lib.func('int socket(int, int, int)'),
@@ -19,5 +20,9 @@ export const sys = checked('koffi', {
   umount2: lib.func('int umount2(const char *, int)'),
   flock: lib.func('int flock(int, int)'),
   getrusage: lib.func('int getrusage(int, void *)'),
+  fcntl: (fd, cmd, arg) => fcntl(fd, cmd, 'void *', arg),
+  inotify_init1: lib.func('int inotify_init1(int)'),
+  inotify_add_watch: lib.func('int inotify_add_watch(int, const char *, uint32_t)'),
+  poll: lib.func('int poll(void *, unsigned long, int)'),
   errno: () => koffi.errno(),
 });

@@ -24,6 +24,19 @@ export interface Sys {
    * resident set any one of them reached (KiB).
    */
   childrenUsage(): { userMs: number; sysMs: number; maxRssKiB: number };
+  /**
+   * An open-file-description byte-range lock (fcntl F_OFD_SETLK/F_OFD_SETLKW): held by this open file,
+   * released when it is closed or its process dies. type F_WRLCK or F_UNLCK. With wait false, returns
+   * false instead of waiting when another holder conflicts.
+   */
+  rangeLock(fd: number, type: number, start: number, len: number, wait: boolean): boolean;
+  /** F_OFD_GETLK: the first lock that would conflict with a write lock on the range, or undefined. */
+  rangeConflict(fd: number, start: number, len: number): { start: number; len: number } | undefined;
+  /** inotify_init1(IN_NONBLOCK | IN_CLOEXEC). */
+  inotifyInit(): number;
+  inotifyAddWatch(fd: number, path: string, mask: number): void;
+  /** poll(2) for input on one descriptor: true when readable, false on timeout (or EINTR). */
+  waitReadable(fd: number, timeoutMs: number): boolean;
 }
 
 export const AF_NETLINK = 16;
@@ -45,3 +58,7 @@ export const LOCK_SH = 1;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const LOCK_UN = 8;
+export const F_WRLCK = 1;
+export const F_UNLCK = 2;
+export const IN_CLOSE_WRITE = 0x8;
+export const IN_MODIFY = 0x2;
