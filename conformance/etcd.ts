@@ -86,6 +86,8 @@ export interface EtcdMember {
   name: string;
   endpoint: string;
   running(): boolean;
+  /** The member's process, to freeze it (SIGSTOP: it keeps its port, accepts connections and answers nothing). */
+  pid(): number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -133,6 +135,7 @@ async function startEtcdClusterOnce(n: number): Promise<EtcdCluster> {
   const stopOne = (i: number) => new Promise<void>((resolve) => {
     const child = procs[i];
     if (!child) { resolve(); return; }
+    child.kill('SIGCONT'); // a frozen member must be able to act on SIGTERM
     const t = setTimeout(() => child.kill('SIGKILL'), 3000);
     child.on('exit', () => { clearTimeout(t); resolve(); });
     child.kill('SIGTERM');
@@ -153,6 +156,7 @@ async function startEtcdClusterOnce(n: number): Promise<EtcdCluster> {
     members: names.map((name, i) => ({
       name, endpoint: client(i),
       running: () => !!procs[i],
+      pid: () => procs[i]?.pid,
       stop: () => stopOne(i),
       start: async () => { if (!procs[i]) launch(i); await healthy([client(i)]); },
     })),

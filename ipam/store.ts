@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { FileKV } from '../lib/store/file.js';
@@ -9,11 +10,16 @@ import type { IpamConfig } from './config.js';
 /** Where a network's IPAM keys live in etcd (the node agent reads the blocks from there too). */
 export const ipamEtcdPrefix = (etcdPrefix: string, network: string) => `${etcdPrefix}/ipam/${network}/`;
 
+/** Which member of a cluster answered last is remembered on this node, for the next exec (lib/store/etcd-members.ts). */
+export function etcdMembersFile(dataDir: string, endpoints: string[]): string {
+  return join(dataDir, `etcd-members-${createHash('sha256').update(endpoints.join(',')).digest('hex').slice(0, 12)}.json`);
+}
+
 /** The store a network's IPAM state lives in: etcd when configured, else the embedded one under dataDir/<network>. */
 export function openStore(cfg: IpamConfig): KV {
   if (cfg.etcd) {
     const { endpoints, prefix, tls, username, password, timeoutMs } = cfg.etcd;
-    return new EtcdKV({ endpoints, prefix: ipamEtcdPrefix(prefix, cfg.network), tls, username, password, timeoutMs });
+    return new EtcdKV({ endpoints, prefix: ipamEtcdPrefix(prefix, cfg.network), tls, username, password, timeoutMs, membersFile: etcdMembersFile(cfg.dataDir, endpoints) });
   }
   return new FileKV(join(cfg.dataDir, cfg.network));
 }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { post } from '../sys/http.js';
 import { postStream, type Stream } from '../sys/http-stream.js';
+import { Members } from './etcd-members.js';
 import { StoreUnavailableError, type Entry, type KV, type Txn } from './kv.js';
 
 /**
@@ -16,8 +17,13 @@ export interface EtcdOptions {
   tls?: { ca?: string; cert?: string; key?: string };
   username?: string;
   password?: string;
-  /** The whole budget of one operation across every endpoint. */
+  /**
+   * How long an operation waits with no member answering anything before it fails; while members
+   * answer (a slow cluster on a loaded node), it waits on.
+   */
   timeoutMs?: number;
+  /** A node-local file remembering which member answered and which failed, shared by every exec (etcd-members.ts). */
+  membersFile?: string;
 }
 
 interface RawKV { key: string; value?: string; mod_revision?: string; lease?: string }
@@ -61,13 +67,17 @@ export class EtcdKV implements KV {
   readonly where: string;
   private readonly opts: EtcdOptions;
   private readonly tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
-  private preferred = 0;
+  private readonly members: Members;
+  /** When a member last answered this client, and (decaying) how long answers took. */
+  private answeredAt = 0;
+  private slowest = 0;
   private token?: string;
 
   constructor(opts: EtcdOptions) {
     if (!opts.endpoints.length) throw new StoreUnavailableError('no etcd endpoints configured');
     this.opts = opts;
     this.where = opts.endpoints.join(',');
+    this.members = new Members(opts.endpoints, opts.membersFile);
     if (opts.tls) {
       const read = (p?: string) => (p ? readFileSync(p) : undefined);
       this.tls = { ca: read(opts.tls.ca), cert: read(opts.tls.cert), key: read(opts.tls.key) };
@@ -91,39 +101,110 @@ export class EtcdKV implements KV {
     return { status: r.status, json };
   }
 
-  /** One call, tried on each endpoint in turn (the last one that worked first), within the deadline. */
-  private async call(path: string, body: unknown): Promise<any> {
-    const budget = this.opts.timeoutMs ?? 4000;
-    const deadline = Date.now() + budget;
-    const n = this.opts.endpoints.length;
-    const errors: string[] = [];
-    for (let k = 0; k < n; k++) {
-      const i = (this.preferred + k) % n;
-      const endpoint = this.opts.endpoints[i];
-      const left = deadline - Date.now();
-      if (left <= 0) break;
-      // Each endpoint gets a fair share of what is left, so one dead member cannot eat the whole budget.
-      const slice = Math.max(200, Math.floor(left / (n - k)));
-      try {
-        if (this.opts.username && !this.token) await this.authenticate(endpoint, slice);
-        let r = await this.request(endpoint, path, body, slice);
-        if (r.status === 401 || /invalid auth token|token is invalid/i.test(String(r.json?.error ?? r.json?.message ?? ''))) {
-          this.token = undefined;
-          if (this.opts.username) await this.authenticate(endpoint, slice);
-          r = await this.request(endpoint, path, body, slice);
-        }
-        // The gateway maps gRPC codes to HTTP: Unavailable 503, DeadlineExceeded 504, Canceled 408 (a member
-        // shutting down says "the client connection is closing"). Those mean "ask another member".
-        if (r.status >= 500 || r.status === 0 || r.status === 408 || r.status === 429) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
-        if (r.status >= 400) throw new StoreUnavailableError(`etcd at ${endpoint} refused ${path}: HTTP ${r.status} ${r.json?.error ?? r.json?.message ?? ''}`);
-        this.preferred = i;
-        return r.json;
-      } catch (e) {
-        if (e instanceof StoreUnavailableError) throw e;
-        errors.push(`${endpoint}: ${(e as Error).message}`);
-      }
+  /** One request to one member: its answer, a StoreUnavailableError it refused with, or an Error meaning "ask another". */
+  private async attempt(endpoint: string, path: string, body: unknown, timeoutMs: number): Promise<any> {
+    if (this.opts.username && !this.token) await this.authenticate(endpoint, timeoutMs);
+    let r = await this.request(endpoint, path, body, timeoutMs);
+    if (r.status === 401 || /invalid auth token|token is invalid/i.test(String(r.json?.error ?? r.json?.message ?? ''))) {
+      this.token = undefined;
+      if (this.opts.username) await this.authenticate(endpoint, timeoutMs);
+      r = await this.request(endpoint, path, body, timeoutMs);
     }
-    throw new StoreUnavailableError(`etcd unreachable within ${budget} ms at ${this.where} (${errors.join('; ') || 'no time left'})`);
+    // The gateway maps gRPC codes to HTTP: Unavailable 503, DeadlineExceeded 504, Canceled 408 (a member
+    // shutting down says "the client connection is closing"). Those mean "ask another member".
+    if (r.status >= 500 || r.status === 0 || r.status === 408 || r.status === 429) throw new Error(`HTTP ${r.status} ${JSON.stringify(r.json).slice(0, 200)}`);
+    if (r.status >= 400) throw new StoreUnavailableError(`etcd at ${endpoint} refused ${path}: HTTP ${r.status} ${r.json?.error ?? r.json?.message ?? ''}`);
+    return r.json;
+  }
+
+  /**
+   * One call. Members are tried best first (the one that answered last; recent failures last). An
+   * idempotent call that gets no answer within the hedge delay is sent to the next member as well and
+   * the first answer wins, so a member that died or went silent costs one hedge delay, not a timeout;
+   * the loser is remembered as suspect. (Conditional transactions are idempotent here: a copy that
+   * arrives second fails its comparison and changes nothing.) The call gives up only when the whole
+   * budget passes with no member answering anything in this client, so a cluster that is slow but
+   * serving, as on a loaded node, is waited for.
+   */
+  private call(path: string, body: unknown, idempotent = true): Promise<any> {
+    const budget = this.opts.timeoutMs ?? 4000;
+    const started = Date.now();
+    const deadline = () => Math.max(started, this.answeredAt) + budget;
+    const errors = new Map<string, string>();
+    this.members.reload();
+    return new Promise((resolve, reject) => {
+      const pending = new Map<string, number>();
+      let tried = new Set<string>();
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const finish = (f: () => void) => {
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
+        this.members.save();
+        f();
+      };
+      const later = (ms: number) => {
+        if (timer) clearTimeout(timer);
+        timer = setTimeout(step, Math.max(1, ms));
+      };
+      const launch = (endpoint: string, timeout: number) => {
+        tried.add(endpoint);
+        pending.set(endpoint, Date.now());
+        this.attempt(endpoint, path, body, timeout).then((json) => {
+          const now = Date.now();
+          const took = now - pending.get(endpoint)!;
+          pending.delete(endpoint);
+          // Whoever is still silent after another member answered is suspect for the next call.
+          const hedge = this.hedgeMs();
+          for (const [ep, since] of pending) if (now - since >= hedge) this.members.failed(ep, `no answer within ${now - since} ms while ${endpoint} answered`);
+          this.answeredAt = now;
+          this.slowest = Math.max(this.slowest * 0.8, took);
+          this.members.answered(endpoint);
+          finish(() => resolve(json));
+        }, (e: Error) => {
+          pending.delete(endpoint);
+          if (settled) return;
+          if (e instanceof StoreUnavailableError) { finish(() => reject(e)); return; }
+          errors.set(endpoint, e.message);
+          this.members.failed(endpoint, e.message);
+          step();
+        });
+      };
+      // Launches what can be launched now, then sleeps until the next reason to look again.
+      const step = () => {
+        if (settled) return;
+        const left = deadline() - Date.now();
+        if (left <= 0) {
+          const why = [...errors].map(([k, v]) => `${k}: ${v}`);
+          for (const ep of pending.keys()) if (!errors.has(ep)) why.push(`${ep}: no answer`);
+          finish(() => reject(new StoreUnavailableError(`etcd unreachable for ${budget} ms at ${this.where} (${why.join('; ') || 'no member tried'})`)));
+          return;
+        }
+        const candidates = this.members.order().filter((ep) => !pending.has(ep) && !tried.has(ep));
+        if (candidates.length && (idempotent || pending.size === 0)) {
+          // One member at a time gets a fair share of what is left; hedged, each may use it all.
+          launch(candidates[0], Math.max(200, idempotent ? left : Math.floor(left / candidates.length)));
+          later(idempotent && candidates.length > 1 ? this.hedgeMs() : left);
+          return;
+        }
+        if (!candidates.length && pending.size < this.opts.endpoints.length) {
+          // Every member that is not still busy with this call has failed it (a leader election, a
+          // restart): ask them again shortly, while the budget lasts.
+          tried = new Set(pending.keys());
+          later(Math.min(left, 100 + Math.random() * 200));
+          return;
+        }
+        later(left);
+      };
+      step();
+    });
+  }
+
+  /** How long to wait for a member before asking the next one too: a few times the slowest answer seen lately. */
+  private hedgeMs(): number {
+    const budget = this.opts.timeoutMs ?? 4000;
+    return Math.min(Math.max(250, 4 * this.slowest), budget / 2);
   }
 
   private async authenticate(endpoint: string, timeoutMs: number): Promise<void> {
@@ -165,7 +246,7 @@ export class EtcdKV implements KV {
 
   /** A new lease of ttlSeconds; its ID is a decimal string (64-bit, beyond a JS number's precision). */
   async leaseGrant(ttlSeconds: number): Promise<string> {
-    const r = await this.call('/v3/lease/grant', { TTL: String(ttlSeconds), ID: '0' });
+    const r = await this.call('/v3/lease/grant', { TTL: String(ttlSeconds), ID: '0' }, false);
     if (!r.ID) throw new StoreUnavailableError(`etcd at ${this.where} granted no lease: ${JSON.stringify(r).slice(0, 200)}`);
     return String(r.ID);
   }
@@ -200,7 +281,7 @@ export class EtcdKV implements KV {
     let failed = false;
     const fail = (e: Error) => { if (!closed && !failed) { failed = true; stream?.close(); h.broken(e); } };
     const open = async (k: number) => {
-      const endpoint = this.opts.endpoints[(this.preferred + k) % this.opts.endpoints.length];
+      const endpoint = this.members.order()[k % this.opts.endpoints.length];
       try {
         if (this.opts.username && !this.token) await this.authenticate(endpoint, this.opts.timeoutMs ?? 4000);
       } catch (e) { fail(e as Error); return; }
@@ -245,7 +326,8 @@ export class EtcdKV implements KV {
       ...(t.put ?? []).map((p) => ({ request_put: { key: b64(this.opts.prefix + p.key), value: b64(p.value), ...(o.lease ? { lease: o.lease } : {}) } })),
       ...(t.del ?? []).map((k) => ({ request_delete_range: { key: b64(this.opts.prefix + k) } })),
     ];
-    const r = await this.call('/v3/kv/txn', { compare, success });
+    // Without conditions a copy would apply twice: such a transaction goes to one member at a time.
+    const r = await this.call('/v3/kv/txn', { compare, success }, compare.length > 0);
     return r.succeeded === true;
   }
 

@@ -32,6 +32,10 @@ const WHAT_BYTES = SLOT - 32;
 /** How often a holder shows it is alive, and how often a waiter looks at the holder. */
 const HEARTBEAT_MS = 250;
 const LOOK_MS = 500;
+/** How many of the first in line listen for releases; the others sleep in slices until they are among them. */
+const LISTENERS = 8;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const sleepMs = (ms: number) => { Atomics.wait(pause, 0, 0, ms); };
 /** An asynchronous waiter sleeps in shorter slices, so the rest of its process keeps running between them. */
 const ASYNC_SLICE_MS = 50;
 /**
@@ -144,6 +148,7 @@ class ProgressWatch {
 /** One acquisition: the open file, my ticket, and my heartbeat while I hold. */
 class Ticket {
   private inotify?: number;
+  private noInotify = false;
   private beat?: ReturnType<typeof setInterval>;
   private slot!: Holder;
   readonly ticket: number;
@@ -160,16 +165,30 @@ class Ticket {
     writeSlot(fd, this.slot);
   }
 
-  /** Waits for my turn for at most sliceMs; true once I hold the lock. */
+  /**
+   * Waits for my turn for at most sliceMs; true once I hold the lock. The first few in line sleep on an
+   * inotify watch and wake at the release; inotify instances are few per user (128 by default), so the
+   * rest sleep in short slices until they are near the front (a ticket never loses its place).
+   */
   waitSlice(sliceMs: number): boolean {
     if (!anyAhead(this.fd, this.ticket)) return true;
-    if (this.inotify === undefined) {
+    const position = this.ticket - readU64(this.fd, HEAD);
+    if (this.inotify === undefined && position <= LISTENERS && !this.noInotify) {
+      try {
+        this.inotify = sys.inotifyInit();
+        sys.inotifyAddWatch(this.inotify, `/proc/self/fd/${this.fd}`, IN_CLOSE_WRITE);
+      } catch {
+        // Out of inotify instances (other programs use them too): this waiter sleeps in slices instead.
+        if (this.inotify !== undefined) closeSync(this.inotify);
+        this.inotify = undefined;
+        this.noInotify = true;
+      }
       // Watch first, then look again: a release between the two looks still wakes us.
-      this.inotify = sys.inotifyInit();
-      sys.inotifyAddWatch(this.inotify, `/proc/self/fd/${this.fd}`, IN_CLOSE_WRITE);
       if (!anyAhead(this.fd, this.ticket)) return true;
     }
-    if (sys.waitReadable(this.inotify, sliceMs)) {
+    if (this.inotify === undefined) {
+      sleepMs(Math.min(sliceMs, Math.max(1, position - LISTENERS)));
+    } else if (sys.waitReadable(this.inotify, sliceMs)) {
       const drain = Buffer.alloc(4096);
       try { while (readSync(this.inotify, drain) > 0); } catch { /* EAGAIN: drained */ }
     }
