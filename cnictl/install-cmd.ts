@@ -1,4 +1,4 @@
-import { str } from './argv.js';
+import { str } from '../lib/argv.js';
 import type { Ctx } from './commands.js';
 import { actionJSON, apply, describe, planInstall, planUninstall } from './install.js';
 

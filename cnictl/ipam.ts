@@ -4,9 +4,9 @@ import { describeSet, parseIpamConfig, setCapacity, type IpamConfig } from '../i
 import { openStore } from '../ipam/store.js';
 import type { NetConf } from '../lib/cni/types.js';
 import { cidrContains, parseIP } from '../lib/ip/addr.js';
-import { UsageError } from './argv.js';
+import { UsageError } from '../lib/argv.js';
 import { bridgeConfig, parseVxlanConf } from '../plugins/vxlan/delegate.js';
-import { readNodeState } from '../tetherd/state.js';
+import { readNodeState } from '../lib/node-state.js';
 import type { NetworkList } from './conf.js';
 import { table } from './format.js';
 

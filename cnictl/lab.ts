@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs';
-import { parseArgv, str, UsageError } from './argv.js';
+import { parseArgv, str, UsageError } from '../lib/argv.js';
 
 const USAGE = `cnictl lab: a multi-node cluster in network namespaces on this machine
 

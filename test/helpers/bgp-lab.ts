@@ -13,6 +13,7 @@ import type { PeerStatus } from '../../lib/bgp/session.js';
 import type { SpeakerSnapshot } from '../../lib/bgp/status.js';
 import { Namespaces } from './netns.js';
 import { waitFor as poll } from './wait.js';
+import { RTPROT_TETHER_BGP } from '../../lib/route-protocols.js';
 
 // Two namespaces joined by a veth on 198.18.0.0/24 + 2001:db8:18::/64: "us" (.1, our speaker) and
 // "peer" (.2, BIRD / GoBGP / FRR). Every process started here is stopped by PID; every namespace and
@@ -155,12 +156,12 @@ export class BgpLab {
   }
 
   /** Kernel routes of one family installed by `protocol` (default ours) in a namespace. */
-  routes(path: string, family: 4 | 6, protocol = C.RTPROT_TETHER_BGP): Route[] {
+  routes(path: string, family: 4 | 6, protocol = RTPROT_TETHER_BGP): Route[] {
     const nl = Netlink.at(path);
     try { return nl.routes(family, { protocol }); } finally { nl.close(); }
   }
 
-  routeMap(path: string, family: 4 | 6, protocol = C.RTPROT_TETHER_BGP): Record<string, string> {
+  routeMap(path: string, family: 4 | 6, protocol = RTPROT_TETHER_BGP): Record<string, string> {
     return Object.fromEntries(this.routes(path, family, protocol).map((r) => [
       r.dst ? formatCIDR(r.dst) : 'default',
       r.type === C.RTN_BLACKHOLE ? 'blackhole' : r.gateway ? `via ${formatIP(r.gateway)}` : 'other',

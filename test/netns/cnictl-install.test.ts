@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { LINKS } from '../../bin/programs.js';
+import { LINKS } from '../../lib/programs.js';
 import { parseNetworkList } from '../../cnictl/conf.js';
 import { runConformance } from '../../conformance/harness.js';
 

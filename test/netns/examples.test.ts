@@ -15,7 +15,7 @@ import { spawnDaemon } from '../../lab/procs.js';
 import { createNamedNetns, netnsPath } from '../../lib/netns/netns.js';
 import { parseAgentConfig } from '../../tetherd/config.js';
 import { parseObserveConfig } from '../../tetherd/observe.js';
-import { readNodeState } from '../../tetherd/state.js';
+import { readNodeState } from '../../lib/node-state.js';
 
 // Every file in examples/ is exercised here: a file with no case below fails the first test, so an
 // example can never rot unnoticed. Paths the examples name for a real node (log file) are moved into a

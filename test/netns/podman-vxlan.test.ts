@@ -8,7 +8,7 @@ import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/multinode.js';
 import { vxlanFiles } from '../../lab/vxlan.js';
-import { readNodeState, type NodeState } from '../../tetherd/state.js';
+import { readNodeState, type NodeState } from '../../lib/node-state.js';
 import { DIST, PodmanRig } from '../helpers/podman.js';
 
 // Podman (CNI backend) on tether-vxlan: a two-node VXLAN lab (etcd + a tetherd per node, lab/multinode.ts),

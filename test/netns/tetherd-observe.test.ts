@@ -6,7 +6,7 @@ import { runIn } from '../../conformance/spawn.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
-import { readNodeState } from '../../tetherd/state.js';
+import { readNodeState } from '../../lib/node-state.js';
 import { DIST } from '../helpers/podman.js';
 
 // A running tetherd (the compiled binary, in a lab node's namespace) serves /metrics and keeps the health

@@ -12,8 +12,8 @@ import { EtcdKV } from '../../lib/store/etcd.js';
 import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
-import { readNodeState } from '../../tetherd/state.js';
-import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
+import { readNodeState } from '../../lib/node-state.js';
+import { RTPROT_TETHER_VXLAN } from '../../lib/route-protocols.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 // The multi-node VXLAN lab against the real kernel: nodes are namespaces on one underlay bridge, each
@@ -33,7 +33,7 @@ function entriesFor(lab: LabState, on: LabNode, of: LabNode) {
   return onNode(on, (nl) => {
     const dev = nl.linkByName(readNodeState(vxlanFiles(on).state)!.device);
     if (!dev) return { route: undefined, neigh: undefined, fdb: [], state: s, dev: undefined };
-    const route = nl.routes(4).find((r) => r.dst && formatCIDR(r.dst) === s.subnet && r.protocol === RTPROT_TETHER);
+    const route = nl.routes(4).find((r) => r.dst && formatCIDR(r.dst) === s.subnet && r.protocol === RTPROT_TETHER_VXLAN);
     const neigh = nl.neighbors(C.AF_INET, dev.index).find((n) => n.ip && ipEqual(n.ip, networkOf(subnet)) && (n.state & C.NUD_PERMANENT));
     const fdb = nl.neighbors(C.AF_BRIDGE, dev.index).filter((n) => n.mac && formatMAC(n.mac) === s.vtepMAC);
     return { route, neigh, fdb, state: s, dev };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
 import { Netlink } from '../../lib/netlink/handle.js';
-import { writeNodeState } from '../../tetherd/state.js';
+import { writeNodeState } from '../../lib/node-state.js';
 import { Namespaces } from '../helpers/netns.js';
 import { parseIpamConfig } from '../../ipam/config.js';
 import { openStore } from '../../ipam/store.js';
