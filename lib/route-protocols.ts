@@ -9,9 +9,11 @@ export const RTPROT_TETHER_VXLAN = 199;
 
 /**
  * tether-bgp-route's host routes to its containers (/32 and /128 behind the veth): tetherd's BGP mode
- * finds every local pod address, borrowed ones included, with one dump of this protocol.
+ * finds every local pod address, borrowed ones included, with one dump of this protocol. It was 84,
+ * which is RTPROT_OVN (ovn-controller's route exchange, in the kernel's uapi headers): a node that also
+ * runs OVN would have had OVN's routes announced as pods and its own pod routes shown as OVN's.
  */
-export const RTPROT_TETHER_POD = 84;
+export const RTPROT_TETHER_POD = 246;
 
 /** tether's BGP speaker: learned best paths and the blackholes for our own aggregates. */
 export const RTPROT_TETHER_BGP = 245;

@@ -20,6 +20,7 @@ import { inNetns } from '../../lib/netns/netns.js';
 import { sysctlGet } from '../../lib/netns/sysctl.js';
 import { eui64LinkLocal } from '../../plugins/bgp-route/plan.js';
 import { hostVethName } from '../../plugins/common/names.js';
+import { RTPROT_TETHER_POD } from '../../lib/route-protocols.js';
 
 // tether-bgp-route on one node: every lab is a throwaway host namespace (the "node") whose names start
 // with tl3; it has no default route unless a test adds one.
@@ -98,7 +99,7 @@ test('two pods on a node with no default route reach each other and the node (IC
     const route = nl.routes(4, { oif: h.index }).find((r) => r.dst && ipEqual(r.dst.ip, addressOf(ra, 4).ip));
     t.is(route?.dst?.prefix, 32);
     t.is(route?.scope, C.RT_SCOPE_LINK);
-    t.is(route?.protocol, 84, 'marked for the node agent (proto 84)');
+    t.is(route?.protocol, RTPROT_TETHER_POD, `marked for the node agent (proto ${RTPROT_TETHER_POD})`);
     const n = nl.neighbors(C.AF_INET, h.index).find((x) => x.ip && ipEqual(x.ip, addressOf(ra, 4).ip));
     t.is(n?.state, C.NUD_PERMANENT);
     t.is(n?.mac && formatMAC(n.mac), ra.interfaces![1].mac);
