@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatCIDR } from '../lib/ip/addr.js';
 import { EtcdKV } from '../lib/store/etcd.js';
-import { joinNewNode, onNode, labDown, labUp, type LabNode, type LabState } from '../lab/multinode.js';
+import { joinNewNode, onNode, labDown, labUp, type LabNode, type LabState } from '../lab/index.js';
 import { RTPROT_TETHER_VXLAN as RTPROT_TETHER } from '../lib/route-protocols.js';
 import { subnetFromKey } from '../tetherd/subnets.js';
 import { stats } from './stats.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNetworkList } from '../cnictl/conf.js';
+import { loadNetworkList } from '../lib/libcni/conf.js';
 import { describeResult } from '../cnictl/format.js';
 import { Lab } from '../conformance/lab.js';
 import { runIn } from '../conformance/spawn.js';

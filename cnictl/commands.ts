@@ -4,21 +4,14 @@ import { formatResult } from '../lib/cni/result.js';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
 import { nodeCrypto } from '../lib/builtin.js';
 import { str, UsageError, type Parsed } from '../lib/argv.js';
-import { listCache } from './cache.js';
-import { loadNetworkList, scanConfDir } from './conf.js';
+import { listCache } from '../lib/libcni/cache.js';
+import { loadNetworkList, scanConfDir } from '../lib/libcni/conf.js';
 import { describeResult, table } from './format.js';
-import { CniRuntime, type AttachmentSpec } from './runtime.js';
+import { CniRuntime, type AttachmentSpec } from '../lib/libcni/runtime.js';
 import { DEFAULT_AGENT_STATE_FILE } from '../lib/paths.js';
+import type { Ctx } from './context.js';
 
 // The command implementations, loaded only once cnictl knows it has real work to do.
-
-export interface Ctx {
-  p: Parsed;
-  json: boolean;
-  out(s: string): void;
-  confDir: string;
-  runtime: CniRuntime;
-}
 
 /** cnitool's rule, with our prefix: a stable ID from the namespace path, so detach finds what attach made. */
 export function defaultContainerID(netns: string): string {

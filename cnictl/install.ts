@@ -4,7 +4,7 @@ import { BINARY, LINKS } from '../lib/programs.js';
 import { nodeCrypto } from '../lib/builtin.js';
 import { hostBitsZero, parseCIDR } from '../lib/ip/addr.js';
 import { UsageError } from '../lib/argv.js';
-import { scanConfDir } from './conf.js';
+import { scanConfDir } from '../lib/libcni/conf.js';
 
 // `cnictl install` / `uninstall`: first a plan (a list of actions computed from what is on disk), then,
 // unless --dry-run, its execution. Only files tether put there are ever replaced or removed: the binary

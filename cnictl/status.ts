@@ -1,9 +1,9 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { listCache } from './cache.js';
-import { scanConfDir } from './conf.js';
+import { listCache } from '../lib/libcni/cache.js';
+import { scanConfDir } from '../lib/libcni/conf.js';
 import { table } from './format.js';
-import { ipamUsage, usesTetherIpam } from './ipam.js';
+import { ipamUsage, usesTetherIpam } from '../ipam/usage.js';
 import { AGENT_STALE_MS } from '../lib/paths.js';
 
 // `cnictl status` without a network: a summary of the node from what is on disk. Networks from the conf

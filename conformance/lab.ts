@@ -10,8 +10,8 @@ import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import type { NetConf } from '../lib/cni/types.js';
 import type { Result } from '../lib/cni/types.js';
-import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
-import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
+import { CniRuntime, type AttachmentSpec } from '../lib/libcni/runtime.js';
+import { parseNetworkList, type NetworkList } from '../lib/libcni/conf.js';
 
 /** Everything a run created, so it can all be removed: on success, on failure, and on SIGINT. */
 const live = new Set<Lab>();

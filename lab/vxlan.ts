@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import { readNodeState } from '../lib/node-state.js';
 import { RTPROT_TETHER_VXLAN } from '../lib/route-protocols.js';
 import { formatCIDR } from '../lib/ip/addr.js';
-import { onNode, type LabNode, type LabState, type ModeDriver } from './multinode.js';
+import { onNode } from './multinode.js';
+import { registerMode, type ModeDriver } from './modes.js';
+import type { LabNode, LabState } from './types.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
 /** The VXLAN mode: a tetherd per node (in the node's namespace), pods on tether-vxlan. */
@@ -73,3 +75,5 @@ export const vxlanMode: ModeDriver = {
 };
 
 export const vxlanFiles = files;
+
+registerMode(vxlanMode.name, async () => vxlanMode);

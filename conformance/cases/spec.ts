@@ -1,4 +1,4 @@
-import { execPlugin } from '../../cnictl/exec.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
 import { parseResult } from '../../lib/cni/result.js';
 import { versionAtLeast } from '../../lib/cni/version.js';
 import { Netlink } from '../../lib/netlink/handle.js';

@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { runIn } from '../../conformance/spawn.js';
 import { announcedBy, bgpFiles, RR_IP } from '../../lab/bgp.js';
-import { connectivity, formatMatrix, onNode, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, formatMatrix, onNode, type LabNode, type LabState } from '../../lab/index.js';
 import { cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
 import { netnsPath } from '../../lib/netns/netns.js';

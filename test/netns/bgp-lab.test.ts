@@ -11,7 +11,7 @@ import { RTPROT_TETHER_BGP } from '../../lib/route-protocols.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot, type PeerStatus } from '../../lib/bgp/index.js';
-import { addPod, connectivity, joinNewNode, loadLab, onNode, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { addPod, connectivity, joinNewNode, loadLab, onNode, ping, waitConverged, type LabNode, type LabState } from '../../lab/index.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
 import { ipamEtcdPrefix } from '../../ipam/store.js';
 import { alive } from '../../lab/procs.js';

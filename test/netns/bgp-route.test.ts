@@ -1,9 +1,9 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
-import { execPlugin } from '../../cnictl/exec.js';
-import { PluginFailure } from '../../cnictl/runtime.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { connect, echo, ping, withServer } from '../../conformance/cases/dataplane.js';
 import { startEtcd } from '../../conformance/etcd.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';

@@ -1,12 +1,12 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
-import { execPlugin } from '../../cnictl/exec.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
 import { Lab } from '../../conformance/lab.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import * as C from '../../lib/netlink/constants.js';
-import { PluginFailure } from '../../cnictl/runtime.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { formatCIDR } from '../../lib/ip/addr.js';
 import { hostVethName } from '../../plugins/common/names.js';
 

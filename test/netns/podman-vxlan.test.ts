@@ -6,7 +6,7 @@ import { runIn } from '../../conformance/spawn.js';
 import { addToIP, cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
-import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/multinode.js';
+import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/index.js';
 import { vxlanFiles } from '../../lab/vxlan.js';
 import { readNodeState, type NodeState } from '../../lib/node-state.js';
 import { DIST, PodmanRig } from '../helpers/podman.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runIn } from '../../conformance/spawn.js';
 import { netnsPath } from '../../lib/netns/netns.js';
-import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/index.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../lib/node-state.js';
 import { DIST } from '../helpers/podman.js';

@@ -9,7 +9,7 @@ import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
-import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../lib/node-state.js';
@@ -257,7 +257,7 @@ test.serial('a deleted VXLAN device is recreated with the same MAC and every pee
     });
     t.true(await ping(lab.pods[0].netns, lab.pods[1].ip), 'and the pods reach each other');
     // A third node: from its agent's start until both others route its subnet.
-    const { joinNewNode } = await import('../../lab/multinode.js');
+    const { joinNewNode } = await import('../../lab/index.js');
     const t0 = Date.now();
     const n3 = await joinNewNode(lab);
     const subnet = readNodeState(vxlanFiles(n3).state)!.subnet;
