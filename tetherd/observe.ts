@@ -68,8 +68,7 @@ function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
 
 /** Routes tetherd owns (one per programmed peer) in the namespace it runs in. */
 function programmedPeers(): number {
-  const nl = Netlink.open();
-  try { return nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER_VXLAN && r.dst).length; } finally { nl.close(); }
+  return Netlink.within((nl) => nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER_VXLAN && r.dst).length);
 }
 
 export interface AgentView {

@@ -18,8 +18,7 @@ function nextHopLink(nl: Netlink) {
 }
 
 test('kernel routes under protocol 245: install, blackhole, reconcile and clear touch only ours', (t) => {
-  const nl = Netlink.at(ns.add('k1'));
-  try {
+  Netlink.within(ns.add('k1'), (nl) => {
     const dummy = nextHopLink(nl);
     // What another daemon put there, and what a previous run of ours left behind.
     nl.routeAdd({ family: 4, dst: parseCIDR('10.244.50.0/26')!, gateway: parseIP('198.18.0.50')!, protocol: C.RTPROT_STATIC });
@@ -49,14 +48,11 @@ test('kernel routes under protocol 245: install, blackhole, reconcile and clear 
     t.is(nl.routes(6, { protocol: RTPROT_TETHER_BGP }).length, 2);
     k.clear();
     t.is(nl.routes(6, { protocol: RTPROT_TETHER_BGP }).length, 0);
-  } finally {
-    nl.close();
-  }
+  });
 });
 
 test('a link going down takes our routes through it with it; repair() puts back what we installed once the next hop is reachable again, and only that', (t) => {
-  const nl = Netlink.at(ns.add('k2'));
-  try {
+  Netlink.within(ns.add('k2'), (nl) => {
     const veth = nextHopLink(nl);
     const k = new KernelRoutes(nl);
     k.install(parseCIDR('10.244.2.0/26')!, parseIP('198.18.0.2')!);
@@ -78,7 +74,5 @@ test('a link going down takes our routes through it with it; repair() puts back 
     t.is(nl.routes(4, { protocol: RTPROT_TETHER_BGP }).find((r) => r.type === C.RTN_UNICAST)?.gateway?.bytes[3], 2);
     k.clear();
     t.deepEqual(k.repair(), { restored: [], failed: [] }, 'what we removed is not put back');
-  } finally {
-    nl.close();
-  }
+  });
 });

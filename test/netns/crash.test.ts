@@ -92,12 +92,11 @@ test(`kill -9 at random points of ADD and DEL (${ITERATIONS} iterations): DEL + 
       t.deepEqual((await alloc.handles()).map((h) => h.containerID), [keeper.id], 'only the keeper has a handle');
     } finally { kv.close(); }
     t.deepEqual(diffSnapshots(before, snapshot(lab.host)), [], 'links, addresses and routes as before');
-    const nl = Netlink.at(lab.host);
-    try {
+    Netlink.within(lab.host, (nl) => {
       const permanent = [...nl.neighbors(C.AF_INET), ...nl.neighbors(C.AF_INET6)].filter((n) => n.state & C.NUD_PERMANENT);
       t.deepEqual(permanent, [], 'no permanent neighbour entries');
       t.deepEqual(nl.links({ kind: 'veth' }).length, 1, 'only the keeper\'s veth');
-    } finally { nl.close(); }
+    });
     await lab.detach(keeper);
     t.deepEqual(await lab.reservations(), []);
     // The keeper's release was a transaction: it found and swept whatever a killed writer left, and

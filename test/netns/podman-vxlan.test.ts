@@ -93,13 +93,12 @@ test.serial('podman network inspect, the container interface and tether agree; t
   const info = await rig!.inspect('a');
   const p = info.NetworkSettings.Networks[net];
   t.is(p.IPPrefixLen, parseCIDR(state.subnet)!.prefix);
-  const nl = Netlink.at(info.NetworkSettings.SandboxKey);
-  try {
+  Netlink.within(info.NetworkSettings.SandboxKey, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     t.is(eth0.mac, p.MacAddress);
     t.is(eth0.mtu, state.mtu, 'the container gets the overlay MTU tetherd published');
     t.deepEqual(nl.addrs({ family: 4, index: eth0.index }).map((x) => formatCIDR(x.cidr)), [`${p.IPAddress}/${p.IPPrefixLen}`]);
-  } finally { nl.close(); }
+  });
   const held = (await reservations()).filter((r) => r.containerID === info.Id).map((r) => r.ip);
   t.deepEqual(held, [p.IPAddress]);
   // tether's own answer, as libcni cached it for podman.
