@@ -3,7 +3,7 @@ import { closeSync } from 'node:fs';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { NetlinkError } from '../../lib/netlink/socket.js';
 import * as C from '../../lib/netlink/constants.js';
-import { openNetns } from '../../lib/netns/netns.js';
+import { inNetnsFd, openNetns } from '../../lib/netns/netns.js';
 import { formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import { Namespaces } from '../helpers/netns.js';
@@ -186,4 +186,34 @@ test('link lookups of missing names and indexes return null; bad requests carry 
     const e = t.throws(() => nl.linkAdd({ kind: 'vxlan', name: 'bad', vxlan: { vni: 99_999_999 } }), { instanceOf: NetlinkError });
     t.regex(e!.kernelMessage ?? '', /VXLAN ID/);
   });
+});
+
+test('Netlink.within: a handle on a path, an open fd or the current namespace, closed after fn returns, throws or settles', async (t) => {
+  const a = ns.add('within');
+  Netlink.within(a, (nl) => { nl.linkAdd({ kind: 'bridge', name: 'tw0' }); });
+  const names = (nl: Netlink) => nl.links().map((l) => l.name).sort();
+  let kept: Netlink | undefined;
+  t.deepEqual(Netlink.within(a, (nl) => { kept = nl; return names(nl); }), ['lo', 'tw0'], 'by path');
+  t.throws(() => kept!.links(), { message: /closed/ }, 'closed after fn returned');
+  const fd = openNetns(a);
+  try {
+    t.deepEqual(Netlink.within({ fd }, (nl) => { kept = nl; return names(nl); }), ['lo', 'tw0'], 'by fd');
+    t.throws(() => kept!.links(), { message: /closed/ });
+    t.deepEqual(inNetnsFd(fd, () => Netlink.within((nl) => { kept = nl; return names(nl); })), ['lo', 'tw0'], 'the current namespace');
+    t.throws(() => kept!.links(), { message: /closed/ });
+  } finally { closeSync(fd); }
+  t.throws(() => Netlink.within(a, (nl) => { kept = nl; throw new Error('boom'); }), { message: 'boom' });
+  t.throws(() => kept!.links(), { message: /closed/ }, 'closed when fn threw');
+  let during = false;
+  const r = await Netlink.within(a, async (nl) => {
+    kept = nl;
+    await new Promise((res) => setTimeout(res, 1));
+    during = names(nl).includes('tw0'); // still open across the await, still in the namespace
+    return 7;
+  });
+  t.is(r, 7);
+  t.true(during, 'usable after an await');
+  t.throws(() => kept!.links(), { message: /closed/ }, 'closed once the promise settled');
+  await t.throwsAsync(Netlink.within(a, async (nl) => { kept = nl; await Promise.resolve(); throw new Error('late'); }), { message: 'late' });
+  t.throws(() => kept!.links(), { message: /closed/ }, 'closed once the promise was rejected');
 });
