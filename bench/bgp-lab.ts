@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { ipamEtcdPrefix } from '../ipam/store.js';
 import { formatCIDR } from '../lib/ip/addr.js';
 import { EtcdKV } from '../lib/store/etcd.js';
-import { addPod, labDown, labUp, type LabState } from '../lab/multinode.js';
+import { addPod, labDown, labUp, type LabState } from '../lab/index.js';
 import { learnedRoutes, POD_NETWORK } from '../lab/bgp.js';
 import { parseBlock } from '../tetherd/bgp-plan.js';
 import { stats } from './stats.js';

@@ -9,6 +9,7 @@ import * as C from '../lib/netlink/constants.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { createNamedNetns, deleteNamedNetns, openNetns } from '../lib/netns/netns.js';
 import { stats, type Stats } from './stats.js';
+import { RTPROT_TETHER_BGP } from '../lib/route-protocols.js';
 
 // The BGP speaker holding 100 peers' worth of routes: 100 iBGP sessions from a driver namespace, each
 // announcing a /26 and ten /32s, all installed in the speaker namespace's kernel. Measured for the
@@ -101,7 +102,7 @@ async function measure(which: 'tether' | 'bird'): Promise<Result> {
   let subject = 0;
   let driver: ReturnType<typeof spawn> | undefined;
   try {
-    const protocol = which === 'tether' ? C.RTPROT_TETHER_BGP : 12;
+    const protocol = which === 'tether' ? RTPROT_TETHER_BGP : 12;
     if (which === 'tether') {
       const child = spawn('ip', ['netns', 'exec', sp, ...tetherConfig(dir)], { stdio: 'ignore' });
       subject = child.pid!;

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { formatCIDR, parseCIDR, parseIP, type CIDR } from '../lib/ip/addr.js';
 import * as C from '../lib/netlink/constants.js';
 import { parseMAC } from '../lib/ip/mac.js';
-import { onNode, registerMode, type LabNode, type LabState, type ModeDriver } from '../lab/multinode.js';
+import { onNode, registerMode, type LabNode, type LabState, type ModeDriver } from '../lab/index.js';
 import { apply } from '../tetherd/dataplane.js';
 import { installOps } from '../tetherd/plan.js';
 

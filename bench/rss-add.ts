@@ -1,4 +1,4 @@
-import { loadNetworkList } from '../cnictl/conf.js';
+import { loadNetworkList } from '../lib/libcni/conf.js';
 import { Lab } from '../conformance/lab.js';
 import { sys } from '../lib/sys/index.js';
 

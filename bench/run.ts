@@ -4,7 +4,7 @@ import { cpus } from 'node:os';
 import { sys } from '../lib/sys/index.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
-import { loadNetworkList, type NetworkList } from '../cnictl/conf.js';
+import { loadNetworkList, type NetworkList } from '../lib/libcni/conf.js';
 import { Lab } from '../conformance/lab.js';
 import { stats, ms, type Stats } from './stats.js';
 import { buildFloorBinary } from './floor.js';
@@ -147,7 +147,7 @@ if (want('etcd')) {
     raw.name = 'bench-tether-etcd';
     raw.plugins[0].ipam.etcd = { endpoints: [server.endpoint], prefix: `/bench${process.pid}` };
     raw.plugins[0].bridge = 'btbr-etcd';
-    const { parseNetworkList } = await import('../cnictl/conf.js');
+    const { parseNetworkList } = await import('../lib/libcni/conf.js');
     await addDel('IPAM in etcd vs embedded', parseNetworkList(Buffer.from(JSON.stringify(raw))), tetherPath, embedded, tetherPath);
   } finally { await server.stop(); }
 }

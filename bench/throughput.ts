@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runIn, startIn, waitForLine } from '../conformance/spawn.js';
 import { netnsPath } from '../lib/netns/netns.js';
-import { labDown, labUp, type LabOptions, type LabState } from '../lab/multinode.js';
+import { labDown, labUp, type LabOptions, type LabState } from '../lab/index.js';
 import { stats, type Stats } from './stats.js';
 
 /**

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LINKS } from './programs.js';
+import { LINKS } from '../lib/programs.js';
 import { COMPILE_FLAGS } from './compile-flags.js';
 
 // Compiles the whole program into dist/bin/tether with Bun and makes one link per program name.

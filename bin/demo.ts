@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNetworkList } from '../cnictl/conf.js';
+import { loadNetworkList } from '../lib/libcni/conf.js';
 import { describeResult } from '../cnictl/format.js';
 import { Lab } from '../conformance/lab.js';
 import { runIn } from '../conformance/spawn.js';
@@ -15,8 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const say = (s = '') => process.stdout.write(`${s}\n`);
 
 function describeNamespace(title: string, path: string): void {
-  const nl = Netlink.at(path);
-  try {
+  Netlink.within(path, (nl) => {
     const links = nl.links();
     const name = new Map(links.map((l) => [l.index, l.name]));
     say(`  ${title}`);
@@ -28,7 +27,7 @@ function describeNamespace(title: string, path: string): void {
     for (const r of nl.routes(4)) {
       say(`    route ${r.dst ? formatCIDR(r.dst) : 'default'}${r.gateway ? ` via ${formatIP(r.gateway)}` : ''} dev ${name.get(r.oif ?? -1) ?? '?'}`);
     }
-  } finally { nl.close(); }
+  });
 }
 
 async function main(): Promise<number> {

@@ -37,6 +37,3 @@ export const programs: Record<string, () => Promise<Program>> = {
   // Not linked: the BGP speaker on its own (tetherd hosts it in-process), `tether bgp-speaker --config FILE`.
   'bgp-speaker': async () => (await import('../lib/bgp/program.js')).bgpSpeakerMain,
 };
-
-/** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tetherd'];

@@ -1,6 +1,7 @@
 import { writeSync } from 'node:fs';
 import { basename } from 'node:path';
-import { LINKS, programs } from './programs.js';
+import { LINKS } from '../lib/programs.js';
+import { programs } from './programs.js';
 import { mark } from '../lib/trace.js';
 
 // One binary, many names: the name it was exec'd by picks the program.

@@ -1,10 +1,9 @@
 import { writeSync } from 'node:fs';
 import { CniError } from '../lib/cni/errors.js';
 import { SUPPORTED_VERSIONS } from '../lib/cni/version.js';
-import { parseArgv, str, UsageError, type Parsed } from './argv.js';
-import { ConfigError } from './conf.js';
-
-export const TETHER_VERSION = '0.1.0';
+import { parseArgv, str, UsageError, type Parsed } from '../lib/argv.js';
+import { ConfigError } from '../lib/libcni/conf.js';
+import { TETHER_VERSION } from '../lib/version.js';
 
 const USAGE = `cnictl: attach network namespaces to CNI networks by hand, the way a container runtime does
 

@@ -3,21 +3,15 @@ import { parseCniArgs } from '../lib/cni/args.js';
 import { formatResult } from '../lib/cni/result.js';
 import { createNamedNetns, deleteNamedNetns, listNamedNetns, netnsPath } from '../lib/netns/netns.js';
 import { nodeCrypto } from '../lib/builtin.js';
-import { str, UsageError, type Parsed } from './argv.js';
-import { listCache } from './cache.js';
-import { loadNetworkList, scanConfDir } from './conf.js';
+import { str, UsageError, type Parsed } from '../lib/argv.js';
+import { listCache } from '../lib/libcni/cache.js';
+import { loadNetworkList, scanConfDir } from '../lib/libcni/conf.js';
 import { describeResult, table } from './format.js';
-import { CniRuntime, type AttachmentSpec } from './runtime.js';
+import { CniRuntime, type AttachmentSpec } from '../lib/libcni/runtime.js';
+import { DEFAULT_AGENT_STATE_FILE } from '../lib/paths.js';
+import type { Ctx } from './context.js';
 
 // The command implementations, loaded only once cnictl knows it has real work to do.
-
-export interface Ctx {
-  p: Parsed;
-  json: boolean;
-  out(s: string): void;
-  confDir: string;
-  runtime: CniRuntime;
-}
 
 /** cnitool's rule, with our prefix: a stable ID from the namespace path, so detach finds what attach made. */
 export function defaultContainerID(netns: string): string {
@@ -87,8 +81,8 @@ export async function run(c: Ctx): Promise<number> {
     }
     case 'status': {
       if (c.p.positional.length < 2) {
-        const { nodeStatus, formatNodeStatus, DEFAULT_AGENT_STATE } = await import('./status.js');
-        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE });
+        const { nodeStatus, formatNodeStatus } = await import('./status.js');
+        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE_FILE });
         c.out(c.json ? JSON.stringify(s, null, 2) : formatNodeStatus(s));
         return 0;
       }

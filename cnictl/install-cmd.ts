@@ -1,5 +1,5 @@
-import { str } from './argv.js';
-import type { Ctx } from './commands.js';
+import { str } from '../lib/argv.js';
+import type { Ctx } from './context.js';
 import { actionJSON, apply, describe, planInstall, planUninstall } from './install.js';
 
 /** `cnictl install|uninstall`: print the plan, then carry it out unless --dry-run. */

@@ -1,16 +1,15 @@
 import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { LINKS } from '../bin/programs.js';
+import { BINARY, LINKS } from '../lib/programs.js';
 import { nodeCrypto } from '../lib/builtin.js';
 import { hostBitsZero, parseCIDR } from '../lib/ip/addr.js';
-import { UsageError } from './argv.js';
-import { scanConfDir } from './conf.js';
+import { UsageError } from '../lib/argv.js';
+import { scanConfDir } from '../lib/libcni/conf.js';
 
 // `cnictl install` / `uninstall`: first a plan (a list of actions computed from what is on disk), then,
 // unless --dry-run, its execution. Only files tether put there are ever replaced or removed: the binary
 // and links are recognised by what they are, the conflist by the checksum the install manifest keeps.
 
-export const BINARY = 'tether';
 export const DEFAULT_CONFLIST = '10-tether.conflist';
 export const MANIFEST = '.tether-install.json';
 

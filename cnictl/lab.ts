@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs';
-import { parseArgv, str, UsageError } from './argv.js';
+import { parseArgv, str, UsageError } from '../lib/argv.js';
 
 const USAGE = `cnictl lab: a multi-node cluster in network namespaces on this machine
 
@@ -35,7 +35,7 @@ export async function labMain(argv: string[]): Promise<number> {
     writeSync(2, `cnictl: ${(e as Error).message}\n\n${USAGE}\n`);
     return 2;
   }
-  const lab = await import('../lab/multinode.js');
+  const lab = await import('../lab/index.js');
   const dir = str(p, 'dir') ?? DEFAULT_DIR;
   const json = p.flags.has('json');
   const num = (name: string, dflt?: number) => {

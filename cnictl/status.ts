@@ -1,17 +1,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { listCache } from './cache.js';
-import { scanConfDir } from './conf.js';
+import { listCache } from '../lib/libcni/cache.js';
+import { scanConfDir } from '../lib/libcni/conf.js';
 import { table } from './format.js';
-import { ipamUsage, usesTetherIpam } from './ipam.js';
+import { ipamUsage, usesTetherIpam } from '../ipam/usage.js';
+import { AGENT_STALE_MS } from '../lib/paths.js';
 
 // `cnictl status` without a network: a summary of the node from what is on disk. Networks from the conf
 // dir, attachments from the result cache, IPAM use of every tether-ipam network, and the agent's health
 // from the state file tetherd keeps. Nothing here calls a plugin, so it answers even when one is broken.
 
-export const DEFAULT_AGENT_STATE = '/run/tether/tetherd.json';
-/** An agent that has not rewritten its state file for this long is reported stale even if its PID lives. */
-export const AGENT_STALE_MS = 60_000;
 
 export interface AgentHealth {
   state: 'running' | 'stale' | 'not running';

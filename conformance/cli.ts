@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs';
-import { loadNetworkList } from '../cnictl/conf.js';
+import { loadNetworkList } from '../lib/libcni/conf.js';
 import { runConformance, type Report } from './harness.js';
 
 export interface ConformanceCliOptions {

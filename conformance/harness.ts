@@ -1,6 +1,6 @@
 import { findPlugin } from '../lib/cni/invoke.js';
 import { SUPPORTED_VERSIONS } from '../lib/cni/version.js';
-import type { NetworkList } from '../cnictl/conf.js';
+import type { NetworkList } from '../lib/libcni/conf.js';
 import { Lab } from './lab.js';
 import { dataplaneCases } from './cases/dataplane.js';
 import { specCases, versionCases } from './cases/spec.js';

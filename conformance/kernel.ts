@@ -11,8 +11,7 @@ export interface Snapshot {
 }
 
 export function snapshot(path: string): Snapshot {
-  const nl = Netlink.at(path);
-  try {
+  return Netlink.within(path, (nl) => {
     const links = nl.links();
     const name = new Map(links.map((l) => [l.index, l.name]));
     return {
@@ -23,7 +22,7 @@ export function snapshot(path: string): Snapshot {
         .map((r) => `${r.dst ? formatCIDR(r.dst) : 'default'}${r.gateway ? ` via ${formatIP(r.gateway)}` : ''} dev ${r.oif !== undefined ? name.get(r.oif) ?? r.oif : '-'}`)
         .sort(),
     };
-  } finally { nl.close(); }
+  });
 }
 
 export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
@@ -44,8 +43,7 @@ export function diffSnapshots(before: Snapshot, after: Snapshot): string[] {
 export function verifyResultInKernel(result: Result, netns: string, ifname: string): string[] {
   const problems: string[] = [];
   const ifaces = result.interfaces ?? [];
-  const nl = Netlink.at(netns);
-  try {
+  Netlink.within(netns, (nl) => {
     const ctr = ifaces.findIndex((i) => i.sandbox === netns && i.name === ifname);
     if (ctr < 0) problems.push(`result lists no interface ${ifname} with sandbox ${netns}`);
     for (const [i, iface] of ifaces.entries()) {
@@ -77,6 +75,6 @@ export function verifyResultInKernel(result: Result, netns: string, ifname: stri
       });
       if (!found) problems.push(`route ${r.dst}${gw ? ` via ${gw}` : ''} is not in the container's table ${r.table ?? 'main'}`);
     }
-  } finally { nl.close(); }
+  });
   return problems;
 }

@@ -10,8 +10,8 @@ import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig } from '../ipam/config.js';
 import type { NetConf } from '../lib/cni/types.js';
 import type { Result } from '../lib/cni/types.js';
-import { CniRuntime, type AttachmentSpec } from '../cnictl/runtime.js';
-import { parseNetworkList, type NetworkList } from '../cnictl/conf.js';
+import { CniRuntime, type AttachmentSpec } from '../lib/libcni/runtime.js';
+import { parseNetworkList, type NetworkList } from '../lib/libcni/conf.js';
 
 /** Everything a run created, so it can all be removed: on success, on failure, and on SIGINT. */
 const live = new Set<Lab>();
@@ -65,20 +65,20 @@ export function createOutside(host: string, name: string, hostLink: string): Out
     // No DAD: a tentative address would make the first seconds of every IPv6 test fail.
     const nodad = { flags: IFA_F_NODAD };
     const fd = openNetns(path);
-    const nl = Netlink.at(host);
     try {
-      const link = nl.linkAdd({ kind: 'veth', name: hostLink, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
-      nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
-      nl.addrAdd(link.index, parseCIDR(`${hostIP6}/64`)!, nodad);
-    } finally { nl.close(); closeSync(fd); }
-    const out = Netlink.at(path);
-    try {
+      Netlink.within(host, (nl) => {
+        const link = nl.linkAdd({ kind: 'veth', name: hostLink, up: true, peer: { name: 'eth0', netnsFd: fd } })!;
+        nl.addrAdd(link.index, parseCIDR(`${hostIP}/30`)!);
+        nl.addrAdd(link.index, parseCIDR(`${hostIP6}/64`)!, nodad);
+      });
+    } finally { closeSync(fd); }
+    Netlink.within(path, (out) => {
       const eth0 = out.linkByName('eth0')!.index;
       out.addrAdd(eth0, parseCIDR(`${outsideIP}/30`)!);
       out.addrAdd(eth0, parseCIDR(`${outsideIP6}/64`)!, nodad);
       out.linkSet(eth0, { up: true });
       out.linkSet(out.linkByName('lo')!.index, { up: true });
-    } finally { out.close(); }
+    });
     return { path, hostIP, outsideIP, hostIP6, outsideIP6 };
   } catch (e) {
     deleteNamedNetns(name);
@@ -148,11 +148,10 @@ export class Lab {
   }
 
   private setLoopbackUp(path: string): void {
-    const nl = Netlink.at(path);
-    try {
+    Netlink.within(path, (nl) => {
       const lo = nl.linkByName('lo');
       if (lo && !lo.up) nl.linkSet(lo.index, { up: true });
-    } finally { nl.close(); }
+    });
   }
 
   newContainer(): Container {

@@ -1,9 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSnapshot, type SpeakerSnapshot } from '../lib/bgp/index.js';
-import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../lib/netlink/constants.js';
+import { RTN_BLACKHOLE } from '../lib/netlink/constants.js';
+import { RTPROT_TETHER_BGP } from '../lib/route-protocols.js';
 import { cidrContains, formatCIDR, parseCIDR, parseIP } from '../lib/ip/addr.js';
-import { newNetns, onNode, plugIntoUnderlay, type LabNode, type LabState, type ModeDriver } from './multinode.js';
+import { newNetns, onNode, plugIntoUnderlay } from './multinode.js';
+import { registerMode, type ModeDriver } from './modes.js';
+import type { LabNode, LabState } from './types.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
@@ -159,3 +162,5 @@ export const bgpMode: ModeDriver = {
 };
 
 export const bgpFiles = files;
+
+registerMode(bgpMode.name, async () => bgpMode);

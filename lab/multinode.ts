@@ -1,8 +1,8 @@
 import { closeSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CniRuntime } from '../cnictl/runtime.js';
-import { parseNetworkList } from '../cnictl/conf.js';
+import { CniRuntime } from '../lib/libcni/runtime.js';
+import { parseNetworkList } from '../lib/libcni/conf.js';
 import { runIn } from '../conformance/spawn.js';
 import { startEtcd } from '../conformance/etcd.js';
 import { parseCIDR } from '../lib/ip/addr.js';
@@ -13,78 +13,21 @@ import { sysctlSet } from '../lib/netns/sysctl.js';
 import { inNetns } from '../lib/netns/netns.js';
 import { alive, argvOf, spawnDaemon, stopPid } from './procs.js';
 import { EtcdKV } from '../lib/store/etcd.js';
+import { driverFor } from './modes.js';
+import type { LabNode, LabPod, LabState } from './types.js';
 
-/**
- * A cluster of N "nodes" on one machine: each node a network namespace with eth0 on one underlay
- * bridge (in its own namespace, addresses from 198.18.0.0/15), a real etcd every node reaches over a
- * Unix socket, and pods (namespaces) attached through the node's CNI network. How nodes are wired into
- * an overlay is the mode's business (lab/vxlan.ts; a BGP mode slots in beside it): this module only
- * builds and removes nodes, pods and etcd, and tests connectivity.
- *
- * Everything is described by a LabState written to <dir>/lab.json, so `cnictl lab down` in another
- * process removes what `cnictl lab up` made: namespaces by exact name, processes by PID.
- */
-export interface LabNode {
-  name: string;
-  /** Namespace name under /run/netns. */
-  netns: string;
-  underlayIP: string;
-  underlayIP6: string;
-  /** The node's files: agent config, state, logs, CNI data. */
-  dir: string;
-  /** The mode's agent (tetherd), when running. */
-  agentPid?: number;
-}
+export type { LabNode, LabPod, LabState } from './types.js';
+export { driverFor, modes, registerMode, type ModeDriver } from './modes.js';
 
-export interface LabPod {
-  name: string;
-  node: string;
-  netns: string;
-  containerID: string;
-  ip: string;
-}
-
-export interface LabState {
-  prefix: string;
-  dir: string;
-  mode: string;
-  /** Mode settings (VNI, port, directRouting, ...) as given to `up`. */
-  modeOptions: Record<string, unknown>;
-  /** The tether binary (its links are the CNI path and the agent). */
-  bin: string;
-  underlay: { netns: string; bridge: string; prefix: number };
-  etcd: { pid: number; endpoint: string; dir: string };
-  pool: string;
-  nodes: LabNode[];
-  pods: LabPod[];
-  /** Every namespace made, in creation order, for `down`. */
-  namespaces: string[];
-}
-
-/** What a mode adds to the plumbing: how a node joins the overlay and which CNI network its pods use. */
-export interface ModeDriver {
-  name: string;
-  /** Names of the lab's namespaces start with this and 3 random bytes (default "tvx"). */
-  namePrefix?: string;
-  /** Before the first node starts (e.g. a route reflector of the mode's own); its processes go in modeOptions, stopped by teardown. */
-  setup?(lab: LabState): Promise<void>;
-  /** After every node is stopped, before the namespaces go. */
-  teardown?(lab: LabState): Promise<void>;
-  /** Starts the node's agent and returns once the node can take pods. */
-  startNode(lab: LabState, node: LabNode): Promise<void>;
-  /** Stops the agent and leaves the dataplane as it is (a restart). */
-  stopNode(lab: LabState, node: LabNode): Promise<void>;
-  /** Takes the node out of the cluster (its routes vanish from every other node). */
-  leaveNode(lab: LabState, node: LabNode): Promise<void>;
-  /** The node's pod network: a conflist object. */
-  podNetwork(lab: LabState, node: LabNode): Record<string, unknown>;
-  /** The node's pod subnet, for `status`. */
-  subnetOf(lab: LabState, node: LabNode): string | undefined;
-  /** Every node's agent has programmed every other node (agents start one by one and learn of each other asynchronously). */
-  converged(lab: LabState): boolean;
-  /** Where the pod network's plugins are besides tether's own (the reference plugins, for a bench's reference lab). */
-  pluginDirs?: string[];
-}
+// A cluster of N "nodes" on one machine: each node a network namespace with eth0 on one underlay
+// bridge (in its own namespace, addresses from 198.18.0.0/15), a real etcd every node reaches over a
+// Unix socket, and pods (namespaces) attached through the node's CNI network. How nodes are wired into
+// an overlay is the mode's business (lab/vxlan.ts, lab/bgp.ts, each registering itself in lab/modes.ts;
+// lab/index.ts loads them): this module only builds and removes nodes, pods and etcd, and tests
+// connectivity.
+//
+// Everything is described by a LabState written to <dir>/lab.json, so `cnictl lab down` in another
+// process removes what `cnictl lab up` made: namespaces by exact name, processes by PID.
 
 /** Waits until the mode says every node reaches every other node's subnet. */
 export async function waitConverged(lab: LabState, timeoutMs = 20_000): Promise<void> {
@@ -95,19 +38,6 @@ export async function waitConverged(lab: LabState, timeoutMs = 20_000): Promise<
   }
   throw new Error(`the ${lab.mode} overlay did not converge within ${timeoutMs / 1000} s`);
 }
-
-const drivers = new Map<string, () => Promise<ModeDriver>>();
-export function registerMode(name: string, load: () => Promise<ModeDriver>): void { drivers.set(name, load); }
-export const modes = () => [...drivers.keys()];
-
-export async function driverFor(mode: string): Promise<ModeDriver> {
-  const load = drivers.get(mode);
-  if (!load) throw new Error(`unknown lab mode "${mode}" (known: ${modes().join(', ')})`);
-  return load();
-}
-
-registerMode('vxlan', async () => (await import('./vxlan.js')).vxlanMode);
-registerMode('bgp', async () => (await import('./bgp.js')).bgpMode);
 
 export interface LabOptions {
   nodes: number;

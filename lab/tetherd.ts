@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runIn } from '../conformance/spawn.js';
 import { netnsPath } from '../lib/netns/netns.js';
-import type { LabNode, LabState } from './multinode.js';
+import type { LabNode, LabState } from './types.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
 
 /** Where a lab node's tetherd keeps its config and its log. */

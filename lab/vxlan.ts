@@ -1,9 +1,11 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readNodeState } from '../tetherd/state.js';
-import { RTPROT_TETHER } from '../tetherd/dataplane.js';
+import { readNodeState } from '../lib/node-state.js';
+import { RTPROT_TETHER_VXLAN } from '../lib/route-protocols.js';
 import { formatCIDR } from '../lib/ip/addr.js';
-import { onNode, type LabNode, type LabState, type ModeDriver } from './multinode.js';
+import { onNode } from './multinode.js';
+import { registerMode, type ModeDriver } from './modes.js';
+import type { LabNode, LabState } from './types.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
 
 /** The VXLAN mode: a tetherd per node (in the node's namespace), pods on tether-vxlan. */
@@ -66,10 +68,12 @@ export const vxlanMode: ModeDriver = {
     const running = lab.nodes.filter((n) => n.agentPid !== undefined);
     const subnets = new Map(running.map((n) => [n.name, readNodeState(files(n).state)?.subnet]));
     return running.every((n) => {
-      const routed = onNode(n, (nl) => new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).map((r) => formatCIDR(r.dst!))));
+      const routed = onNode(n, (nl) => new Set(nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER_VXLAN && r.dst).map((r) => formatCIDR(r.dst!))));
       return running.every((o) => o === n || (subnets.get(o.name) !== undefined && routed.has(subnets.get(o.name)!)));
     });
   },
 };
 
 export const vxlanFiles = files;
+
+registerMode(vxlanMode.name, async () => vxlanMode);

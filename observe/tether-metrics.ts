@@ -1,6 +1,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { scanConfDir } from '../cnictl/conf.js';
-import { ipamUsage, usesTetherIpam } from '../cnictl/ipam.js';
+import { scanConfDir } from '../lib/libcni/conf.js';
+import { ipamUsage, usesTetherIpam } from '../ipam/usage.js';
 import { Registry } from '../lib/metrics.js';
 
 // The metrics tetherd exposes, defined in one place so names and labels stay consistent, plus two

@@ -8,7 +8,7 @@ import type { AgentConfig } from './config.js';
 import { apply, describeTarget, reconcile, routesAdrift, type Devices } from './dataplane.js';
 import { ensureDevice, type DeviceSpec } from './device.js';
 import { describeOp, programmingFor, transition, type LocalView, type Programming } from './plan.js';
-import { readNodeState, writeNodeState, type NodeState } from './state.js';
+import { readNodeState, writeNodeState, type NodeState } from '../lib/node-state.js';
 import { chooseSubnet, parseRecord, SUBNETS, subnetKey, type NodeRecord, type Peer } from './subnets.js';
 import { detectUnderlay, overhead, type Underlay } from './underlay.js';
 import { Follower } from './follow.js';

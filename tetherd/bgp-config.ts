@@ -1,7 +1,8 @@
 import { parseEtcd, type EtcdConfig } from '../ipam/config.js';
-import { DEFAULT_ASN, DEFAULT_STATUS_FILE, type PeerConfig } from '../lib/bgp/index.js';
+import { DEFAULT_ASN, type PeerConfig } from '../lib/bgp/index.js';
 import { parseIP } from '../lib/ip/addr.js';
 import { absPath, AgentConfigError, bool, int, parseCommon, type CommonConfig, type Obj } from './config.js';
+import { DEFAULT_BGP_STATUS_FILE } from '../lib/paths.js';
 
 /**
  * tetherd in BGP mode (`"mode": "bgp"`): no overlay. The node announces the IPAM blocks it holds and
@@ -32,7 +33,7 @@ export interface BgpAgentConfig extends CommonConfig {
   statusFile: string;
   /** The node record's lease TTL (s), renewed at a third of it. */
   leaseTTL: number;
-  /** How often the node's pod routes (protocol 84) are read for borrowed addresses (ms). */
+  /** How often the node's pod routes (RTPROT_TETHER_POD) are read for borrowed addresses (ms). */
   hostRoutePollMs: number;
   /** How often node records and blocks are listed again under the watch (ms). */
   resyncIntervalMs: number;
@@ -96,7 +97,7 @@ export function parseBgpAgentConfig(o: unknown): BgpAgentConfig {
     restartTime: int(c, 'restartTime', 120, 1, 4095),
     holdTime: int(c, 'holdTime', 90, 3, 65535),
     ipam: { network: ipamNetwork, etcd: ipamEtcd ?? common.etcd },
-    statusFile: absPath(c, 'statusFile', DEFAULT_STATUS_FILE),
+    statusFile: absPath(c, 'statusFile', DEFAULT_BGP_STATUS_FILE),
     leaseTTL: int(c, 'leaseTTL', 3600, 5, 7 * 86400),
     hostRoutePollMs: int(c, 'hostRoutePollMs', 1000, 50, 60_000),
     resyncIntervalMs: int(c, 'resyncIntervalMs', 60_000, 1000, 86_400_000),

@@ -46,7 +46,7 @@ export interface Announcement { prefix: CIDR; blackhole: boolean }
 
 /**
  * What the node announces: each block with affinity to it, as one aggregate blackholed here (its
- * unused addresses end on this node); and each local pod address (a protocol 84 host route) that lies
+ * unused addresses end on this node); and each local pod address (a RTPROT_TETHER_POD host route) that lies
  * in none of those blocks, i.e. borrowed from another node's block, as a /32 (/128) with no blackhole.
  * Longest-prefix match does the rest: the block's owner and everyone else route that one address here.
  */

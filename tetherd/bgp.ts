@@ -8,13 +8,13 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { sysctlSet } from '../lib/netns/sysctl.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
 import type { Entry } from '../lib/store/kv.js';
-import { RTPROT_TETHER as RTPROT_POD } from '../plugins/bgp-route/plan.js';
+import { RTPROT_TETHER_POD } from '../lib/route-protocols.js';
 import { parseBgpAgentConfig, type BgpAgentConfig } from './bgp-config.js';
 import { announcementChanges, BLOCKS, NODES, nodeKey, parseBlock, parseNodeRecord, peersFromTopology, planAnnouncements, type Block, type BgpNodeRecord } from './bgp-plan.js';
 import { AgentEvents } from './events.js';
 import { Follower } from './follow.js';
 import { bgpHealth, keepHealthFile, parseObserveConfig, startBgpMetrics, type BgpView } from './observe.js';
-import { TETHER_VERSION } from '../cnictl/cli.js';
+import { TETHER_VERSION } from '../lib/version.js';
 import { LeaseKeeper } from './lease.js';
 import { Reclaimer } from './reclaim.js';
 import { detectUnderlay } from './underlay.js';
@@ -239,9 +239,9 @@ export class BgpAgent {
     } finally { this.reclaiming = false; }
   }
 
-  /** The node's pod routes (tether-bgp-route's, protocol 84), both families. */
+  /** The node's pod routes (tether-bgp-route's, RTPROT_TETHER_POD), both families. */
   private podRoutes(): CIDR[] {
-    return ([4, 6] as const).flatMap((f) => this.nl.routes(f, { protocol: RTPROT_POD })).map((r) => r.dst).filter((d): d is CIDR => d !== null);
+    return ([4, 6] as const).flatMap((f) => this.nl.routes(f, { protocol: RTPROT_TETHER_POD })).map((r) => r.dst).filter((d): d is CIDR => d !== null);
   }
 
   private replan(): void {

@@ -4,6 +4,7 @@ import { isAbsolute } from 'node:path';
 import { parseEtcd, type EtcdConfig } from '../ipam/config.js';
 import { formatCIDR, hostBitsZero, networkCIDR, parseCIDR, parseIP, type CIDR, type IP } from '../lib/ip/addr.js';
 import { ifnameProblem } from '../lib/cni/validate.js';
+import { DEFAULT_NODE_STATE_FILE } from '../lib/paths.js';
 
 /** tetherd's configuration (a JSON file): the cluster network, this node, the store, the VXLAN device. */
 export interface AgentConfig {
@@ -42,8 +43,6 @@ export interface AgentConfig {
   logFile?: string;
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
 }
-
-export const DEFAULT_STATE_FILE = '/run/tether/vxlan.json';
 
 export class AgentConfigError extends Error {
   constructor(field: string, expected: string, got?: unknown) {
@@ -134,7 +133,7 @@ export function parseAgentConfig(o: unknown): AgentConfig {
   const vni = int(c, 'vni', 1, 1, 0xffffff);
   const device = c.device ?? `tether.${vni}`;
   if (typeof device !== 'string' || ifnameProblem(device)) throw new AgentConfigError('device', ifnameProblem(String(device)) ?? 'must be an interface name', device);
-  const stateFile = absPath(c, 'stateFile', DEFAULT_STATE_FILE);
+  const stateFile = absPath(c, 'stateFile', DEFAULT_NODE_STATE_FILE);
   return {
     ...common, pool, subnetLen,
     underlayFamily: common.underlayIP?.family ?? underlayFamily(c.underlayFamily),

@@ -4,9 +4,7 @@ import * as C from '../lib/netlink/constants.js';
 import type { Netlink } from '../lib/netlink/handle.js';
 import type { Route } from '../lib/netlink/route.js';
 import { installOps, type Op, type Programming } from './plan.js';
-
-/** Routes tetherd installs carry this protocol number, so a restart can tell its own from anyone else's. */
-export const RTPROT_TETHER = 199;
+import { RTPROT_TETHER_VXLAN } from '../lib/route-protocols.js';
 
 export interface Devices {
   /** The VXLAN device's index. */
@@ -31,13 +29,13 @@ export function apply(nl: Netlink, dev: Devices, o: Op): void {
       nl.neighDel({ family: C.AF_BRIDGE, index: dev.vxlan, ip: o.remote, mac: parseMAC(o.mac)!, state: 0, flags: C.NTF_SELF });
       return;
     case 'route-vxlan':
-      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.gateway, oif: dev.vxlan, onlink: true, protocol: RTPROT_TETHER, scope: C.RT_SCOPE_UNIVERSE });
+      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.gateway, oif: dev.vxlan, onlink: true, protocol: RTPROT_TETHER_VXLAN, scope: C.RT_SCOPE_UNIVERSE });
       return;
     case 'route-direct':
-      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.via, oif: dev.underlay, protocol: RTPROT_TETHER, scope: C.RT_SCOPE_UNIVERSE });
+      nl.routeReplace({ family: 4, dst: o.subnet, gateway: o.via, oif: dev.underlay, protocol: RTPROT_TETHER_VXLAN, scope: C.RT_SCOPE_UNIVERSE });
       return;
     case 'route-del':
-      nl.routeDel({ family: 4, dst: o.subnet, protocol: RTPROT_TETHER });
+      nl.routeDel({ family: 4, dst: o.subnet, protocol: RTPROT_TETHER_VXLAN });
       return;
   }
 }
@@ -56,7 +54,7 @@ function routeIs(r: Route, p: Programming, dev: Devices): boolean {
  * with it (directRouting's routes go through the underlay) and brings none back when it comes up.
  */
 export function routesAdrift(nl: Netlink, dev: Devices, programmed: Iterable<Programming>): Programming[] {
-  const have = new Map(nl.routes(4, { protocol: RTPROT_TETHER }).filter((r) => r.dst).map((r) => [key(r.dst!), r]));
+  const have = new Map(nl.routes(4, { protocol: RTPROT_TETHER_VXLAN }).filter((r) => r.dst).map((r) => [key(r.dst!), r]));
   return [...programmed].filter((p) => { const r = have.get(key(p.subnet)); return !r || !routeIs(r, p, dev); });
 }
 
@@ -70,7 +68,7 @@ export function reconcile(nl: Netlink, dev: Devices, want: Programming[]): Op[] 
   const run = (o: Op) => { apply(nl, dev, o); done.push(o); };
   const wantRoutes = new Map(want.map((p) => [key(p.subnet), p]));
   for (const r of nl.routes(4)) {
-    if (r.protocol !== RTPROT_TETHER || !r.dst) continue;
+    if (r.protocol !== RTPROT_TETHER_VXLAN || !r.dst) continue;
     const p = wantRoutes.get(key(r.dst));
     if (!p || !routeIs(r, p, dev)) run({ op: 'route-del', subnet: r.dst });
   }

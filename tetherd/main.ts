@@ -1,6 +1,6 @@
 import { writeSync } from 'node:fs';
-import { parseArgv, str, UsageError } from '../cnictl/argv.js';
-import { TETHER_VERSION } from '../cnictl/cli.js';
+import { parseArgv, str, UsageError } from '../lib/argv.js';
+import { TETHER_VERSION } from '../lib/version.js';
 import { AgentConfigError, configMode, parseAgentConfig, readConfigFile } from './config.js';
 import { Agent, leave } from './agent.js';
 import { keepHealthFile, parseObserveConfig, startAgentMetrics, vxlanHealth } from './observe.js';

@@ -1,16 +1,16 @@
 import { rmSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { DEFAULT_AGENT_STATE } from '../cnictl/status.js';
+import { DEFAULT_AGENT_STATE_FILE } from '../lib/paths.js';
 import { DEFAULT_METRICS_ADDRESS, parseListenAddress } from '../lib/metrics-http.js';
 import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV } from '../lib/store/etcd.js';
 import { startObserver } from '../observe/serve.js';
 import type { TetherMetrics } from '../observe/tether-metrics.js';
 import { AgentConfigError, type AgentConfig } from './config.js';
-import { RTPROT_TETHER } from './dataplane.js';
+import { RTPROT_TETHER_VXLAN } from '../lib/route-protocols.js';
 import type { AgentEvents } from './events.js';
 import { writeJsonAtomic } from '../lib/json-file.js';
-import type { NodeState } from './state.js';
+import type { NodeState } from '../lib/node-state.js';
 import type { PeerStatus, RibSnapshot } from '../lib/bgp/index.js';
 import { parseRecord, SUBNETS } from './subnets.js';
 
@@ -49,7 +49,7 @@ export function parseObserveConfig(raw: unknown): ObserveConfig {
   };
   const every = c.healthIntervalMs ?? 15_000;
   if (!Number.isInteger(every) || (every as number) < 100 || (every as number) > 50_000) throw new AgentConfigError('observe.healthIntervalMs', 'must be an integer from 100 to 50000 (cnictl calls an agent stale after 60 s)', every);
-  return { metricsAddress: metricsAddress as string | null, healthFile: path('healthFile', DEFAULT_AGENT_STATE)!, healthIntervalMs: every as number, confDir: path('confDir'), opLog: path('opLog') };
+  return { metricsAddress: metricsAddress as string | null, healthFile: path('healthFile', DEFAULT_AGENT_STATE_FILE)!, healthIntervalMs: every as number, confDir: path('confDir'), opLog: path('opLog') };
 }
 
 /** Counters from the agent's typed events (never from the wording of its log lines). */
@@ -68,8 +68,7 @@ function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
 
 /** Routes tetherd owns (one per programmed peer) in the namespace it runs in. */
 function programmedPeers(): number {
-  const nl = Netlink.open();
-  try { return nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER && r.dst).length; } finally { nl.close(); }
+  return Netlink.within((nl) => nl.routes(4).filter((r) => r.protocol === RTPROT_TETHER_VXLAN && r.dst).length);
 }
 
 export interface AgentView {

@@ -60,8 +60,7 @@ export async function echo(serverNs: string, clientNs: string, ip: string): Prom
 function nodeHolds(lab: Lab, ip: string): boolean {
   const want = parseIP(ip)!;
   if (isLinkLocal(want)) return false;
-  const nl = Netlink.at(lab.host);
-  try { return nl.addrs({ family: want.family }).some((a) => ipEqual(a.cidr.ip, want)); } finally { nl.close(); }
+  return Netlink.within(lab.host, (nl) => nl.addrs({ family: want.family }).some((a) => ipEqual(a.cidr.ip, want)));
 }
 
 /** A routable address of the node: its side of the link to the outside namespace. */
@@ -72,12 +71,10 @@ function nodeAddress(lab: Lab, f: Family): string {
 
 /** The host end of the container's veth, found from the kernel (the container end's IFLA_LINK). */
 function hostPeer(lab: Lab, c: Container, ifname = 'eth0'): Link | null {
-  const ctr = Netlink.at(c.path);
-  const host = Netlink.at(lab.host);
-  try {
+  return Netlink.within(c.path, (ctr) => Netlink.within(lab.host, (host) => {
     const link = ctr.linkByName(ifname);
     return link?.parent !== undefined ? host.linkByIndex(link.parent) : null;
-  } finally { ctr.close(); host.close(); }
+  }));
 }
 
 export const dataplaneCases: Case[] = [
@@ -159,8 +156,7 @@ export const dataplaneCases: Case[] = [
       try {
         const rb = await ctx.lab.attach(b);
         try {
-          const ctr = Netlink.at(a.path);
-          try { expect(ctr.linkByName('eth0')?.mtu === mtu, `container eth0 MTU is ${ctr.linkByName('eth0')?.mtu}, configured ${mtu}`); } finally { ctr.close(); }
+          Netlink.within(a.path, (ctr) => { expect(ctr.linkByName('eth0')?.mtu === mtu, `container eth0 MTU is ${ctr.linkByName('eth0')?.mtu}, configured ${mtu}`); });
           const peer = hostPeer(ctx.lab, a);
           expect(peer?.mtu === mtu, `host end MTU is ${peer?.mtu}, configured ${mtu}`);
           const ipB = addressOf(rb, 4)!;
@@ -230,10 +226,9 @@ export const dataplaneCases: Case[] = [
         await ctx.lab.detach(c);
         const left = await eventually(() => diffSnapshots(before, snapshot(ctx.lab.host)));
         expect(!left.length, `on the host: ${left.join('; ')}`);
-        const nl = Netlink.at(c.path);
-        try {
+        Netlink.within(c.path, (nl) => {
           expect(!nl.linkByName('eth0'), 'eth0 is still in the container');
-        } finally { nl.close(); }
+        });
         const after = await ctx.lab.reservations();
         if (held && after) expect(after.join() === held.join(), `IPAM reservations differ: before ${held.join(',')}; after ${after.join(',')}`);
       } finally { await ctx.lab.detach(keeper); }

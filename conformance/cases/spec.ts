@@ -1,4 +1,4 @@
-import { execPlugin } from '../../cnictl/exec.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
 import { parseResult } from '../../lib/cni/result.js';
 import { versionAtLeast } from '../../lib/cni/version.js';
 import { Netlink } from '../../lib/netlink/handle.js';
@@ -51,15 +51,14 @@ function checkResultShape(raw: string, version: string, netns: string, ifname: s
 }
 
 function tamperAddress(netns: string, ifname: string): string {
-  const nl = Netlink.at(netns);
-  try {
+  return Netlink.within(netns, (nl) => {
     const link = nl.linkByName(ifname);
     if (!link) throw new CaseFailure(`${ifname} missing before tampering`);
     const addr = nl.addrs({ index: link.index }).find((a) => a.family === 4 || a.scope === 0);
     if (!addr) throw new CaseFailure(`${ifname} has no address to remove`);
     nl.addrDel(link.index, addr.cidr);
     return `${addr.cidr.ip.family === 4 ? 'IPv4' : 'IPv6'} address removed`;
-  } finally { nl.close(); }
+  });
 }
 
 export const specCases: Case[] = [
@@ -228,8 +227,7 @@ export function versionCases(versions: string[]): Case[] {
         expect(!problems.length, problems.join('; '));
       } finally { await ctx.lab.detach(c, list); }
       const gone = await eventually(() => {
-        const nl = Netlink.at(c.path);
-        try { return nl.linkByName('eth0') ? ['eth0 still in the container after DEL'] : []; } finally { nl.close(); }
+        return Netlink.within(c.path, (nl) => nl.linkByName('eth0') ? ['eth0 still in the container after DEL'] : []);
       });
       expect(!gone.length, gone.join('; '));
     },

@@ -4,4 +4,4 @@ export { Speaker, type AnnounceOptions, type RibSnapshot, type RouteEntry, type 
 export type { PeerConfig, PeerStatus } from './session.js';
 export { peersFor, DEFAULT_ASN, type NodeInfo, type TopologyOptions } from './topology.js';
 export { KernelRoutes, type RouteSink } from './kernel.js';
-export { DEFAULT_STATUS_FILE, snapshot, writeSnapshot, readSnapshot, statusWriter, type SpeakerSnapshot } from './status.js';
+export { snapshot, writeSnapshot, readSnapshot, statusWriter, type SpeakerSnapshot } from './status.js';

@@ -2,6 +2,7 @@ import { formatCIDR, formatIP, type CIDR, type IP } from '../ip/addr.js';
 import * as C from '../netlink/constants.js';
 import type { Netlink } from '../netlink/handle.js';
 import type { Route } from '../netlink/route.js';
+import { RTPROT_TETHER_BGP } from '../route-protocols.js';
 
 /** Where the speaker puts what it learned and what it owns. */
 export interface RouteSink {
@@ -32,7 +33,7 @@ export class KernelRoutes implements RouteSink {
   private readonly wanted = new Map<string, Route>();
 
   constructor(private readonly nl: Netlink, o: KernelRoutesOptions = {}) {
-    this.protocol = o.protocol ?? C.RTPROT_TETHER_BGP;
+    this.protocol = o.protocol ?? RTPROT_TETHER_BGP;
     this.table = o.table ?? C.RT_TABLE_MAIN;
     this.metric = o.metric;
   }

@@ -5,7 +5,8 @@ import { KernelRoutes } from './kernel.js';
 import type { PeerConfig } from './session.js';
 import { peersFor, type NodeInfo, type TopologyOptions } from './topology.js';
 import { Speaker } from './speaker.js';
-import { DEFAULT_STATUS_FILE, statusWriter } from './status.js';
+import { DEFAULT_BGP_STATUS_FILE } from '../paths.js';
+import { statusWriter } from './status.js';
 
 // `tether bgp-speaker --config FILE`: the speaker on its own, for interop tests and for trying it out.
 // SIGHUP re-reads the file (peers and announced prefixes); SIGTERM/SIGINT end every session with
@@ -63,7 +64,7 @@ export async function bgpSpeakerMain(argv: string[]): Promise<number> {
   let config = load(file);
   const level = config.log?.level;
   const log: Logger = createLogger({ component: 'bgp-speaker', file: config.log?.file, level: isLevel(level) ? level : 'info' });
-  const statusFile = arg(argv, 'status') ?? config.status ?? DEFAULT_STATUS_FILE;
+  const statusFile = arg(argv, 'status') ?? config.status ?? DEFAULT_BGP_STATUS_FILE;
   const kernelOpt = config.kernel ?? true;
   const kernel = kernelOpt ? new KernelRoutes(Netlink.open(), typeof kernelOpt === 'object' ? kernelOpt : {}) : undefined;
   const removed = kernel?.reconcile() ?? [];

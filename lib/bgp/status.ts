@@ -7,8 +7,6 @@ import type { RibSnapshot, Speaker } from './speaker.js';
 // The speaker's state as a JSON file, written by whoever hosts it (tetherd, `tether bgp-speaker`) and
 // read by `cnictl bgp peers|routes`: no socket to serve, and the last state stays readable after a crash.
 
-export const DEFAULT_STATUS_FILE = '/run/tether/bgp-status.json';
-
 export interface SpeakerSnapshot {
   pid: number;
   time: string;

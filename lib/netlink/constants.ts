@@ -170,14 +170,6 @@ export const RTPROT_UNSPEC = 0;
 export const RTPROT_KERNEL = 2;
 export const RTPROT_BOOT = 3;
 export const RTPROT_STATIC = 4;
-/**
- * tether's BGP speaker marks the routes it installs with this protocol number, so it only ever lists,
- * replaces or deletes its own. 245 (0xf5) is named nowhere: not in iproute2's rt_protos (kernel ones
- * below 100: zebra 11, bird 12, keepalived 18, babel 42, ovn 84, openr 99; bgp 186, isis 187, ospf 188,
- * rip 189, eigrp 192), not in FRR's rt_protos.d (186-198, where 196 is FRR's staticd), not Calico's 80.
- * `ip route show proto 245` lists them.
- */
-export const RTPROT_TETHER_BGP = 245;
 
 export const RT_SCOPE_UNIVERSE = 0;
 export const RT_SCOPE_LINK = 253;

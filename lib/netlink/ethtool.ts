@@ -34,8 +34,5 @@ export function encodeFeaturesSet(familyId: number, dev: string, features: Recor
 
 /** Sets offload features of a device in the calling thread's namespace, like `ethtool -K dev name on|off`. */
 export function setFeatures(dev: string, features: Record<string, boolean>): void {
-  const g = GenericNetlink.open();
-  try {
-    g.exec(encodeFeaturesSet(g.family(ETHTOOL_GENL_NAME), dev, features));
-  } finally { g.close(); }
+  GenericNetlink.within((g) => { g.exec(encodeFeaturesSet(g.family(ETHTOOL_GENL_NAME), dev, features)); });
 }

@@ -1,4 +1,4 @@
-import { NetlinkSocket } from './socket.js';
+import { closing, NetlinkSocket } from './socket.js';
 import { Attrs, MessageWriter } from './wire.js';
 import { NLM_F_ACK } from './constants.js';
 
@@ -32,6 +32,8 @@ export class GenericNetlink {
   private constructor(sock: NetlinkSocket) { this.sock = sock; }
 
   static open(): GenericNetlink { return new GenericNetlink(NetlinkSocket.open(NETLINK_GENERIC)); }
+  /** A socket for the length of fn, closed after (see closing). */
+  static within<T>(fn: (g: GenericNetlink) => T): T { return closing(GenericNetlink.open(), fn); }
 
   /** The family's message type; throws (ENOENT from the controller) when the kernel lacks it. */
   family(name: string): number {

@@ -8,7 +8,10 @@ import {
 } from './link.js';
 import { decodeNeigh, encodeNeigh, encodeNeighDump, type Neighbor } from './neigh.js';
 import { decodeRoute, encodeRoute, encodeRouteDump, type Route } from './route.js';
-import { NetlinkError, NetlinkSocket } from './socket.js';
+import { closing, NetlinkError, NetlinkSocket } from './socket.js';
+
+/** A network namespace: its path, or an open fd on it (the fd stays the caller's to close). */
+export type NetnsRef = string | { fd: number };
 
 const isGone = (e: unknown) => e instanceof NetlinkError && (e.code === 'ENODEV' || e.code === 'ENOENT');
 
@@ -25,10 +28,16 @@ export class Netlink {
   /** A handle on the namespace at path (a /run/netns entry or /proc/PID/ns/net). */
   static at(path: string): Netlink { return inNetns(path, () => Netlink.open()); }
   static atFd(fd: number): Netlink { return inNetnsFd(fd, () => Netlink.open()); }
-  /** A handle on the namespace at path for the length of fn, closed after (also when fn throws). */
-  static within<T>(path: string, fn: (nl: Netlink) => T): T {
-    const nl = Netlink.at(path);
-    try { return fn(nl); } finally { nl.close(); }
+  /**
+   * A handle for the length of fn, closed after (also when fn throws, and once an async fn settles), as
+   * Go's ns.Do: on the calling thread's namespace, or on the one at a path (a /run/netns entry or
+   * /proc/PID/ns/net) or behind an open namespace fd. Nest calls for handles in two namespaces.
+   */
+  static within<T>(fn: (nl: Netlink) => T): T;
+  static within<T>(netns: NetnsRef, fn: (nl: Netlink) => T): T;
+  static within<T>(a: NetnsRef | ((nl: Netlink) => T), b?: (nl: Netlink) => T): T {
+    if (typeof a === 'function') return closing(Netlink.open(), a);
+    return closing(typeof a === 'string' ? Netlink.at(a) : Netlink.atFd(a.fd), b!);
   }
 
   close(): void { this.sock.close(); }

@@ -1,5 +1,5 @@
 import { NETLINK_NETFILTER, NLM_F_ACK } from './constants.js';
-import { NetlinkError, NetlinkSocket } from './socket.js';
+import { closing, NetlinkError, NetlinkSocket } from './socket.js';
 import { Attrs, MessageWriter } from './wire.js';
 
 // Just enough nf_tables netlink to ask "does this table exist, and what does its comment say?",
@@ -38,19 +38,18 @@ function tableComment(udata: Buffer | undefined): string | undefined {
 
 /** The table, or null when it does not exist (or nf_tables is not loaded yet). Opens its socket in the current namespace. */
 export function nftGetTable(family: number, name: string): NftTable | null {
-  const sock = NetlinkSocket.open(NETLINK_NETFILTER);
-  try {
-    const w = new MessageWriter((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_ACK);
-    w.struct(Uint8Array.of(family, 0, 0, 0)); // nfgenmsg: family, version 0, res_id 0
-    w.str(NFTA_TABLE_NAME, name);
-    const [reply] = sock.exec(w);
-    if (!reply) return null;
-    const a = new Attrs(reply.payload, 4);
-    return { name: a.str(NFTA_TABLE_NAME) ?? name, comment: tableComment(a.get(NFTA_TABLE_USERDATA)) };
-  } catch (e) {
-    if (e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EAFNOSUPPORT' || e.code === 'EPROTONOSUPPORT')) return null;
-    throw e;
-  } finally {
-    sock.close();
-  }
+  return closing(NetlinkSocket.open(NETLINK_NETFILTER), (sock) => {
+    try {
+      const w = new MessageWriter((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETTABLE, NLM_F_ACK);
+      w.struct(Uint8Array.of(family, 0, 0, 0)); // nfgenmsg: family, version 0, res_id 0
+      w.str(NFTA_TABLE_NAME, name);
+      const [reply] = sock.exec(w);
+      if (!reply) return null;
+      const a = new Attrs(reply.payload, 4);
+      return { name: a.str(NFTA_TABLE_NAME) ?? name, comment: tableComment(a.get(NFTA_TABLE_USERDATA)) };
+    } catch (e) {
+      if (e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EAFNOSUPPORT' || e.code === 'EPROTONOSUPPORT')) return null;
+      throw e;
+    }
+  });
 }

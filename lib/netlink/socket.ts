@@ -53,6 +53,24 @@ export function decodeError(msg: NetlinkMessage, operation: string): NetlinkErro
 }
 
 /**
+ * Runs fn with a socket (or a handle on one) and closes it after, also when fn throws. When fn is
+ * async the socket is closed once its promise settles: the socket stays bound to the namespace it
+ * was opened in, so work may await between kernel calls.
+ */
+export function closing<S extends { close(): void }, T>(sock: S, fn: (sock: S) => T): T {
+  let result: T;
+  try {
+    result = fn(sock);
+  } catch (e) {
+    sock.close();
+    throw e;
+  }
+  if (result instanceof Promise) return result.finally(() => sock.close()) as T;
+  sock.close();
+  return result;
+}
+
+/**
  * A blocking rtnetlink socket. It lives in the network namespace of the thread that opened it,
  * for its whole life, which is what lets a handle act inside a container after the thread has left.
  */

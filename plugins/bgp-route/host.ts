@@ -9,7 +9,7 @@ import { NetlinkError } from '../../lib/netlink/socket.js';
 import { sysctlGet, sysctlSet } from '../../lib/netns/sysctl.js';
 import { permanentNeighbor } from '../common/container.js';
 import { forwardingSysctls } from '../common/forwarding.js';
-import { RTPROT_TETHER } from './plan.js';
+import { RTPROT_TETHER_POD } from '../../lib/route-protocols.js';
 
 /**
  * The host end's settings. proxy_arp lets the host answer for 169.254.1.1 should a container ever ask
@@ -33,7 +33,7 @@ export function configureHostEnd(name: string, families: Set<Family>): void {
 }
 
 export function hostRoute(link: Link, dst: CIDR): Route {
-  return { family: dst.ip.family, dst, oif: link.index, protocol: RTPROT_TETHER, scope: dst.ip.family === 4 ? C.RT_SCOPE_LINK : C.RT_SCOPE_UNIVERSE };
+  return { family: dst.ip.family, dst, oif: link.index, protocol: RTPROT_TETHER_POD, scope: dst.ip.family === 4 ? C.RT_SCOPE_LINK : C.RT_SCOPE_UNIVERSE };
 }
 
 /**

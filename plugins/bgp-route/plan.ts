@@ -29,12 +29,6 @@ export const gatewayOf = (f: Family): IP => (f === 4 ? GATEWAY_V4 : GATEWAY_V6);
 /** Host veths are "tgr" + 12 hex digits (tether gateway route), apart from tether-bridge's "veth...". */
 export const HOST_VETH_PREFIX = 'tgr';
 
-/**
- * The routing protocol number on the host's routes to containers (`proto 84` in `ip route`): the
- * node agent finds every local container address, borrowed ones included, with one dump.
- */
-export const RTPROT_TETHER = 84;
-
 export interface L3Plan {
   families: Set<Family>;
   /** The container's addresses as /32 and /128: no subnet route, everything goes through the gateway. */

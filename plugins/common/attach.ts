@@ -22,21 +22,23 @@ export interface AttachScope {
  */
 export async function attach(ctx: Context<any>, hostName: string, steps: (s: AttachScope) => Promise<Result>): Promise<Result> {
   const nsfd = openContainer(ctx);
-  const host = Netlink.open();
-  const rollback = new Rollback();
   try {
-    refuseTakenInterface(ctx, nsfd);
-    if (host.linkByName(hostName)) {
-      throw new CniError(ErrorCode.InvalidEnvironment, `host interface ${hostName} for ${ctx.args.containerID}/${ctx.args.ifname} already exists: this attachment is already set up`, 'CNI_CONTAINERID');
-    }
-    const result = await steps({ nsfd, host, rollback });
-    rollback.commit();
-    return result;
-  } catch (e) {
-    await rollback.run(ctx.log);
-    throw e;
+    return await Netlink.within(async (host) => {
+      const rollback = new Rollback();
+      try {
+        refuseTakenInterface(ctx, nsfd);
+        if (host.linkByName(hostName)) {
+          throw new CniError(ErrorCode.InvalidEnvironment, `host interface ${hostName} for ${ctx.args.containerID}/${ctx.args.ifname} already exists: this attachment is already set up`, 'CNI_CONTAINERID');
+        }
+        const result = await steps({ nsfd, host, rollback });
+        rollback.commit();
+        return result;
+      } catch (e) {
+        await rollback.run(ctx.log);
+        throw e;
+      }
+    });
   } finally {
-    host.close();
     closeSync(nsfd);
     mark('closed');
   }

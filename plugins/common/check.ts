@@ -41,41 +41,40 @@ export async function checkVethAttachment(ctx: Context, hostName: string, own: (
   if (!ctrIface) throw new CniError(ErrorCode.CheckFailed, `prevResult lists no interface ${ifname} in a sandbox`);
   const problems: string[] = [];
   if (ctrIface.sandbox !== netns) problems.push(`CNI_NETNS ${netns} is not the sandbox ${ctrIface.sandbox} of the ADD`);
-  const host = Netlink.open();
-  const nsfd = openContainer(ctx);
-  let ctr: Netlink | undefined;
-  try {
-    ctr = Netlink.atFd(nsfd);
-    const f: VethFindings = { prev, ctrIface, ctrIndex, host, ctr, problems };
-    const link = ctr.linkByName(ifname);
-    const peer = host.linkByName(hostName);
-    if (!peer) problems.push(`host end ${hostName} is missing`);
-    else f.hostLink = peer;
-    if (!link) problems.push(`${ifname} is missing in ${netns}`);
-    else {
-      f.ctrLink = link;
-      if (link.kind !== 'veth') problems.push(`${ifname} is a ${link.kind || 'device'}, not a veth`);
-      if (ctrIface.mac && link.mac !== ctrIface.mac) problems.push(`${ifname} has MAC ${link.mac}, the ADD reported ${ctrIface.mac}`);
-      if (peer && link.parent !== peer.index) problems.push(`${hostName} is not the peer of ${ifname}`);
-      const held = ctr.addrs({ index: link.index });
-      for (const ip of prev.ips ?? []) {
-        if (ip.interface !== undefined && ip.interface !== ctrIndex) continue;
-        const want = parseCIDR(ip.address)!;
-        if (!held.some((a) => ipEqual(a.cidr.ip, want.ip) && a.cidr.prefix === want.prefix)) problems.push(`address ${ip.address} is missing on ${ifname}`);
-      }
-      for (const r of prev.routes ?? []) {
-        const dst = parseCIDR(r.dst)!;
-        const present = ctr.routes(dst.ip.family, { table: r.table ?? C.RT_TABLE_MAIN }).some((k) =>
-          (k.dst ? k.dst.prefix === dst.prefix && ipEqual(networkOf(k.dst), networkOf(dst)) : dst.prefix === 0)
-          && (!r.gw || (k.gateway !== undefined && ipEqual(k.gateway, parseIP(r.gw)!))));
-        if (!present) problems.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
-      }
+  Netlink.within((host) => {
+    const nsfd = openContainer(ctx);
+    try {
+      Netlink.within({ fd: nsfd }, (ctr) => {
+        const f: VethFindings = { prev, ctrIface, ctrIndex, host, ctr, problems };
+        const link = ctr.linkByName(ifname);
+        const peer = host.linkByName(hostName);
+        if (!peer) problems.push(`host end ${hostName} is missing`);
+        else f.hostLink = peer;
+        if (!link) problems.push(`${ifname} is missing in ${netns}`);
+        else {
+          f.ctrLink = link;
+          if (link.kind !== 'veth') problems.push(`${ifname} is a ${link.kind || 'device'}, not a veth`);
+          if (ctrIface.mac && link.mac !== ctrIface.mac) problems.push(`${ifname} has MAC ${link.mac}, the ADD reported ${ctrIface.mac}`);
+          if (peer && link.parent !== peer.index) problems.push(`${hostName} is not the peer of ${ifname}`);
+          const held = ctr.addrs({ index: link.index });
+          for (const ip of prev.ips ?? []) {
+            if (ip.interface !== undefined && ip.interface !== ctrIndex) continue;
+            const want = parseCIDR(ip.address)!;
+            if (!held.some((a) => ipEqual(a.cidr.ip, want.ip) && a.cidr.prefix === want.prefix)) problems.push(`address ${ip.address} is missing on ${ifname}`);
+          }
+          for (const r of prev.routes ?? []) {
+            const dst = parseCIDR(r.dst)!;
+            const present = ctr.routes(dst.ip.family, { table: r.table ?? C.RT_TABLE_MAIN }).some((k) =>
+              (k.dst ? k.dst.prefix === dst.prefix && ipEqual(networkOf(k.dst), networkOf(dst)) : dst.prefix === 0)
+              && (!r.gw || (k.gateway !== undefined && ipEqual(k.gateway, parseIP(r.gw)!))));
+            if (!present) problems.push(`route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} is missing in the container`);
+          }
+        }
+        own(f);
+      });
+    } finally {
+      closeSync(nsfd);
     }
-    own(f);
-  } finally {
-    ctr?.close();
-    host.close();
-    closeSync(nsfd);
-  }
+  });
   if (problems.length) throw new CniError(ErrorCode.CheckFailed, `CHECK failed for ${containerID}/${ifname}: ${problems.join('; ')}`, problems.join('\n'));
 }

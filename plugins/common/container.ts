@@ -29,8 +29,7 @@ const DAD_WAIT_MS = 5000;
  */
 export function configureContainer(netnsFd: number, plan: ContainerPlan): string {
   return inNetnsFd(netnsFd, () => {
-    const nl = Netlink.open();
-    try {
+    return Netlink.within((nl) => {
       const link = nl.linkByName(plan.ifname);
       if (!link) throw new CniError(ErrorCode.Internal, `${plan.ifname} is missing in the container right after creation`);
       const families = new Set<Family>(plan.addresses.map((a) => a.ip.family));
@@ -58,9 +57,7 @@ export function configureContainer(netnsFd: number, plan: ContainerPlan): string
       // After up: taking a link down flushes its neighbour entries, permanent ones included.
       for (const n of plan.neighbors ?? []) nl.neighReplace(permanentNeighbor(link.index, n.ip, n.mac));
       return nl.linkByIndex(link.index)!.mac;
-    } finally {
-      nl.close();
-    }
+    });
   });
 }
 

@@ -15,8 +15,7 @@ export function openContainer(ctx: Context): number {
 
 /** Refuse before touching anything: a second ADD must not disturb the first one's interface or address. */
 export function refuseTakenInterface(ctx: Context, nsfd: number): void {
-  const nl = Netlink.atFd(nsfd);
-  try {
+  Netlink.within({ fd: nsfd }, (nl) => {
     if (nl.linkByName(ctx.args.ifname)) throw new CniError(ErrorCode.InvalidEnvironment, `interface ${ctx.args.ifname} already exists in ${ctx.args.netns}`, 'CNI_IFNAME');
-  } finally { nl.close(); }
+  });
 }

@@ -73,11 +73,10 @@ function disableIPv6(ifname: string): void {
  * gone is fine.
  */
 export function removeVeth(hostName: string): void {
-  const host = Netlink.open();
-  try {
+  Netlink.within((host) => {
     const veth = host.linkByName(hostName);
     if (veth?.kind === 'veth') host.linkDel(veth.index);
-  } finally { host.close(); }
+  });
 }
 
 /**

@@ -1,12 +1,12 @@
 import type { NetConf } from '../../lib/cni/types.js';
 import { invalidConfig } from '../../lib/cni/errors.js';
 import { parseCIDR } from '../../lib/ip/addr.js';
-import type { NodeState } from '../../tetherd/state.js';
+import type { NodeState } from '../../lib/node-state.js';
+import { DEFAULT_NODE_STATE_FILE } from '../../lib/paths.js';
 
 /** Fields of tether-vxlan's own config; everything else of the config is passed on to the bridge. */
 const OWN = new Set(['type', 'stateFile', 'dataDir', 'delegate', 'ipam']);
 
-export const DEFAULT_STATE_FILE = '/run/tether/vxlan.json';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/tether/vxlan';
 
 type Obj = Record<string, unknown>;
@@ -20,7 +20,7 @@ export interface VxlanConf extends NetConf {
 }
 
 export function parseVxlanConf(conf: NetConf): VxlanConf {
-  const stateFile = conf.stateFile ?? DEFAULT_STATE_FILE;
+  const stateFile = conf.stateFile ?? DEFAULT_NODE_STATE_FILE;
   if (typeof stateFile !== 'string' || !stateFile.startsWith('/')) throw invalidConfig('stateFile', 'must be an absolute path (tetherd\'s state file)', stateFile);
   const dataDir = conf.dataDir ?? DEFAULT_DATA_DIR;
   if (typeof dataDir !== 'string' || !dataDir.startsWith('/')) throw invalidConfig('dataDir', 'must be an absolute path', dataDir);

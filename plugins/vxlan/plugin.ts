@@ -5,7 +5,7 @@ import type { Command } from '../../lib/cni/env.js';
 import { delegate } from '../../lib/cni/invoke.js';
 import type { Context, PluginSpec } from '../../lib/cni/skel.js';
 import type { NetConf, Result } from '../../lib/cni/types.js';
-import { readNodeState, type NodeState } from '../../tetherd/state.js';
+import { readNodeState, type NodeState } from '../../lib/node-state.js';
 import { bridgeConfig, parseVxlanConf, type VxlanConf } from './delegate.js';
 
 type Obj = Record<string, unknown>;

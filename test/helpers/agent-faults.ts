@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { runIn } from '../../conformance/spawn.js';
-import { parseNetworkList } from '../../cnictl/conf.js';
-import { ipamUsage, type IpamUsage } from '../../cnictl/ipam.js';
-import { driverFor, addPod, removePod, type LabNode, type LabPod, type LabState } from '../../lab/multinode.js';
+import { parseNetworkList } from '../../lib/libcni/conf.js';
+import { ipamUsage, type IpamUsage } from '../../ipam/usage.js';
+import { driverFor, addPod, removePod, type LabNode, type LabPod, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 

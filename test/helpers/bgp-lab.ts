@@ -13,6 +13,7 @@ import type { PeerStatus } from '../../lib/bgp/session.js';
 import type { SpeakerSnapshot } from '../../lib/bgp/status.js';
 import { Namespaces } from './netns.js';
 import { waitFor as poll } from './wait.js';
+import { RTPROT_TETHER_BGP } from '../../lib/route-protocols.js';
 
 // Two namespaces joined by a veth on 198.18.0.0/24 + 2001:db8:18::/64: "us" (.1, our speaker) and
 // "peer" (.2, BIRD / GoBGP / FRR). Every process started here is stopped by PID; every namespace and
@@ -34,28 +35,25 @@ export class BgpLab {
     const us = `${this.ns.prefix}-${tag}u`;
     const peer = `${this.ns.prefix}-${tag}p`;
     const fd = openNetns(peerPath);
-    const nu = Netlink.at(usPath);
-    const np = Netlink.at(peerPath);
     try {
-      const a = nu.linkAdd({ kind: 'veth', name: 'tbg0', up: true, peer: { name: 'tbg1', netnsFd: fd } })!;
-      const b = np.linkByName('tbg1')!;
-      np.linkSet(b.index, { up: true });
-      for (const [nl, idx, n] of [[nu, a.index, 1], [np, b.index, 2]] as const) {
-        nl.addrAdd(idx, parseCIDR(`198.18.0.${n}/24`)!);
-        nl.addrAdd(idx, parseCIDR(`2001:db8:18::${n}/64`)!, { flags: C.IFA_F_NODAD });
-        nl.linkSet(nl.linkByName('lo')!.index, { up: true });
-      }
+      Netlink.within(usPath, (nu) => Netlink.within(peerPath, (np) => {
+        const a = nu.linkAdd({ kind: 'veth', name: 'tbg0', up: true, peer: { name: 'tbg1', netnsFd: fd } })!;
+        const b = np.linkByName('tbg1')!;
+        np.linkSet(b.index, { up: true });
+        for (const [nl, idx, n] of [[nu, a.index, 1], [np, b.index, 2]] as const) {
+          nl.addrAdd(idx, parseCIDR(`198.18.0.${n}/24`)!);
+          nl.addrAdd(idx, parseCIDR(`2001:db8:18::${n}/64`)!, { flags: C.IFA_F_NODAD });
+          nl.linkSet(nl.linkByName('lo')!.index, { up: true });
+        }
+      }));
     } finally {
       closeSync(fd);
-      nu.close();
-      np.close();
     }
     return { us, peer, usPath, peerPath };
   }
 
   addAddress(path: string, dev: string, cidr: string): void {
-    const nl = Netlink.at(path);
-    try { nl.addrAdd(nl.linkByName(dev)!.index, parseCIDR(cidr)!); } finally { nl.close(); }
+    Netlink.within(path, (nl) => { nl.addrAdd(nl.linkByName(dev)!.index, parseCIDR(cidr)!); });
   }
 
   file(name: string, text: string): string {
@@ -155,12 +153,11 @@ export class BgpLab {
   }
 
   /** Kernel routes of one family installed by `protocol` (default ours) in a namespace. */
-  routes(path: string, family: 4 | 6, protocol = C.RTPROT_TETHER_BGP): Route[] {
-    const nl = Netlink.at(path);
-    try { return nl.routes(family, { protocol }); } finally { nl.close(); }
+  routes(path: string, family: 4 | 6, protocol = RTPROT_TETHER_BGP): Route[] {
+    return Netlink.within(path, (nl) => nl.routes(family, { protocol }));
   }
 
-  routeMap(path: string, family: 4 | 6, protocol = C.RTPROT_TETHER_BGP): Record<string, string> {
+  routeMap(path: string, family: 4 | 6, protocol = RTPROT_TETHER_BGP): Record<string, string> {
     return Object.fromEntries(this.routes(path, family, protocol).map((r) => [
       r.dst ? formatCIDR(r.dst) : 'default',
       r.type === C.RTN_BLACKHOLE ? 'blackhole' : r.gateway ? `via ${formatIP(r.gateway)}` : 'other',

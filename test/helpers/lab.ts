@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { labDown, labUp, loadLab, type LabOptions, type LabState } from '../../lab/multinode.js';
+import { labDown, labUp, loadLab, type LabOptions, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { listNamedNetns } from '../../lib/netns/netns.js';
 

@@ -64,8 +64,7 @@ export class PodmanRig {
       if (o.host) this.host = o.host;
       else {
         this.host = createNamedNetns(`${this.prefix}-host`);
-        const nl = Netlink.at(this.host);
-        try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
+        Netlink.within(this.host, (nl) => { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); });
         this.outside = createOutside(this.host, `${this.prefix}-out`, `${this.prefix}o`);
       }
       process.once('exit', () => this.cleanup());

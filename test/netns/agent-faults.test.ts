@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { runIn } from '../../conformance/spawn.js';
 import { announcedBy, bgpFiles, RR_IP } from '../../lab/bgp.js';
-import { connectivity, formatMatrix, onNode, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, formatMatrix, onNode, type LabNode, type LabState } from '../../lab/index.js';
 import { cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import * as C from '../../lib/netlink/constants.js';
 import { netnsPath } from '../../lib/netns/netns.js';
@@ -9,8 +9,8 @@ import { readSnapshot } from '../../lib/bgp/index.js';
 import { formatMAC } from '../../lib/ip/mac.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
 import { vxlanFiles } from '../../lab/vxlan.js';
-import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
-import { readNodeState } from '../../tetherd/state.js';
+import { RTPROT_TETHER_BGP, RTPROT_TETHER_POD, RTPROT_TETHER_VXLAN } from '../../lib/route-protocols.js';
+import { readNodeState } from '../../lib/node-state.js';
 import { parseRecord, SUBNETS, type Peer } from '../../tetherd/subnets.js';
 import { Churn, ipamOfNode, ipamProblems, killRepeatedly, procFigures, samples, scrape, seedFrom, tcpSocketsOn, unixSocketsOf, type ProcFigures } from '../helpers/agent-faults.js';
 import { heavy } from '../helpers/heavy.js';
@@ -37,7 +37,7 @@ const sorted = <T>(xs: Iterable<T>) => [...xs].sort();
 /** The node's protocol-245 routes: unicast ones as prefix -> next hop, and blackholes. */
 function bgpKernel(node: LabNode): { routes: Record<string, string>; blackholes: string[] } {
   return onNode(node, (nl) => {
-    const all = ([4, 6] as const).flatMap((f) => nl.routes(f, { protocol: C.RTPROT_TETHER_BGP })).filter((r) => r.dst);
+    const all = ([4, 6] as const).flatMap((f) => nl.routes(f, { protocol: RTPROT_TETHER_BGP })).filter((r) => r.dst);
     return {
       routes: Object.fromEntries(all.filter((r) => r.type !== C.RTN_BLACKHOLE).map((r) => [formatCIDR(r.dst!), r.gateway ? formatIP(r.gateway) : '?']).sort()),
       blackholes: sorted(all.filter((r) => r.type === C.RTN_BLACKHOLE).map((r) => formatCIDR(r.dst!))),
@@ -277,7 +277,7 @@ test.serial(`BGP mode: n1's tetherd SIGKILLed ${KILLS} times while pods come and
         const snap = readSnapshot(bgpFiles(n).status);
         const want = Object.fromEntries(lab.nodes.filter((o) => o !== n).flatMap((o) => e.announces(o).map((p) => [p, o.underlayIP])).sort());
         const pods = lab.pods.filter((p) => p.node === n.name);
-        const podRoutes = onNode(n, (nl) => sorted(nl.routes(4, { protocol: 84 }).map((r) => formatCIDR(r.dst!))));
+        const podRoutes = onNode(n, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER_POD }).map((r) => formatCIDR(r.dst!))));
         return {
           node: n.name,
           sessions: snap.peers.every((p) => p.state === 'Established') && snap.peers.length === lab.nodes.length - 1,
@@ -321,7 +321,7 @@ test.serial(`VXLAN mode: n1's tetherd SIGKILLed ${KILLS} times while pods come a
         const kernel = onNode(n, (nl) => {
           const vx = nl.linkByName(dev)!;
           return {
-            routes: sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'} dev ${r.oif === vx.index ? 'vxlan' : r.oif}`)),
+            routes: sorted(nl.routes(4, { protocol: RTPROT_TETHER_VXLAN }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'} dev ${r.oif === vx.index ? 'vxlan' : r.oif}`)),
             neighbours: sorted(nl.neighbors(C.AF_INET, vx.index).filter((x) => x.ip && x.state & C.NUD_PERMANENT).map((x) => `${formatIP(x.ip!)} ${x.mac ? formatMAC(x.mac) : '?'}`)),
             fdb: sorted(nl.neighbors(C.AF_BRIDGE, vx.index).filter((x) => x.ip && x.flags & C.NTF_SELF).map((x) => `${x.mac ? formatMAC(x.mac) : '?'} dst ${formatIP(x.ip!)}`)),
           };
@@ -364,7 +364,7 @@ test.serial('VXLAN mode with directRouting: a node\'s underlay link down and up 
   t.timeout(240_000);
   await heavy(() => withLab(t, { nodes: 3, podsPerNode: 1, mode: 'vxlan', modeOptions: { directRouting: true, resyncIntervalMs: 3_600_000 } }, async (lab) => {
     const [n1] = lab.nodes;
-    const direct = () => onNode(n1, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'}`)));
+    const direct = () => onNode(n1, (nl) => sorted(nl.routes(4, { protocol: RTPROT_TETHER_VXLAN }).map((r) => `${formatCIDR(r.dst!)} via ${r.gateway ? formatIP(r.gateway) : '?'}`)));
     const want = sorted(lab.nodes.slice(1).map((n) => `${readNodeState(vxlanFiles(n).state)!.subnet} via ${n.underlayIP}`));
     t.deepEqual(direct(), want, 'n1 routes the other nodes\' subnets via their underlay addresses');
     onNode(n1, (nl) => nl.linkSet(nl.linkByName('eth0')!.index, { up: false }));

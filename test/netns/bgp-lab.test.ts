@@ -6,11 +6,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
 import { cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
-import { RTN_BLACKHOLE, RTPROT_TETHER_BGP } from '../../lib/netlink/constants.js';
+import { RTN_BLACKHOLE } from '../../lib/netlink/constants.js';
+import { RTPROT_TETHER_BGP } from '../../lib/route-protocols.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { readSnapshot, type PeerStatus } from '../../lib/bgp/index.js';
-import { addPod, connectivity, joinNewNode, loadLab, onNode, ping, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
+import { addPod, connectivity, joinNewNode, loadLab, onNode, ping, waitConverged, type LabNode, type LabState } from '../../lab/index.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
 import { ipamEtcdPrefix } from '../../ipam/store.js';
 import { alive } from '../../lab/procs.js';
@@ -231,8 +232,7 @@ test.serial('tetherd restart (SIGTERM): local pods keep reaching each other whil
 test.serial('dual stack: IPv6 pods in /122 blocks, announced over the IPv4 sessions with the underlay\'s IPv6 address as next hop; blackholed at home; all pairs ping over IPv6 too', async (t) => {
   await withLab(t, { nodes: 3, modeOptions: { pool6: 'fd44::/64' } }, async (lab) => {
     const v6Of = (netns: string) => {
-      const nl = Netlink.at(netnsPath(netns));
-      try { return nl.addrs({ family: 6 }).find((a) => a.scope === 0 && a.cidr.prefix === 128); } finally { nl.close(); }
+      return Netlink.within(netnsPath(netns), (nl) => nl.addrs({ family: 6 }).find((a) => a.scope === 0 && a.cidr.prefix === 128));
     };
     const pods6 = lab.pods.map((p) => ({ ...p, ip: formatIP(v6Of(p.netns)!.cidr.ip) }));
     for (const p of pods6) t.true(p.ip.startsWith('fd44::'), `${p.name} has ${p.ip}`);
@@ -241,8 +241,7 @@ test.serial('dual stack: IPv6 pods in /122 blocks, announced over the IPv4 sessi
       const v6blocks = announcedBy(n).filter((a) => a.blackhole && a.prefix.includes(':'));
       t.is(v6blocks.length, 1, `${n.name} announces one IPv6 block`);
       t.is(parseCIDR(v6blocks[0].prefix)!.prefix, 122);
-      const nl = Netlink.at(netnsPath(n.netns));
-      try {
+      Netlink.within(netnsPath(n.netns), (nl) => {
         const r6 = nl.routes(6, { protocol: RTPROT_TETHER_BGP });
         t.true(r6.some((r) => r.type === RTN_BLACKHOLE && r.dst && formatCIDR(r.dst) === v6blocks[0].prefix), `${n.name} blackholes its IPv6 block`);
         for (const o of lab.nodes) {
@@ -250,7 +249,7 @@ test.serial('dual stack: IPv6 pods in /122 blocks, announced over the IPv4 sessi
           const r = r6.find((x) => x.dst && formatCIDR(x.dst) === announcedBy(o).find((a) => a.prefix.includes(':'))!.prefix);
           t.is(r?.gateway && formatIP(r.gateway), o.underlayIP6, `${n.name} routes ${o.name}'s IPv6 block via its IPv6 underlay address`);
         }
-      } finally { nl.close(); }
+      });
     }
     allReach(t, lab, await connectivity(lab, pods6));
   });

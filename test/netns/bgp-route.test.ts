@@ -1,9 +1,9 @@
 import test from 'ava';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
-import { execPlugin } from '../../cnictl/exec.js';
-import { PluginFailure } from '../../cnictl/runtime.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { connect, echo, ping, withServer } from '../../conformance/cases/dataplane.js';
 import { startEtcd } from '../../conformance/etcd.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
@@ -20,6 +20,7 @@ import { inNetns } from '../../lib/netns/netns.js';
 import { sysctlGet } from '../../lib/netns/sysctl.js';
 import { eui64LinkLocal } from '../../plugins/bgp-route/plan.js';
 import { hostVethName } from '../../plugins/common/names.js';
+import { RTPROT_TETHER_POD } from '../../lib/route-protocols.js';
 
 // tether-bgp-route on one node: every lab is a throwaway host namespace (the "node") whose names start
 // with tl3; it has no default route unless a test adds one.
@@ -53,8 +54,7 @@ async function reach(clientNs: string, serverNs: string, ip: string): Promise<st
 
 function hostHasRouteCovering(l: Lab, ip: string): boolean {
   const want = parseIP(ip)!;
-  const nl = Netlink.at(l.host);
-  try { return nl.routes(want.family).some((r) => r.type === C.RTN_UNICAST && (!r.dst || cidrContains(r.dst, want))); } finally { nl.close(); }
+  return Netlink.within(l.host, (nl) => nl.routes(want.family).some((r) => r.type === C.RTN_UNICAST && (!r.dst || cidrContains(r.dst, want))));
 }
 
 test('two pods on a node with no default route reach each other and the node (ICMP, TCP, UDP); the kernel holds the L3 layout', async (t) => {
@@ -76,8 +76,7 @@ test('two pods on a node with no default route reach each other and the node (IC
   for (const c of [a, b]) t.deepEqual(await reach(c.path, l.host, node.hostIP), [], `${c.name} -> the node's ${node.hostIP}`);
 
   // The container: /32, the on-link route, the default via 169.254.1.1, a static entry for it.
-  const ctr = Netlink.at(a.path);
-  try {
+  Netlink.within(a.path, (ctr) => {
     const eth0 = ctr.linkByName('eth0')!;
     t.deepEqual(ctr.addrs({ family: 4, index: eth0.index }).map((x) => formatCIDR(x.cidr)), [ra.ips![0].address]);
     const routes = ctr.routes(4).map((r) => `${r.dst ? formatCIDR(r.dst) : 'default'}${r.gateway ? ` via ${formatIP(r.gateway)}` : ''} scope ${r.scope}`);
@@ -86,11 +85,10 @@ test('two pods on a node with no default route reach each other and the node (IC
     const gw = ctr.neighbors(C.AF_INET, eth0.index).find((n) => n.ip && formatIP(n.ip) === '169.254.1.1');
     t.is(gw?.state, C.NUD_PERMANENT);
     t.is(gw?.mac && formatMAC(gw.mac), 'ee:ee:ee:ee:ee:ee');
-  } finally { ctr.close(); }
+  });
 
   // The host: no bridge, no address on the host end, the fixed MAC, a /32 route and a static entry.
-  const nl = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl) => {
     t.deepEqual(nl.links({ kind: 'bridge' }), [], 'no bridge');
     const h = nl.linkByName(hostEnd(a))!;
     t.is(h.mac, 'ee:ee:ee:ee:ee:ee');
@@ -98,11 +96,11 @@ test('two pods on a node with no default route reach each other and the node (IC
     const route = nl.routes(4, { oif: h.index }).find((r) => r.dst && ipEqual(r.dst.ip, addressOf(ra, 4).ip));
     t.is(route?.dst?.prefix, 32);
     t.is(route?.scope, C.RT_SCOPE_LINK);
-    t.is(route?.protocol, 84, 'marked for the node agent (proto 84)');
+    t.is(route?.protocol, RTPROT_TETHER_POD, `marked for the node agent (proto ${RTPROT_TETHER_POD})`);
     const n = nl.neighbors(C.AF_INET, h.index).find((x) => x.ip && ipEqual(x.ip, addressOf(ra, 4).ip));
     t.is(n?.state, C.NUD_PERMANENT);
     t.is(n?.mac && formatMAC(n.mac), ra.interfaces![1].mac);
-  } finally { nl.close(); }
+  });
   inNetns(l.host, () => {
     const name = hostEnd(a);
     for (const [key, want] of [[`net/ipv4/conf/${name}/proxy_arp`, '1'], [`net/ipv4/neigh/${name}/proxy_delay`, '0'], [`net/ipv4/conf/${name}/forwarding`, '1'], ['net/ipv4/ip_forward', '1']]) {
@@ -121,20 +119,17 @@ test('the proxy-ARP pitfall: without the static entry a pod cannot resolve 169.2
   await l.attach(a);
   t.deepEqual(await reach(a.path, l.host, node.hostIP), [], 'with the static entry');
   const neighbour = () => {
-    const nl = Netlink.at(a.path);
-    try {
+    return Netlink.within(a.path, (nl) => {
       const eth0 = nl.linkByName('eth0')!.index;
       return { entry: nl.neighbors(C.AF_INET, eth0).find((n) => n.ip && formatIP(n.ip) === '169.254.1.1'), eth0 };
-    } finally { nl.close(); }
+    });
   };
-  const ctr = Netlink.at(a.path);
-  try { t.true(ctr.neighDel({ family: C.AF_INET, index: neighbour().eth0, ip: parseIP('169.254.1.1')!, state: 0, flags: 0 })); } finally { ctr.close(); }
+  Netlink.within(a.path, (ctr) => { t.true(ctr.neighDel({ family: C.AF_INET, index: neighbour().eth0, ip: parseIP('169.254.1.1')!, state: 0, flags: 0 })); });
   t.truthy(await ping(a.path, node.hostIP), 'without the entry and without a default route on the node, the gateway does not resolve');
   const failed = neighbour().entry;
   t.true(!failed?.mac || (failed.state & (C.NUD_FAILED | C.NUD_INCOMPLETE)) !== 0, `entry: ${JSON.stringify(failed)}`);
   // Give the node a default route (out of another interface): now proxy ARP answers for 169.254.1.1.
-  const nl = Netlink.at(l.host);
-  try { nl.routeAdd({ family: 4, dst: null, gateway: parseIP(node.outsideIP)! }); } finally { nl.close(); }
+  Netlink.within(l.host, (nl) => { nl.routeAdd({ family: 4, dst: null, gateway: parseIP(node.outsideIP)! }); });
   let problem: string | null = 'not tried';
   for (let i = 0; i < 5 && problem; i++) problem = await ping(a.path, node.hostIP);
   t.is(problem, null, 'with a default route on the node, proxy ARP resolves the gateway');
@@ -147,11 +142,10 @@ test('the proxy-ARP pitfall: without the static entry a pod cannot resolve 169.2
 test('a host outside the node, routed to it, reaches pods and pods reach it, each seen with its own address (pure L3, no NAT), IPv4 and IPv6', async (t) => {
   const l = lab(network('l3out', { ipam: ipam(['10.63.0.0/16', 'fd63::/64']) }));
   const out = l.newOutside();
-  const o = Netlink.at(out.path);
-  try {
+  Netlink.within(out.path, (o) => {
     o.routeAdd({ family: 4, dst: parseCIDR('10.63.0.0/16')!, gateway: parseIP(out.hostIP)! });
     o.routeAdd({ family: 6, dst: parseCIDR('fd63::/64')!, gateway: parseIP(out.hostIP6)! });
-  } finally { o.close(); }
+  });
   const a = l.newContainer();
   const r = await l.attach(a);
   for (const [f, outsideIP] of [[4, out.outsideIP], [6, out.outsideIP6]] as const) {
@@ -188,20 +182,18 @@ test('IPv6 only and dual stack: /128 addresses, the host end\'s link-local as ga
       t.deepEqual(await reach(b.path, a.path, ipOf(ra, f)), [], `IPv${f} b -> a`);
       t.deepEqual(await reach(a.path, l.host, f === 4 ? node.hostIP : node.hostIP6), [], `IPv${f} a -> node`);
     }
-    const ctr = Netlink.at(a.path);
-    try {
+    Netlink.within(a.path, (ctr) => {
       const eth0 = ctr.linkByName('eth0')!.index;
       const gw = ctr.neighbors(C.AF_INET6, eth0).find((n) => n.ip && formatIP(n.ip) === 'fe80::ecee:eeff:feee:eeee');
       t.is(gw?.state, C.NUD_PERMANENT);
       t.true(ctr.routes(6).some((r) => !r.dst && r.gateway && formatIP(r.gateway) === 'fe80::ecee:eeff:feee:eeee' && r.oif === eth0));
-    } finally { ctr.close(); }
-    const nl = Netlink.at(l.host);
-    try {
+    });
+    Netlink.within(l.host, (nl) => {
       const h = nl.linkByName(hostEnd(a))!;
       const ll = nl.addrs({ family: 6, index: h.index }).map((x) => formatCIDR(x.cidr));
       t.deepEqual(ll, ['fe80::ecee:eeff:feee:eeee/64'], 'the host end holds the gateway, derived from its fixed MAC; nothing else');
       t.true(nl.routes(6, { oif: h.index }).some((r) => r.dst?.prefix === 128 && ipEqual(r.dst.ip, addressOf(ra, 6).ip)));
-    } finally { nl.close(); }
+    });
     inNetns(l.host, () => {
       for (const key of ['proxy_ndp', 'forwarding']) t.is(sysctlGet(`net/ipv6/conf/${hostEnd(a)}/${key}`), '1', key);
       for (const key of ['accept_ra', 'accept_dad']) t.is(sysctlGet(`net/ipv6/conf/${hostEnd(a)}/${key}`), '0', key);
@@ -218,8 +210,7 @@ test('IPv6 on a node whose links default to stable-privacy addresses: the host e
   const node = l.newOutside();
   const a = l.newContainer();
   await l.attach(a);
-  const nl = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl) => {
     const h = nl.linkByName(hostEnd(a))!;
     t.deepEqual(nl.addrs({ family: 6, index: h.index }).map((x) => formatCIDR(x.cidr)), ['fe80::ecee:eeff:feee:eeee/64']);
     // The control: the lab's own link, made after the default changed, got a random link-local, not its EUI-64.
@@ -227,7 +218,7 @@ test('IPv6 on a node whose links default to stable-privacy addresses: the host e
     const ll = nl.addrs({ family: 6, index: uplink.index }).filter((x) => formatIP(x.cidr.ip).startsWith('fe80')).map((x) => formatIP(x.cidr.ip));
     t.is(ll.length, 1);
     t.not(ll[0], formatIP(eui64LinkLocal(parseMAC(uplink.mac)!)));
-  } finally { nl.close(); }
+  });
   t.deepEqual(await reach(a.path, l.host, node.hostIP6), []);
   await l.runtime.check(l.list, l.spec(a));
   await l.detach(a);
@@ -242,8 +233,7 @@ test('DEL leaves nothing (no veth, no host route, no reservation); DEL twice, DE
   await l.detach(a);
   t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, no route left on the node');
   t.deepEqual(await l.reservations(), []);
-  const ctr = Netlink.at(a.path);
-  try { t.is(ctr.linkByName('eth0'), null); } finally { ctr.close(); }
+  Netlink.within(a.path, (ctr) => { t.is(ctr.linkByName('eth0'), null); });
   await l.detach(a);
 
   const b = l.newContainer();
@@ -288,8 +278,7 @@ test('bad config: code 7 naming the field, code 2 for what a routed link cannot 
     t.is(r.status, 1, JSON.stringify(conf));
     t.is(r.json.code, code, `${JSON.stringify(conf)}: ${r.json.msg}`);
     t.regex(r.json.msg, re);
-    const ctr = Netlink.at(c.path);
-    try { t.is(ctr.linkByName('eth0'), null); } finally { ctr.close(); }
+    Netlink.within(c.path, (ctr) => { t.is(ctr.linkByName('eth0'), null); });
   }
   t.deepEqual(diffSnapshots(before, snapshot(l.host)), []);
   t.deepEqual(await l.reservations(), []);
@@ -303,17 +292,15 @@ test('a failure after IPAM rolls back everything: an IPAM route through an unrea
   t.regex(e!.message, /cannot add the route 10\.99\.0\.0\/16 via 10\.68\.255\.254 in the container: .*ENETUNREACH/);
   t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, no route');
   t.deepEqual(await l.reservations(), [], 'the address was released');
-  const ctr = Netlink.at(a.path);
-  try { t.is(ctr.linkByName('eth0'), null); } finally { ctr.close(); }
+  Netlink.within(a.path, (ctr) => { t.is(ctr.linkByName('eth0'), null); });
 
   // The only address of a tiny range already has a route on the node (through the outside link).
   const tiny = l.variant('tiny', (p) => ({ ...p, ipam: { ...(p.ipam as object), routes: [], ranges: [[{ subnet: '10.68.0.0/24', rangeStart: '10.68.0.7', rangeEnd: '10.68.0.7' }]] } }));
   const out = l.newOutside();
-  const nl = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl) => {
     const uplink = nl.linkByName(`${l.prefix}o`)!;
     nl.routeAdd({ family: 4, dst: parseCIDR('10.68.0.7/32')!, gateway: parseIP(out.outsideIP)!, oif: uplink.index });
-  } finally { nl.close(); }
+  });
   const taken = snapshot(l.host);
   const b = l.newContainer();
   const e2 = await t.throwsAsync(l.attach(b, tiny), { instanceOf: PluginFailure });
@@ -327,18 +314,15 @@ test('CHECK passes after ADD and lists every difference (code 100): a deleted ho
   const a = l.newContainer();
   const r = await l.attach(a);
   await l.runtime.check(l.list, l.spec(a));
-  const nl = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl) => {
     const h = nl.linkByName(hostEnd(a))!;
     t.true(nl.routeDel({ family: 4, dst: { ip: addressOf(r, 4).ip, prefix: 32 }, oif: h.index }));
-  } finally { nl.close(); }
+  });
   const e = await t.throwsAsync(l.runtime.check(l.list, l.spec(a)), { instanceOf: PluginFailure });
   t.is(e!.code, 100);
   t.regex(e!.message, new RegExp(`host route ${ipOf(r, 4).replace(/\./g, '\\.')}/32 dev ${hostEnd(a)} is missing`));
-  const ctr = Netlink.at(a.path);
-  try { t.true(ctr.neighDel({ family: C.AF_INET6, index: ctr.linkByName('eth0')!.index, ip: parseIP('fe80::ecee:eeff:feee:eeee')!, state: 0, flags: 0 })); } finally { ctr.close(); }
-  const nl2 = Netlink.at(l.host);
-  try { nl2.linkSet(nl2.linkByName(hostEnd(a))!.index, { mac: parseMAC('02:00:00:00:69:69')! }); } finally { nl2.close(); }
+  Netlink.within(a.path, (ctr) => { t.true(ctr.neighDel({ family: C.AF_INET6, index: ctr.linkByName('eth0')!.index, ip: parseIP('fe80::ecee:eeff:feee:eeee')!, state: 0, flags: 0 })); });
+  Netlink.within(l.host, (nl2) => { nl2.linkSet(nl2.linkByName(hostEnd(a))!.index, { mac: parseMAC('02:00:00:00:69:69')! }); });
   const e2 = await t.throwsAsync(l.runtime.check(l.list, l.spec(a)), { instanceOf: PluginFailure });
   t.is(e2!.code, 100);
   for (const re of [/host route .* is missing/, /neighbour entry fe80::ecee:eeff:feee:eeee -> ee:ee:ee:ee:ee:ee on eth0 is missing/, /has MAC 02:00:00:00:69:69, not ee:ee:ee:ee:ee:ee/]) t.regex(e2!.message, re);
@@ -366,10 +350,9 @@ test('a borrowed address (from another node\'s block) is routed exactly like an 
     const blocks = await other.alloc.blockInfo();
     const owner = blocks.find((b) => cidrContains(parseCIDR(b.cidr)!, addressOf(r, 4).ip))?.node;
     t.is(owner, 'other-node', 'the address comes from the other node\'s block');
-    const nl = Netlink.at(l.host);
-    try {
+    Netlink.within(l.host, (nl) => {
       t.true(nl.routes(4, { oif: nl.linkByName(hostEnd(a))!.index }).some((x) => x.dst?.prefix === 32 && ipEqual(x.dst.ip, addressOf(r, 4).ip)), 'its /32 host route');
-    } finally { nl.close(); }
+    });
     t.deepEqual(await reach(a.path, l.host, node.hostIP), []);
     await l.runtime.check(l.list, l.spec(a));
     await l.detach(a);

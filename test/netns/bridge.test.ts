@@ -1,12 +1,12 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
-import { execPlugin } from '../../cnictl/exec.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { execPlugin } from '../../lib/libcni/exec.js';
 import { Lab } from '../../conformance/lab.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import * as C from '../../lib/netlink/constants.js';
-import { PluginFailure } from '../../cnictl/runtime.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { formatCIDR } from '../../lib/ip/addr.js';
 import { hostVethName } from '../../plugins/common/names.js';
 
@@ -56,8 +56,7 @@ test('refused options: a clear CNI error with the right code, and nothing create
     t.is(r.out.status, 1, JSON.stringify(conf));
     t.is(r.json.code, code, `${JSON.stringify(conf)}: ${r.json.msg}`);
     t.regex(r.json.msg, re);
-    const ctr = Netlink.at(r.c.path);
-    try { t.is(ctr.linkByName('eth0'), null, 'no interface in the container'); } finally { ctr.close(); }
+    Netlink.within(r.c.path, (ctr) => { t.is(ctr.linkByName('eth0'), null, 'no interface in the container'); });
   }
   const after = snapshot(l.host);
   t.deepEqual(diffSnapshots(before, after), [], 'no bridge, veth, address or route left on the host');
@@ -66,12 +65,11 @@ test('refused options: a clear CNI error with the right code, and nothing create
 
 test('a link with the bridge\'s name that is not a bridge is refused (code 7), and the address is released', async (t) => {
   const l = lab(network('notbr', { ipam: ipam('10.71.0.0/24') }));
-  const nl = Netlink.at(l.host);
   const other = l.newContainer();
   const { openNetns } = await import('../../lib/netns/netns.js');
   const { closeSync } = await import('node:fs');
   const fd = openNetns(other.path);
-  try { nl.linkAdd({ kind: 'veth', name: 'bnotbr', peer: { name: 'x', netnsFd: fd } }); } finally { closeSync(fd); nl.close(); }
+  try { Netlink.within(l.host, (nl) => { nl.linkAdd({ kind: 'veth', name: 'bnotbr', peer: { name: 'x', netnsFd: fd } }); }); } finally { closeSync(fd); }
   const c = l.newContainer();
   const e = await t.throwsAsync(l.attach(c), { instanceOf: PluginFailure });
   t.is(e!.code, 7);
@@ -81,29 +79,26 @@ test('a link with the bridge\'s name that is not a bridge is refused (code 7), a
 
 test('a failure after IPAM rolls back the veth and the address (forceAddress conflict)', async (t) => {
   const l = lab(network('rollbk', { isGateway: true, ipam: ipam('10.72.0.0/24') }));
-  const nl = Netlink.at(l.host);
-  try {
+  await Netlink.within(l.host, async (nl) => {
     nl.linkAdd({ kind: 'bridge', name: 'brollbk', up: true });
     const { parseCIDR } = await import('../../lib/ip/addr.js');
     nl.addrAdd(nl.linkByName('brollbk')!.index, parseCIDR('10.72.0.200/24')!);
-  } finally { nl.close(); }
+  });
   const before = snapshot(l.host);
   const c = l.newContainer();
   const e = await t.throwsAsync(l.attach(c), { instanceOf: PluginFailure });
   t.regex(e!.message, /already has 10\.72\.0\.200\/24, not the gateway 10\.72\.0\.1\/24; set "forceAddress"/);
   t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'the veth was removed');
-  const ctr = Netlink.at(c.path);
-  try { t.is(ctr.linkByName('eth0'), null); } finally { ctr.close(); }
+  Netlink.within(c.path, (ctr) => { t.is(ctr.linkByName('eth0'), null); });
   t.deepEqual(await l.reservations(), [], 'the address was released');
   // with forceAddress the old address is replaced
   const forced = l.variant('f', (p) => ({ ...p, forceAddress: true, bridge: 'brollbk' }));
   const r = await l.attach(c, forced);
   t.regex(r.ips![0].address, /^10\.72\.0\.\d+\/24$/);
-  const nl2 = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl2) => {
     const addrs = nl2.addrs({ family: 4, index: nl2.linkByName('brollbk')!.index }).map((a) => `${a.cidr.ip.bytes.join('.')}/${a.cidr.prefix}`);
     t.deepEqual(addrs, ['10.72.0.1/24']);
-  } finally { nl2.close(); }
+  });
   await l.detach(c, forced);
 });
 
@@ -114,8 +109,7 @@ test('DEL with an empty CNI_NETNS removes the host end too (found by its determi
   const hostName = hostVethName(c.id, 'eth0');
   t.is(r.interfaces![1].name, hostName);
   await l.runtime.del(l.list, { ...l.spec(c), netns: '' });
-  const nl = Netlink.at(l.host);
-  try { t.is(nl.linkByName(hostName), null); } finally { nl.close(); }
+  Netlink.within(l.host, (nl) => { t.is(nl.linkByName(hostName), null); });
   t.deepEqual(await l.reservations(), []);
 });
 
@@ -129,12 +123,11 @@ test('an ADD refused because another container has the interface, then its DEL: 
   const err = await t.throwsAsync(l.runtime.add(l.list, dup));
   t.regex(err!.message, /eth0 already exists/);
   await l.runtime.del(l.list, dup);
-  const ctr = Netlink.at(c.path);
-  try {
+  Netlink.within(c.path, (ctr) => {
     const eth0 = ctr.linkByName('eth0');
     t.truthy(eth0, 'the first container still has its eth0');
     t.true(ctr.addrs({ index: eth0!.index }).some((a) => formatCIDR(a.cidr) === first.ips![0].address), 'and its address');
-  } finally { ctr.close(); }
+  });
   t.deepEqual(await l.reservations(), [first.ips![0].address.split('/')[0]], 'its reservation is intact');
   await l.detach(c);
   t.deepEqual(await l.reservations(), []);
@@ -147,8 +140,7 @@ test('a repeated ADD of a live attachment into a new namespace is refused before
   const other = l.newContainer();
   const err = await t.throwsAsync(l.runtime.add(l.list, { containerID: c.id, netns: other.path, ifname: 'eth0' }));
   t.regex(err!.message, /already set up/);
-  const ctr = Netlink.at(other.path);
-  try { t.is(ctr.linkByName('eth0'), null, 'nothing in the new namespace'); } finally { ctr.close(); }
+  Netlink.within(other.path, (ctr) => { t.is(ctr.linkByName('eth0'), null, 'nothing in the new namespace'); });
   t.deepEqual(await l.reservations(), [first.ips![0].address.split('/')[0]], 'the first attachment still holds its address');
   await l.detach(c);
 });
@@ -161,13 +153,12 @@ test('the host end is a pure bridge port: no IPv6 on it (its routes would slow e
   const { inNetns } = await import('../../lib/netns/netns.js');
   const { sysctlGet } = await import('../../lib/netns/sysctl.js');
   t.is(inNetns(l.host, () => sysctlGet(`net/ipv6/conf/${hostName}/disable_ipv6`)), '1');
-  const nl = Netlink.at(l.host);
-  try {
+  Netlink.within(l.host, (nl) => {
     const port = nl.linkByName(hostName)!;
     t.deepEqual(nl.addrs({ index: port.index }), [], 'no address at all on the port');
     t.true(port.up);
     t.false(nl.routes(6).some((rt) => rt.oif === port.index), 'no IPv6 route through the port');
-  } finally { nl.close(); }
+  });
   t.is(r.ips!.length, 2, 'the container still has IPv4 and IPv6');
   await l.detach(c);
 });
@@ -188,15 +179,14 @@ test('requested MAC (runtimeConfig capability), IPv6 with DAD enabled, routes an
   t.deepEqual(r.dns, { nameservers: ['10.74.0.53'] });
   t.true(r.routes!.some((x) => x.dst === '10.99.0.0/16'));
   t.true(r.routes!.some((x) => x.dst === '::/0' && x.gw === 'fd74::1'));
-  const nl = Netlink.at(c.path);
-  try {
+  Netlink.within(c.path, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     t.is(eth0.mac, '02:74:00:00:00:01');
     const v6 = nl.addrs({ family: 6, index: eth0.index }).filter((a) => a.scope === 0);
     t.is(v6.length, 1);
     t.is(v6[0].flags & (C.IFA_F_TENTATIVE | C.IFA_F_DADFAILED), 0, 'DAD finished before ADD returned');
     t.true(nl.routes(4).some((x) => x.dst && x.dst.prefix === 16 && x.gateway !== undefined), 'IPAM route via the gateway');
-  } finally { nl.close(); }
+  });
   await l.runtime.check(l.list, l.spec(c));
   await l.detach(c);
 });
@@ -207,14 +197,12 @@ test('CHECK catches a removed route and a changed MAC', async (t) => {
   const c = l.newContainer();
   await l.attach(c);
   await l.runtime.check(list, l.spec(c));
-  const nl = Netlink.at(c.path);
-  try { t.true(nl.routeDel({ family: 4, dst: null })); } finally { nl.close(); }
+  Netlink.within(c.path, (nl) => { t.true(nl.routeDel({ family: 4, dst: null })); });
   const e = await t.throwsAsync(l.runtime.check(list, l.spec(c)), { instanceOf: PluginFailure });
   t.is(e!.code, 100);
   t.regex(e!.message, /route 0\.0\.0\.0\/0 via 10\.75\.0\.1 is missing/);
-  const nl2 = Netlink.at(c.path);
   const { parseMAC } = await import('../../lib/ip/mac.js');
-  try { nl2.linkSet(nl2.linkByName('eth0')!.index, { mac: parseMAC('02:00:00:00:75:75')! }); } finally { nl2.close(); }
+  Netlink.within(c.path, (nl2) => { nl2.linkSet(nl2.linkByName('eth0')!.index, { mac: parseMAC('02:00:00:00:75:75')! }); });
   await t.throwsAsync(l.runtime.check(list, l.spec(c)), { message: /eth0 has MAC 02:00:00:00:75:75/ });
   await l.detach(c);
 });

@@ -40,8 +40,7 @@ test.serial('attach, check, list, detach a namespace through the compiled binary
   const result = JSON.parse(attach.stdout);
   t.is(result.cniVersion, '1.0.0');
   t.regex(result.ips[0].address, /^10\.91\.0\.\d+\/24$/);
-  const nl = Netlink.at(ctr);
-  try { t.truthy(nl.linkByName('eth0'), 'eth0 exists in the container'); } finally { nl.close(); }
+  Netlink.within(ctr, (nl) => { t.truthy(nl.linkByName('eth0'), 'eth0 exists in the container'); });
 
   const record = JSON.parse(readFileSync(join(cache, 'results', 'demo-ctr-one-eth0'), 'utf8'));
   t.is(record.kind, 'cniCacheV1');
@@ -60,8 +59,7 @@ test.serial('attach, check, list, detach a namespace through the compiled binary
   const detach = await run('detach', 'demo', ctr, '--container-id', 'ctr-one');
   t.is(detach.status, 0, detach.stderr);
   t.false(existsSync(join(cache, 'results', 'demo-ctr-one-eth0')));
-  const nl2 = Netlink.at(ctr);
-  try { t.is(nl2.linkByName('eth0'), null); } finally { nl2.close(); }
+  Netlink.within(ctr, (nl2) => { t.is(nl2.linkByName('eth0'), null); });
   t.deepEqual(readdirSync(join(data, 'demo')).filter((f) => /^\d/.test(f)), [], 'address released');
 });
 

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { LINKS } from '../../bin/programs.js';
-import { parseNetworkList } from '../../cnictl/conf.js';
+import { LINKS } from '../../lib/programs.js';
+import { parseNetworkList } from '../../lib/libcni/conf.js';
 import { runConformance } from '../../conformance/harness.js';
 
 // `cnictl install` / `uninstall` of the shipped binary, always into temporary directories given by the

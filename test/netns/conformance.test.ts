@@ -1,6 +1,6 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { loadNetworkList, parseNetworkList } from '../../cnictl/conf.js';
+import { loadNetworkList, parseNetworkList } from '../../lib/libcni/conf.js';
 import { runConformance } from '../../conformance/harness.js';
 import { openLabs } from '../../conformance/lab.js';
 import { fakePlugins } from '../helpers/fake-plugin.js';

@@ -2,8 +2,8 @@ import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
-import { CniRuntime } from '../../cnictl/runtime.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { CniRuntime } from '../../lib/libcni/runtime.js';
 import { Lab } from '../../conformance/lab.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { Allocator } from '../../ipam/allocator.js';
@@ -92,12 +92,11 @@ test(`kill -9 at random points of ADD and DEL (${ITERATIONS} iterations): DEL + 
       t.deepEqual((await alloc.handles()).map((h) => h.containerID), [keeper.id], 'only the keeper has a handle');
     } finally { kv.close(); }
     t.deepEqual(diffSnapshots(before, snapshot(lab.host)), [], 'links, addresses and routes as before');
-    const nl = Netlink.at(lab.host);
-    try {
+    Netlink.within(lab.host, (nl) => {
       const permanent = [...nl.neighbors(C.AF_INET), ...nl.neighbors(C.AF_INET6)].filter((n) => n.state & C.NUD_PERMANENT);
       t.deepEqual(permanent, [], 'no permanent neighbour entries');
       t.deepEqual(nl.links({ kind: 'veth' }).length, 1, 'only the keeper\'s veth');
-    } finally { nl.close(); }
+    });
     await lab.detach(keeper);
     t.deepEqual(await lab.reservations(), []);
     // The keeper's release was a transaction: it found and swept whatever a killed writer left, and

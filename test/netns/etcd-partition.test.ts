@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList } from '../../cnictl/conf.js';
-import { PluginFailure } from '../../cnictl/runtime.js';
+import { parseNetworkList } from '../../lib/libcni/conf.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { Lab } from '../../conformance/lab.js';
 import { runIn, startIn } from '../../conformance/spawn.js';
 import { parseCIDR } from '../../lib/ip/addr.js';
@@ -39,18 +39,17 @@ test('a node partitioned from etcd: ADD fails with code 11 in under 5 s, running
     const { openNetns } = await import('../../lib/netns/netns.js');
     const { closeSync } = await import('node:fs');
     const fd = openNetns(etcdNs);
-    const host = Netlink.at(lab.host);
-    let hostEnd: number;
     try {
-      hostEnd = host.linkAdd({ kind: 'veth', name: link, up: true, peer: { name: 'eth0', netnsFd: fd } })!.index;
-      host.addrAdd(hostEnd, parseCIDR(`${nodeIP}/30`)!);
+      Netlink.within(lab.host, (host) => {
+        const hostEnd = host.linkAdd({ kind: 'veth', name: link, up: true, peer: { name: 'eth0', netnsFd: fd } })!.index;
+        host.addrAdd(hostEnd, parseCIDR(`${nodeIP}/30`)!);
+      });
     } finally { closeSync(fd); }
-    const e = Netlink.at(etcdNs);
-    try {
+    Netlink.within(etcdNs, (e) => {
       e.addrAdd(e.linkByName('eth0')!.index, parseCIDR(`${etcdIP}/30`)!);
       e.linkSet(e.linkByName('eth0')!.index, { up: true });
       e.linkSet(e.linkByName('lo')!.index, { up: true });
-    } finally { e.close(); }
+    });
     etcd = startIn(etcdNs, 'etcd', [
       '--name', 'p', '--data-dir', join(dir, 'data'), '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
       '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380', '--initial-cluster', 'p=http://127.0.0.1:2380', '--log-level', 'error',
@@ -76,7 +75,7 @@ test('a node partitioned from etcd: ADD fails with code 11 in under 5 s, running
 
     // The partition drops packets silently (etcd's end goes down; the node still routes into the veth),
     // so the client's own timeout must end the ADD, not a quick "unreachable".
-    const etcdSide = (up: boolean) => { const n = Netlink.at(etcdNs); try { n.linkSet(n.linkByName('eth0')!.index, { up }); } finally { n.close(); } };
+    const etcdSide = (up: boolean) => Netlink.within(etcdNs, (n) => { n.linkSet(n.linkByName('eth0')!.index, { up }); });
     etcdSide(false);
     try {
       const p3 = lab.newContainer();
@@ -87,9 +86,8 @@ test('a node partitioned from etcd: ADD fails with code 11 in under 5 s, running
       t.true(err!.message.includes(endpoint), `the error names the endpoint: ${err!.message}`);
       t.true(took < 5000, `ADD gave up in ${took} ms`);
       t.log(`ADD gave up after ${took} ms`);
-      const ctr = Netlink.at(p3.path);
-      try { t.is(ctr.linkByName('eth0'), null, 'the failed ADD created nothing in the container'); } finally { ctr.close(); }
-      t.is(host.links({ kind: 'veth' }).filter((l) => l.name !== link).length, 2, 'nor on the node: only p1\'s and p2\'s veths');
+      Netlink.within(p3.path, (ctr) => { t.is(ctr.linkByName('eth0'), null, 'the failed ADD created nothing in the container'); });
+      Netlink.within(lab.host, (host) => { t.is(host.links({ kind: 'veth' }).filter((l) => l.name !== link).length, 2, 'nor on the node: only p1\'s and p2\'s veths'); });
       t.true(await ping(p1.path, ip2), 'running pods keep working while etcd is unreachable');
       const del = await t.throwsAsync(lab.detach(p1), { instanceOf: PluginFailure });
       t.is(del!.code, 11, 'a DEL that cannot release its address fails, so the runtime retries it');
@@ -107,7 +105,6 @@ test('a node partitioned from etcd: ADD fails with code 11 in under 5 s, running
     t.not(r1.ips![0].address, undefined);
     await lab.detach(p2);
     await lab.detach(p4);
-    host.close();
   } finally {
     if (etcd?.pid) { try { process.kill(-etcd.pid, 'SIGKILL'); } catch { /* gone */ } }
     lab.close();

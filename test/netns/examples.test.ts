@@ -3,19 +3,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
+import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
 import { connect, withServer } from '../../conformance/cases/dataplane.js';
 import { startEtcd, type EtcdServer } from '../../conformance/etcd.js';
 import { runConformance } from '../../conformance/harness.js';
 import { Lab } from '../../conformance/lab.js';
 import { runIn } from '../../conformance/spawn.js';
-import { CniRuntime } from '../../cnictl/runtime.js';
-import { createNode, labDown, labUp, ping, saveLab, waitConverged } from '../../lab/multinode.js';
+import { CniRuntime } from '../../lib/libcni/runtime.js';
+import { createNode, labDown, labUp, ping, saveLab, waitConverged } from '../../lab/index.js';
 import { spawnDaemon } from '../../lab/procs.js';
 import { createNamedNetns, netnsPath } from '../../lib/netns/netns.js';
 import { parseAgentConfig } from '../../tetherd/config.js';
 import { parseObserveConfig } from '../../tetherd/observe.js';
-import { readNodeState } from '../../tetherd/state.js';
+import { readNodeState } from '../../lib/node-state.js';
 
 // Every file in examples/ is exercised here: a file with no case below fails the first test, so an
 // example can never rot unnoticed. Paths the examples name for a real node (log file) are moved into a

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { parseNetworkList } from '../../cnictl/conf.js';
+import { parseNetworkList } from '../../lib/libcni/conf.js';
 import { Lab, type Container } from '../../conformance/lab.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { stats } from '../../bench/stats.js';

@@ -15,8 +15,7 @@ fetch(url, { method }).then(async (r) => console.log(JSON.stringify({ status: r.
 
 test('GET /metrics over loopback serves the 0.0.4 text format and follows the registry', async (t) => {
   const path = ns.add('m');
-  const nl = Netlink.at(path);
-  try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
+  Netlink.within(path, (nl) => { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); });
   const server = startIn(path, process.execPath, [serve, '127.0.0.1:0']);
   try {
     const address = (await waitForLine(server, 'ready', 10_000)).split(' ')[1];

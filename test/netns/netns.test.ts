@@ -17,9 +17,7 @@ test('create, list, enter and delete a named namespace without exec', (t) => {
   t.true(inNetns(path, () => isCurrentNetns(path)));
   t.false(isCurrentNetns(path), 'back home after the callback');
   t.not(netnsInode(path), netnsInode('/proc/self/ns/net'));
-  const nl = Netlink.at(path);
-  t.deepEqual(nl.links().map((l) => l.name), ['lo'], 'a new namespace holds only lo');
-  nl.close();
+  Netlink.within(path, (nl) => { t.deepEqual(nl.links().map((l) => l.name), ['lo'], 'a new namespace holds only lo'); });
   t.true(deleteNamedNetns(`${ns.prefix}-a`));
   t.false(existsSync(path));
   t.false(deleteNamedNetns(`${ns.prefix}-a`), 'deleting twice reports it was gone');

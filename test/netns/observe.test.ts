@@ -25,8 +25,7 @@ test('plugin operations and IPAM use appear in /metrics', async (t) => {
     plugins: [{ type: 'tether-bridge', bridge: 'obsbr0', isGateway: true, log: { file: log }, ipam: { type: 'tether-ipam', dataDir: data, ranges: [[{ subnet: '10.93.0.0/28' }]] } }],
   }));
   const host = ns.add('host');
-  const nl = Netlink.at(host);
-  try { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); } finally { nl.close(); }
+  Netlink.within(host, (nl) => { nl.linkSet(nl.linkByName('lo')!.index, { up: true }); });
   const run = (...args: string[]) => runIn(host, cnictl, ['--conf-dir', conf, '--cni-path', dist, '--cache-dir', cache, ...args], 30_000);
 
   const server = startIn(host, process.execPath, [serve, '127.0.0.1:0', conf, log]);

@@ -6,9 +6,9 @@ import { runIn } from '../../conformance/spawn.js';
 import { addToIP, cidrContains, formatCIDR, formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
-import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/multinode.js';
+import { addPod, labDown, labUp, type LabPod, type LabState } from '../../lab/index.js';
 import { vxlanFiles } from '../../lab/vxlan.js';
-import { readNodeState, type NodeState } from '../../tetherd/state.js';
+import { readNodeState, type NodeState } from '../../lib/node-state.js';
 import { DIST, PodmanRig } from '../helpers/podman.js';
 
 // Podman (CNI backend) on tether-vxlan: a two-node VXLAN lab (etcd + a tetherd per node, lab/multinode.ts),
@@ -93,13 +93,12 @@ test.serial('podman network inspect, the container interface and tether agree; t
   const info = await rig!.inspect('a');
   const p = info.NetworkSettings.Networks[net];
   t.is(p.IPPrefixLen, parseCIDR(state.subnet)!.prefix);
-  const nl = Netlink.at(info.NetworkSettings.SandboxKey);
-  try {
+  Netlink.within(info.NetworkSettings.SandboxKey, (nl) => {
     const eth0 = nl.linkByName('eth0')!;
     t.is(eth0.mac, p.MacAddress);
     t.is(eth0.mtu, state.mtu, 'the container gets the overlay MTU tetherd published');
     t.deepEqual(nl.addrs({ family: 4, index: eth0.index }).map((x) => formatCIDR(x.cidr)), [`${p.IPAddress}/${p.IPPrefixLen}`]);
-  } finally { nl.close(); }
+  });
   const held = (await reservations()).filter((r) => r.containerID === info.Id).map((r) => r.ip);
   t.deepEqual(held, [p.IPAddress]);
   // tether's own answer, as libcni cached it for podman.

@@ -86,14 +86,13 @@ test.serial('podman inspect, podman network inspect, the container interface and
   t.is(p.Gateway, gateway);
   t.is(result.interfaces[eth0].mac, p.MacAddress);
   // The kernel, seen from inside the container's namespace.
-  const nl = Netlink.at(info.NetworkSettings.SandboxKey);
-  try {
+  Netlink.within(info.NetworkSettings.SandboxKey, (nl) => {
     const link = nl.linkByName('eth0')!;
     t.is(link.mac, p.MacAddress);
     t.deepEqual(nl.addrs({ family: 4, index: link.index }).map((x) => formatCIDR(x.cidr)), [`${p.IPAddress}/${p.IPPrefixLen}`]);
     const global6 = nl.addrs({ family: 6, index: link.index }).map((x) => formatCIDR(x.cidr)).filter((x) => !x.startsWith('fe80:'));
     t.deepEqual(global6, [`${p.GlobalIPv6Address}/${p.GlobalIPv6PrefixLen}`]);
-  } finally { nl.close(); }
+  });
   // And tether-ipam, through the operator's tool.
   const held = (await reservations()).filter((r) => r.containerID === info.Id).map((r) => r.ip);
   t.deepEqual(held.sort(), [p.IPAddress, p.GlobalIPv6Address].sort());

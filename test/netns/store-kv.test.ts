@@ -74,7 +74,7 @@ test.serial('etcd fail-over: a dead first endpoint is skipped', async (t) => {
 });
 
 test('tether-bridge with tether-ipam on etcd passes the conformance cases', async (t) => {
-  const { parseNetworkList } = await import('../../cnictl/conf.js');
+  const { parseNetworkList } = await import('../../lib/libcni/conf.js');
   const { runConformance } = await import('../../conformance/harness.js');
   const { fileURLToPath } = await import('node:url');
   const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
@@ -92,10 +92,10 @@ test('tether-bridge with tether-ipam on etcd passes the conformance cases', asyn
 });
 
 test.serial('etcd down: ADD fails with code 11 naming the endpoints, within 5 s, leaving nothing; STATUS answers 50', async (t) => {
-  const { parseNetworkList } = await import('../../cnictl/conf.js');
+  const { parseNetworkList } = await import('../../lib/libcni/conf.js');
   const { Lab } = await import('../../conformance/lab.js');
   const { snapshot, diffSnapshots } = await import('../../conformance/kernel.js');
-  const { PluginFailure } = await import('../../cnictl/runtime.js');
+  const { PluginFailure } = await import('../../lib/libcni/runtime.js');
   const { fileURLToPath } = await import('node:url');
   const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
   const list = parseNetworkList(Buffer.from(JSON.stringify({

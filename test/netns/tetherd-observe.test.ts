@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runIn } from '../../conformance/spawn.js';
 import { netnsPath } from '../../lib/netns/netns.js';
-import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState } from '../../lab/index.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
-import { readNodeState } from '../../tetherd/state.js';
+import { readNodeState } from '../../lib/node-state.js';
 import { DIST } from '../helpers/podman.js';
 
 // A running tetherd (the compiled binary, in a lab node's namespace) serves /metrics and keeps the health

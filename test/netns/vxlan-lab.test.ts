@@ -9,11 +9,11 @@ import { formatMAC, parseMAC } from '../../lib/ip/mac.js';
 import * as C from '../../lib/netlink/constants.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { EtcdKV } from '../../lib/store/etcd.js';
-import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/multinode.js';
+import { connectivity, onNode, ping, restartEtcd, type LabNode, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
-import { readNodeState } from '../../tetherd/state.js';
-import { RTPROT_TETHER } from '../../tetherd/dataplane.js';
+import { readNodeState } from '../../lib/node-state.js';
+import { RTPROT_TETHER_VXLAN } from '../../lib/route-protocols.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 // The multi-node VXLAN lab against the real kernel: nodes are namespaces on one underlay bridge, each
@@ -33,7 +33,7 @@ function entriesFor(lab: LabState, on: LabNode, of: LabNode) {
   return onNode(on, (nl) => {
     const dev = nl.linkByName(readNodeState(vxlanFiles(on).state)!.device);
     if (!dev) return { route: undefined, neigh: undefined, fdb: [], state: s, dev: undefined };
-    const route = nl.routes(4).find((r) => r.dst && formatCIDR(r.dst) === s.subnet && r.protocol === RTPROT_TETHER);
+    const route = nl.routes(4).find((r) => r.dst && formatCIDR(r.dst) === s.subnet && r.protocol === RTPROT_TETHER_VXLAN);
     const neigh = nl.neighbors(C.AF_INET, dev.index).find((n) => n.ip && ipEqual(n.ip, networkOf(subnet)) && (n.state & C.NUD_PERMANENT));
     const fdb = nl.neighbors(C.AF_BRIDGE, dev.index).filter((n) => n.mac && formatMAC(n.mac) === s.vtepMAC);
     return { route, neigh, fdb, state: s, dev };
@@ -257,7 +257,7 @@ test.serial('a deleted VXLAN device is recreated with the same MAC and every pee
     });
     t.true(await ping(lab.pods[0].netns, lab.pods[1].ip), 'and the pods reach each other');
     // A third node: from its agent's start until both others route its subnet.
-    const { joinNewNode } = await import('../../lab/multinode.js');
+    const { joinNewNode } = await import('../../lab/index.js');
     const t0 = Date.now();
     const n3 = await joinNewNode(lab);
     const subnet = readNodeState(vxlanFiles(n3).state)!.subnet;

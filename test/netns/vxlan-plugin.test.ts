@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
 import { Netlink } from '../../lib/netlink/handle.js';
-import { writeNodeState } from '../../tetherd/state.js';
+import { writeNodeState } from '../../lib/node-state.js';
 import { Namespaces } from '../helpers/netns.js';
 import { parseIpamConfig } from '../../ipam/config.js';
 import { openStore } from '../../ipam/store.js';
@@ -36,21 +36,20 @@ test.serial('before tetherd publishes the node subnet, ADD fails with code 11 na
   const host = ns.add('host');
   const ctr = ns.add('ctr');
   const stateFile = join(dir, 'vxlan.json');
-  const before = Netlink.at(host); const linksBefore = before.links().map((l) => l.name); before.close();
+  const linksBefore = Netlink.within(host, (before) => before.links().map((l) => l.name));
   const r = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
   t.is(r.status, 1);
   t.is(r.json.code, 11);
   t.regex(r.json.msg, /tetherd has not published/);
   t.is(r.json.details, stateFile);
-  const after = Netlink.at(host); t.deepEqual(after.links().map((l) => l.name), linksBefore, 'nothing created'); after.close();
+  Netlink.within(host, (after) => { t.deepEqual(after.links().map((l) => l.name), linksBefore, 'nothing created'); });
   writeNodeState(stateFile, { node: 'n1', network: 'x', pool: '10.245.0.0/16', subnet: '10.245.7.0/24', mtu: 1400, underlayIP: '198.18.0.1', vtepMAC: '0e:00:00:00:00:01', vni: 1, device: 'tether.1', updated: new Date().toISOString() });
   const ok = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
   t.is(ok.status, 0, JSON.stringify(ok.json) + ok.stderr);
   t.regex(ok.json.ips[0].address, /^10\.245\.7\.\d+\/24$/);
   t.is(ok.json.ips[0].gateway, '10.245.7.1');
   t.true(ok.json.routes.some((x: { dst: string }) => x.dst === '10.245.0.0/16'), 'a route to the pool');
-  const c = Netlink.at(ctr);
-  try { t.is(c.linkByName('eth0')!.mtu, 1400, 'the pod gets the overlay MTU'); } finally { c.close(); }
+  Netlink.within(ctr, (c) => { t.is(c.linkByName('eth0')!.mtu, 1400, 'the pod gets the overlay MTU'); });
   const twice = await plugin(host, 'ADD', ctr, 'c1', conf(stateFile));
   t.is(twice.status, 1, 'a second ADD of the same attachment is refused');
   t.true(existsSync(join(dir, 'data', 'ovl', 'c1-eth0.json')), 'and the first one\'s record stays for its DEL');
@@ -59,8 +58,7 @@ test.serial('before tetherd publishes the node subnet, ADD fails with code 11 na
   t.deepEqual(await held(), [ok.json.ips[0].address.split('/')[0]], 'tether-ipam holds the pod\'s address in the node subnet');
   const del = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
   t.is(del.status, 0, JSON.stringify(del.json));
-  const c2 = Netlink.at(ctr);
-  try { t.is(c2.linkByName('eth0'), null); } finally { c2.close(); }
+  Netlink.within(ctr, (c2) => { t.is(c2.linkByName('eth0'), null); });
   const again = await plugin(host, 'DEL', ctr, 'c1', conf(stateFile));
   t.is(again.status, 0, 'DEL of what is gone succeeds');
   t.deepEqual(await held(), [], 'the address was released');

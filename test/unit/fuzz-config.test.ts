@@ -4,7 +4,7 @@ import { CniError } from '../../lib/cni/errors.js';
 import { parseResult } from '../../lib/cni/result.js';
 import { bridgePlugin } from '../../plugins/bridge/plugin.js';
 import { ipamPlugin } from '../../ipam/plugin.js';
-import { parseNetworkList, ConfigError } from '../../cnictl/conf.js';
+import { parseNetworkList, ConfigError } from '../../lib/libcni/conf.js';
 import { xorshift32 } from '../helpers/random.js';
 
 // Hostile configuration, seeded so a failure replays: every case must end in a CniError (or a

@@ -12,7 +12,7 @@ import { deviceMismatch, type DeviceSpec } from '../../tetherd/device.js';
 import { describeOp, programmingFor, transition, type LocalView } from '../../tetherd/plan.js';
 import { candidates, chooseSubnet, parseRecord, subnetFromKey, subnetKey, type Peer } from '../../tetherd/subnets.js';
 import { bridgeConfig, parseVxlanConf } from '../../plugins/vxlan/delegate.js';
-import type { NodeState } from '../../tetherd/state.js';
+import type { NodeState } from '../../lib/node-state.js';
 import type { Link } from '../../lib/netlink/link.js';
 
 const pool = parseCIDR('10.244.0.0/16')!;

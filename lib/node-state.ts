@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { writeJsonAtomic } from '../lib/json-file.js';
+import { writeJsonAtomic } from './json-file.js';
 
 /**
  * What tetherd publishes about its node for the CNI plugin (tether-vxlan reads the subnet and MTU) and

@@ -1,5 +1,5 @@
-import { childProcess } from '../lib/builtin.js';
-import { inNetns } from '../lib/netns/netns.js';
+import { childProcess } from '../builtin.js';
+import { inNetns } from '../netns/netns.js';
 
 export interface ExecRequest {
   file: string;

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadNetworkList, parseNetworkList, scanConfDir } from '../../cnictl/conf.js';
+import { ConfigError, loadNetworkList, parseNetworkList, scanConfDir } from '../../lib/libcni/conf.js';
 
 function dir(files: Record<string, unknown>): string {
   const d = mkdtempSync(join(tmpdir(), 'tether-conf-'));

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { networkNameProblem } from '../lib/cni/validate.js';
+import { networkNameProblem } from '../cni/validate.js';
 
 /** A network configuration list as a runtime loads it (libcni's NetworkConfigList). */
 export interface NetworkList {

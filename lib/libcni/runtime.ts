@@ -1,11 +1,11 @@
 import { writeSync } from 'node:fs';
-import { formatCniArgs } from '../lib/cni/args.js';
-import { CniError, ErrorCode } from '../lib/cni/errors.js';
-import { findPlugin } from '../lib/cni/invoke.js';
-import { formatResult, parseResult } from '../lib/cni/result.js';
-import type { Attachment, Result, VersionInfo } from '../lib/cni/types.js';
-import { containerIDProblem, ifnameProblem } from '../lib/cni/validate.js';
-import { SUPPORTED_VERSIONS, pickVersion, versionAtLeast } from '../lib/cni/version.js';
+import { formatCniArgs } from '../cni/args.js';
+import { CniError, ErrorCode } from '../cni/errors.js';
+import { findPlugin } from '../cni/invoke.js';
+import { formatResult, parseResult } from '../cni/result.js';
+import type { Attachment, Result, VersionInfo } from '../cni/types.js';
+import { containerIDProblem, ifnameProblem } from '../cni/validate.js';
+import { SUPPORTED_VERSIONS, pickVersion, versionAtLeast } from '../cni/version.js';
 import { cacheFile, deleteCache, listCache, readCache, writeCache, type CacheEntry } from './cache.js';
 import type { NetworkList } from './conf.js';
 import { parseNetworkList } from './conf.js';

@@ -2,9 +2,9 @@ import test from 'ava';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseNetworkList } from '../../cnictl/conf.js';
-import { CniRuntime, PluginFailure } from '../../cnictl/runtime.js';
-import { cacheFile, listCache } from '../../cnictl/cache.js';
+import { parseNetworkList } from '../../lib/libcni/conf.js';
+import { CniRuntime, PluginFailure } from '../../lib/libcni/runtime.js';
+import { cacheFile, listCache } from '../../lib/libcni/cache.js';
 import { fakePlugins } from '../helpers/fake-plugin.js';
 
 function setup(plugins: Record<string, unknown>[], extra: Record<string, unknown> = {}, timeoutMs = 10_000) {

@@ -1,0 +1,54 @@
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { cycles, importGraph, type Graph } from '../helpers/imports.js';
+
+// Imports flow one way: programs (bin, cnictl, tetherd, lab, conformance, observe) build on plugins and
+// ipam, which build on lib; shared contracts live in lib; no module imports its own importer.
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const DIRS = ['bin', 'lib', 'cnictl', 'conformance', 'plugins', 'ipam', 'bench', 'test', 'observe', 'tetherd', 'lab'] as const;
+const g = importGraph(root, DIRS);
+const top = (p: string) => p.split('/')[0];
+
+/** Every import from a module under one of `from` into one of `into`, as "a -> b". */
+function crossings(graph: Graph, from: readonly string[], into: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const [f, tos] of graph) {
+    if (!from.includes(top(f))) continue;
+    for (const t of tos) if (into.includes(top(t))) out.push(`${f} -> ${t}`);
+  }
+  return out;
+}
+
+test('the source tree is read: every top-level directory has modules and imports', (t) => {
+  for (const d of DIRS) t.true([...g.keys()].some((f) => top(f) === d), `modules under ${d}/`);
+  t.true(g.get('bin/tether.ts')!.has('lib/programs.ts'), 'a known import is found');
+  t.true(g.get('bin/programs.ts')!.has('cnictl/cli.ts'), 'a dynamic import is found');
+});
+
+test('there are no import cycles', (t) => {
+  t.deepEqual(cycles(g), []);
+});
+
+test('the cycle finder finds a cycle and a self-import', (t) => {
+  const sample: Graph = new Map([['a', new Set(['b'])], ['b', new Set(['c'])], ['c', new Set(['a'])], ['d', new Set(['d'])], ['e', new Set(['a'])]]);
+  t.deepEqual(cycles(sample).sort(), [['a', 'b', 'c'], ['d']]);
+});
+
+test('lib/ imports nothing outside lib/', (t) => {
+  t.deepEqual(crossings(g, ['lib'], DIRS.filter((d) => d !== 'lib')), []);
+});
+
+test('plugins and ipam import no program', (t) => {
+  t.deepEqual(crossings(g, ['plugins', 'ipam'], ['bin', 'cnictl', 'tetherd', 'lab', 'conformance', 'observe', 'bench', 'test']), []);
+});
+
+test('cnictl is imported only by the binary that runs it (and its tests), and nothing but the binary, bench and tests imports bin/', (t) => {
+  t.deepEqual(crossings(g, DIRS.filter((d) => d !== 'bin' && d !== 'cnictl' && d !== 'test'), ['cnictl']), []);
+  t.deepEqual(crossings(g, DIRS.filter((d) => d !== 'bin' && d !== 'bench' && d !== 'test'), ['bin']), []);
+});
+
+test('tetherd imports no CLI and no lab; plugins never import tetherd', (t) => {
+  t.deepEqual(crossings(g, ['tetherd'], ['cnictl', 'lab', 'bin', 'conformance']), []);
+  t.deepEqual(crossings(g, ['plugins'], ['tetherd']), []);
+});
