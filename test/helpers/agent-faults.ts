@@ -5,6 +5,7 @@ import { ipamUsage, type IpamUsage } from '../../ipam/usage.js';
 import { driverFor, addPod, removePod, type LabNode, type LabPod, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { netnsPath } from '../../lib/netns/netns.js';
+import { paced } from './pace.js';
 
 // What the agent-fault tests share: figures of a running tetherd read from /proc, its /metrics, pod churn
 // on one node through the CNI plugin, and SIGKILLs of that node's tetherd.
@@ -135,7 +136,7 @@ export async function killRepeatedly(lab: LabState, node: LabNode, kills: number
     const pid = node.agentPid!;
     if (!alive(pid)) throw new Error(`tetherd of ${node.name} (pid ${pid}) is not running`);
     process.kill(pid, 'SIGKILL');
-    for (const until = Date.now() + 10_000; alive(pid) && Date.now() < until;) await sleep(20);
+    for (const until = Date.now() + paced(10_000); alive(pid) && Date.now() < until;) await sleep(20);
     if (alive(pid)) throw new Error(`tetherd ${pid} survived SIGKILL`);
     node.agentPid = undefined;
     f.kills++;

@@ -3,7 +3,7 @@
  * bounded, never a fixed sleep as the assertion.
  */
 export interface WaitOptions {
-  /** Give up after this long. */
+  /** Give up after this long on an idle machine; a busy one gets proportionally longer (pace.ts). */
   ms: number;
   /** Between two looks. */
   every: number;
@@ -12,6 +12,8 @@ export interface WaitOptions {
   /** What to report if time runs out (by default the condition's last value or error). */
   last?: () => unknown;
 }
+
+import { paced } from './pace.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -23,6 +25,7 @@ function describe(v: unknown): string {
 export async function waitFor<T>(what: string, cond: () => T | Promise<T>, o: WaitOptions): Promise<{ value: T; elapsed: number }> {
   const t0 = Date.now();
   let seen: unknown;
+  let bound = paced(o.ms);
   for (;;) {
     try {
       const value = await cond();
@@ -32,7 +35,11 @@ export async function waitFor<T>(what: string, cond: () => T | Promise<T>, o: Wa
       if (!o.retryErrors) throw e;
       seen = e;
     }
-    if (Date.now() - t0 >= o.ms) throw new Error(`timed out after ${o.ms} ms waiting for ${what}; last: ${describe(o.last ? o.last() : seen)}`);
+    if (Date.now() - t0 >= bound) {
+      // The machine may have got busier while we waited: judge by how busy it is now.
+      bound = Math.max(bound, paced(o.ms));
+      if (Date.now() - t0 >= bound) throw new Error(`timed out after ${Date.now() - t0} ms (${o.ms} ms paced for this machine's load) waiting for ${what}; last: ${describe(o.last ? o.last() : seen)}`);
+    }
     await sleep(o.every);
   }
 }

@@ -8,6 +8,7 @@ import { joinNewNode, labDown, labUp, restartEtcd, type LabNode, type LabState }
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
 import { readNodeState } from '../../lib/node-state.js';
 import { DIST } from '../helpers/podman.js';
+import { paced } from '../helpers/pace.js';
 
 // A running tetherd (the compiled binary, in a lab node's namespace) serves /metrics and keeps the health
 // file cnictl status reads. Scraped from inside the node namespace with busybox wget (busybox-static).
@@ -65,7 +66,7 @@ test.serial('tetherd serves /metrics and /healthz in its node namespace; node an
 
   // Lease renewals (every 2 s here): counted as they happen. Bounded: 20 s.
   let renewed = 0;
-  for (const until = Date.now() + 20_000; Date.now() < until && renewed < 1; await sleep(500)) {
+  for (const until = Date.now() + paced(20_000); Date.now() < until && renewed < 1; await sleep(500)) {
     renewed = sample(await get(n1, '/metrics'), 'tether_node_lease_renewals_total', 'result="ok"') ?? 0;
   }
   t.true(renewed >= 1, 'a lease renewal is counted');
@@ -77,7 +78,7 @@ test.serial('an etcd restart shows as watch restarts and agent errors; the node 
   const before = await get(n1, '/metrics');
   await restartEtcd(lab!);
   let after = '';
-  for (const until = Date.now() + 20_000; Date.now() < until; await sleep(250)) {
+  for (const until = Date.now() + paced(20_000); Date.now() < until; await sleep(250)) {
     after = await get(n1, '/metrics');
     if (count(after, 'tether_agent_watch_restarts_total', 'reason="broken"') > count(before, 'tether_agent_watch_restarts_total', 'reason="broken"')
       && sample(after, 'tether_node_leases', 'state="live"') === 3) break;
