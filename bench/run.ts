@@ -193,6 +193,15 @@ if (want('concurrent')) {
     rows.push({ name: '  throughput (ADDs/s)', a: 'tether-ipam', b: 'host-local', sa: stats([a.perSecond]), sb: stats([b.perSecond]), unit: '/s' });
   } finally { await server.stop(); rmSync(data, { recursive: true, force: true }); }
 }
+// Bursts of parallel ADDs and DELs on one node, as runtimes start pods (bench/burst.ts).
+if (want('burst')) {
+  const { burstBench } = await import('./burst.js');
+  const ks = (process.env.BENCH_BURST_K ?? '1,16,30,100').split(',').map(Number);
+  rows.push(...await burstBench(
+    { list: loadNetworkList(benchNets, 'bench-tether-plain'), path: tetherPath },
+    { list: loadNetworkList(benchNets, 'bench-ref-plain'), path: [REF] },
+    ks, Number(process.env.BENCH_BURST_ROUNDS ?? 3)));
+}
 if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });

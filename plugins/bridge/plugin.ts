@@ -17,17 +17,28 @@ import { ensureBridge, ensureGatewayAddresses } from './host.js';
 import { ensureMasquerade } from './masq.js';
 import { mark } from '../../lib/trace.js';
 
-const PORT_WAIT_MS = [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1000];
+/**
+ * A new port starts disabled and the kernel turns it forwarding once it sees carrier, from its link
+ * watch work (which batches events up to a second, and runs later on a loaded machine): return only
+ * once traffic can flow. While the port has carrier the kernel will get there, so only a bound far
+ * beyond any load ends the wait; without carrier it never will, and that is said at once.
+ */
+const PORT_FORWARDING_BOUND_MS = 30_000;
 
-/** A new port starts disabled and turns forwarding asynchronously; return only once traffic can flow. */
 function waitForwarding(nl: Netlink, index: number): void {
-  let state: number | undefined;
-  for (const ms of PORT_WAIT_MS) {
-    sleepMs(ms);
-    state = nl.linkByIndex(index)?.bridgePort?.state;
-    if (state === C.BR_STATE_FORWARDING) return;
+  const started = Date.now();
+  let link = nl.linkByIndex(index);
+  for (let pause = 0; link?.bridgePort?.state !== C.BR_STATE_FORWARDING; pause = Math.min(50, pause * 2 || 1)) {
+    const state = link?.bridgePort?.state;
+    if (link && (link.flags & C.IFF_UP) && !(link.flags & C.IFF_LOWER_UP) && Date.now() - started > 1000) {
+      throw new CniError(ErrorCode.TryAgainLater, `bridge port ${link.name} has no carrier (is the container end down?), so it never starts forwarding (state ${state ?? 'unknown'})`);
+    }
+    if (Date.now() - started > PORT_FORWARDING_BOUND_MS) {
+      throw new CniError(ErrorCode.TryAgainLater, `bridge port is not forwarding after ${PORT_FORWARDING_BOUND_MS / 1000} s (state ${state ?? 'unknown'})`);
+    }
+    sleepMs(pause);
+    link = nl.linkByIndex(index);
   }
-  throw new CniError(ErrorCode.TryAgainLater, `bridge port is not forwarding after ${PORT_WAIT_MS.reduce((a, b) => a + b) / 1000} s (state ${state ?? 'unknown'})`);
 }
 
 interface Addressing {

@@ -20,7 +20,8 @@ export interface ContainerPlan {
   neighbors?: { ip: IP; mac: Uint8Array }[];
 }
 
-const DAD_WAIT_MS = 5000;
+// DAD itself takes dad_transmits x retrans_time (1 s by default); the rest is room for a loaded machine.
+const DAD_WAIT_MS = 15_000;
 
 /**
  * Configures the container end inside its namespace, in one synchronous window: sysctls first (they
