@@ -34,7 +34,7 @@ export function openStore(cfg: IpamConfig): KV {
  */
 export function nodeLock(cfg: IpamConfig, what: string): <T>(fn: () => Promise<T>) => Promise<T> {
   const path = join(cfg.dataDir, cfg.network, 'allocate.lock');
-  return (fn) => withFileLock(path, fn, { what });
+  return (fn) => withFileLock(path, fn, { what, boost: true });
 }
 
 /** Store failures are transient from the runtime's point of view: code 11, naming where. */

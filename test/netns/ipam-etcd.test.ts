@@ -110,7 +110,7 @@ test.serial('3-member etcd: the member the node prefers goes silent (frozen, its
   const frozen: number[] = [];
   try {
     // A long budget: an ADD that waited one out would show at once beside the healthy burst.
-    const c = conf('silent', cluster.endpoints, {}, 30_000);
+    const c = conf('silent', cluster.endpoints, {}, 60_000);
     const burst = (prefix: string) => heavy(() => Promise.all(Array.from({ length: 100 }, (_, i) => ipam('ADD', c, 'n1', `${prefix}${i}`))));
     const healthy = await burst('h');
     t.deepEqual(healthy.filter((r) => r.status !== 0).map((r) => r.json), [], 'the healthy burst succeeded');
@@ -122,9 +122,12 @@ test.serial('3-member etcd: the member the node prefers goes silent (frozen, its
     frozen.push(victim.pid()!);
     const outage = await burst('o');
     t.deepEqual(outage.filter((r) => r.status !== 0).map((r) => r.json), [], 'all 100 ADDs succeeded with the preferred member silent');
-    const slowest = (rs: ExecResult[]) => Math.max(...rs.map((r) => r.ms));
-    t.log(`slowest ADD: ${slowest(healthy)} ms healthy, ${slowest(outage)} ms with ${victim.name} silent (budget ${c.ipam.etcd.timeoutMs} ms)`);
-    t.true(slowest(outage) < slowest(healthy) + c.ipam.etcd.timeoutMs / 3, 'no ADD waited a member\'s timeout out');
+    // ADDs of one node take the node lock in turn, so a request that waited out a member's timeout would
+    // stand out as a gap that long between two consecutive ADDs finishing, however slow the machine.
+    const budget = c.ipam.etcd.timeoutMs;
+    const gaps = (rs: ExecResult[]) => { const ends = rs.map((r) => r.ms).sort((a, b) => a - b); return Math.max(ends[0], ...ends.slice(1).map((e, i) => e - ends[i])); };
+    t.log(`largest gap between ADDs finishing: ${gaps(healthy)} ms healthy, ${gaps(outage)} ms with ${victim.name} silent (budget ${budget} ms)`);
+    t.true(gaps(outage) < budget, 'no ADD waited a member\'s timeout out');
     const after = record();
     t.not(after.preferred, preferred, 'a live member is preferred now');
     t.truthy(after.failed[preferred!], `${victim.name} is remembered as failed`);
