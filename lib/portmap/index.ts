@@ -4,6 +4,7 @@ import { AF_INET, AF_INET6, NETLINK_NETFILTER } from '../netlink/constants.js';
 import { conntrackDelete, conntrackList } from '../netlink/conntrack.js';
 import { NFPROTO_INET } from '../netlink/nftables.js';
 import { nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
+import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { sysctlSet } from '../netns/sysctl.js';
 import { hostKey, prefixElements, target, wildKey } from './elements.js';
@@ -116,6 +117,20 @@ function enableRouteLocalnet(ifaces: string[]): void {
   }
 }
 
+/**
+ * Hairpin on the container's bridge port: where br_netfilter is loaded (bridge-nf-call-iptables=1), the
+ * DNAT of a container's packet to its own published port happens in the bridge, which then has to send
+ * the frame back out of the port it came in on.
+ */
+function enableHairpin(ifaces: string[]): void {
+  Netlink.within('/proc/thread-self/ns/net', (nl) => {
+    for (const name of ifaces) {
+      const link = nl.linkByName(name);
+      if (link?.kind === 'veth' && link.master && !link.bridgePort?.hairpin) nl.bridgePortSet(link.index, { hairpin: true });
+    }
+  });
+}
+
 /** Deletes UDP conntrack entries towards the mapped ports, so a client's stale flow does not keep going to the host or an old container. */
 function flushUdp(sock: NetlinkSocket, mappings: PortMapping[], families: Set<Family>): number {
   const udp = mappings.filter((m) => m.protocol === 'udp');
@@ -157,6 +172,7 @@ export function addPortMappings(t: PortTarget, mappings: PortMapping[]): { flush
     }
     addMasqPrefixes(sock, t.addresses);
     if (mappings.some((m) => !m.hostIP || ipEqual(m.hostIP, LOOPBACK4))) enableRouteLocalnet(t.hostInterfaces ?? []);
+    enableHairpin(t.hostInterfaces ?? []);
     return { flushed: flushUdp(sock, mappings, new Set(planned.map((p) => p.family))) };
   });
 }

@@ -45,7 +45,6 @@ table inet ${t} {
   chain postrouting {
     type nat hook postrouting priority srcnat; policy accept;
     ct status dnat ip saddr 127.0.0.0/8 masquerade
-    ct status dnat ip6 saddr ::1 masquerade
     ct status dnat ip saddr @masq4 masquerade
     ct status dnat ip6 saddr @masq6 masquerade
   }

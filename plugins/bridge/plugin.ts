@@ -11,6 +11,7 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, hasIpam, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
+import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
@@ -107,12 +108,15 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       if (ipam.dns) result.dns = ipam.dns;
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
+    publishPorts(ctx, result, rollback);
+    mark('ports');
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });
     return result;
   });
 }
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
+  unpublishPorts(ctx);
   await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
@@ -129,6 +133,7 @@ async function check(ctx: Context<BridgeConf>): Promise<void> {
       if (hostLink && hostLink.master !== br.index) problems.push(`${hostLink.name} is not attached to ${c.bridge}`);
     }
   });
+  checkPorts(ctx, ctx.prevResult!);
 }
 
 export const bridgePlugin: PluginSpec<BridgeConf> = {
@@ -139,4 +144,8 @@ export const bridgePlugin: PluginSpec<BridgeConf> = {
   del,
   check,
   ...ipamForwarders,
+  async gc(ctx, valid) {
+    gcPorts(ctx, valid);
+    await ipamForwarders.gc(ctx);
+  },
 };
