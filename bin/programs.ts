@@ -35,6 +35,10 @@ export const programs: Record<string, () => Promise<Program>> = {
     const [{ runPlugin }, { portmapPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../plugins/portmap/plugin.js')]);
     return () => runPlugin(portmapPlugin);
   },
+  'tether-bandwidth': async () => {
+    const [{ runPlugin }, { bandwidthPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../plugins/bandwidth/plugin.js')]);
+    return () => runPlugin(bandwidthPlugin);
+  },
   tetherd: async () => (await import('../tetherd/main.js')).tetherdMain,
   // Not linked: the harness's traffic endpoint, run as `tether probe ...` inside test namespaces.
   probe: async () => (await import('../conformance/probe.js')).probeMain,
@@ -43,4 +47,4 @@ export const programs: Record<string, () => Promise<Program>> = {
 };
 
 /** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tether-portmap', 'tetherd'];
+export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tether-portmap', 'tether-bandwidth', 'tetherd'];

@@ -11,6 +11,7 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, hasIpam, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
+import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
 import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
@@ -108,6 +109,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       if (ipam.dns) result.dns = ipam.dns;
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
+    shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
     publishPorts(ctx, result, rollback);
     mark('ports');
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });
@@ -117,6 +119,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
   unpublishPorts(ctx);
+  unshapeTraffic(ctx, false);
   await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
@@ -134,6 +137,7 @@ async function check(ctx: Context<BridgeConf>): Promise<void> {
     }
   });
   checkPorts(ctx, ctx.prevResult!);
+  checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
 }
 
 export const bridgePlugin: PluginSpec<BridgeConf> = {
