@@ -16,6 +16,7 @@ import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/por
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
+import { ensureIsolation } from './isolation.js';
 import { ensureMasquerade } from './masq.js';
 import { mark } from '../../lib/trace.js';
 
@@ -75,7 +76,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     if (c.hairpinMode || c.portIsolation) host.bridgePortSet(hostLink.index, { hairpin: c.hairpinMode, isolated: c.portIsolation });
 
     mark('veth');
-    const routes = plan ? containerRoutes(plan.routes, plan.gateways, c.isDefaultGateway) : [];
+    // An internal network has no way off the host: no default route, whatever IPAM or the config say.
+    const routes = plan ? containerRoutes(plan.routes, plan.gateways, c.isDefaultGateway && !c.internal).filter((r) => !c.internal || r.dst !== null) : [];
     const ctrMac = configureContainer(nsfd, {
       ifname, addresses: plan?.addresses ?? [], routes, enabledad: c.enabledad, up: !c.disableContainerInterface,
     });
@@ -85,7 +87,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       ensureGatewayAddresses(host, br, plan.bridgeAddresses, c.forceAddress);
       enableForwarding(new Set(plan.addresses.map((a) => a.ip.family)));
     }
-    if (plan && c.ipMasq) ensureMasquerade(ctx.conf.name, plan.addresses);
+    if (plan && c.ipMasq && !c.internal) ensureMasquerade(ctx.conf.name, plan.addresses);
+    ensureIsolation({ bridge: c.bridge, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges });
     mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
     mark('forwarding');
