@@ -166,3 +166,26 @@ test('tether-portmap chained after the reference bridge publishes from prevResul
   await l.detach(a);
   t.deepEqual(ownedBy(l.host, a.id), []);
 });
+
+test('host firewall: an inet filter input policy of drop does not see published ports; a forward rule on ct status dnat does', async (t) => {
+  const l = new Lab(bridgeNetwork('pmfw', '10.87.0.0/24', 'fd00:87::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const out = l.newOutside();
+  const a = l.newContainer();
+  await attachWithPorts(l, a, [{ hostPort: 8080, containerPort: 80 }]);
+  await serve(a.path, 80);
+  const nft = (script: string) => runIn(l.host, '/usr/sbin/nft', ['-f', '-'], 10_000, script);
+  // A host that accepts nothing addressed to itself (but what it asked for): DNATed traffic is not addressed to it any more.
+  t.is((await nft('table inet filter {\n  chain input {\n    type filter hook input priority filter; policy drop;\n    tcp dport 8080 counter\n    tcp dport 22 counter\n    ct state established,related accept\n    iif lo accept\n  }\n}\n')).status, 0);
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 8080), /^ok /, 'the input policy does not stop a published port');
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 22), /^fail /, 'while it does stop a port of the host itself');
+  const input = (await runIn(l.host, '/usr/sbin/nft', ['list', 'chain', 'inet', 'filter', 'input'])).stdout;
+  t.regex(input, /tcp dport 8080 counter packets 0 /, 'the input hook never saw the published port\'s packets');
+  t.regex(input, /tcp dport 22 counter packets [1-9]/, 'it saw (and dropped) the host port\'s');
+  // The operator's control: the forward hook, matching what the connection was addressed to before DNAT.
+  t.is((await nft(`add chain inet filter forward { type filter hook forward priority filter; policy accept; }\nadd rule inet filter forward meta l4proto tcp ct status dnat ct original proto-dst 8080 ip saddr ${out.outsideIP} counter reject\n`)).status, 0);
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 8080), /^fail /, 'a forward rule on ct original proto-dst stops it');
+  const listed = await runIn(l.host, '/usr/sbin/nft', ['list', 'chain', 'inet', 'filter', 'forward']);
+  t.regex(listed.stdout, /counter packets [1-9]/, 'and it was that rule');
+  t.regex(await probe(l.host, 'tcp', '127.0.0.1', 8080), /^ok /, 'the host itself (output path) is not affected by either');
+});
