@@ -1,4 +1,4 @@
-import { AF_INET, AF_INET6, NLM_F_ACK, NLM_F_DUMP } from './constants.js';
+import { AF_INET, AF_INET6, AF_UNSPEC, NLM_F_ACK, NLM_F_DUMP } from './constants.js';
 import { NetlinkError, type NetlinkSocket } from './socket.js';
 import { Attrs, MessageWriter } from './wire.js';
 
@@ -49,14 +49,27 @@ function decodeTuple(family: number, payload: Buffer): ConntrackTuple | null {
   };
 }
 
-/** Every entry of one family (AF_INET or AF_INET6) in the socket's namespace. */
-export function conntrackList(sock: NetlinkSocket, family: typeof AF_INET | typeof AF_INET6): ConntrackTuple[] {
+const CTA_FILTER = 25;
+const CTA_FILTER_ORIG_FLAGS = 1;
+const CTA_FILTER_F_PROTO_NUM = 1 << 3;
+
+/**
+ * Every entry of one family (AF_INET, AF_INET6, or AF_UNSPEC for both) in the socket's namespace; with
+ * proto, only that protocol's, filtered by the kernel (AF_INET or AF_INET6 only: the kernel refuses a
+ * filter on AF_UNSPEC).
+ */
+export function conntrackList(sock: NetlinkSocket, family: typeof AF_INET | typeof AF_INET6 | typeof AF_UNSPEC, proto?: number): ConntrackTuple[] {
   const msgs = sock.dump(() => {
-    const w = new MessageWriter((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, 32);
+    const w = new MessageWriter((NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET, NLM_F_DUMP, 64);
     w.struct(Uint8Array.of(family, 0, 0, 0));
+    if (proto !== undefined) {
+      w.nest(CTA_TUPLE_ORIG, () => w.nest(CTA_TUPLE_PROTO, () => { w.u8(CTA_PROTO_NUM, proto); }));
+      w.nest(CTA_FILTER, () => { w.u32(CTA_FILTER_ORIG_FLAGS, CTA_FILTER_F_PROTO_NUM); });
+    }
     return w;
   });
-  return msgs.map((m) => decodeTuple(family, m.payload)).filter((t): t is ConntrackTuple => t !== null);
+  // Each reply's nfgenmsg names the entry's own family (what an AF_UNSPEC dump needs to read its addresses).
+  return msgs.map((m) => decodeTuple(m.payload[0], m.payload)).filter((t): t is ConntrackTuple => t !== null);
 }
 
 /** Deletes the entry with this original tuple; false when it is already gone (it expired or someone else deleted it). */

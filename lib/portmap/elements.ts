@@ -12,6 +12,8 @@ function port(n: number): Buffer { return Buffer.from([n >> 8, n & 0xff, 0, 0]);
 export function wildKey(p: Protocol, hostPort: number): Buffer { return Buffer.concat([proto(p), port(hostPort)]); }
 /** Key of a mapping on one host address: address . protocol . port. */
 export function hostKey(ip: IP, p: Protocol, hostPort: number): Buffer { return Buffer.concat([Buffer.from(ip.bytes), proto(p), port(hostPort)]); }
+/** Key of a set of bare ports (not concatenated: two bytes, no padding). */
+export function portKey(n: number): Buffer { return Buffer.from([n >> 8, n & 0xff]); }
 /** Data of either: the pod's address . its port. */
 export function target(ip: IP, containerPort: number): Buffer { return Buffer.concat([Buffer.from(ip.bytes), port(containerPort)]); }
 

@@ -7,7 +7,8 @@ import { nftApplySetChanges, nftGetElement, nftListElements, type SetChange, typ
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { sysctlSet } from '../netns/sysctl.js';
-import { hostKey, prefixElements, target, wildKey } from './elements.js';
+import { mark } from '../trace.js';
+import { hostKey, portKey, prefixElements, target, wildKey } from './elements.js';
 import { describeMapping, PROTOCOL_NUMBER, type PortMapping } from './mapping.js';
 import { ensurePortsTable, PORTS_TABLE, SETS } from './ruleset.js';
 
@@ -131,18 +132,23 @@ function enableHairpin(ifaces: string[]): void {
   });
 }
 
-/** Deletes UDP conntrack entries towards the mapped ports, so a client's stale flow does not keep going to the host or an old container. */
+/**
+ * Deletes the conntrack entries of UDP host ports another container gave up lately: a client that kept
+ * sending would otherwise keep reaching the old container's address for as long as it sends.
+ */
 function flushUdp(sock: NetlinkSocket, mappings: PortMapping[], families: Set<Family>): number {
-  const udp = mappings.filter((m) => m.protocol === 'udp');
+  const udp = mappings.filter((m) => m.protocol === 'udp' && nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.udpReleased, portKey(m.hostPort)) !== null);
   if (!udp.length) return 0;
   let n = 0;
-  for (const f of families) {
-    const entries = conntrackList(sock, f === 4 ? AF_INET : AF_INET6);
-    for (const e of entries) {
-      if (e.proto !== PROTOCOL_NUMBER.udp) continue;
-      const hit = udp.some((m) => m.hostPort === e.dport && (!m.hostIP || (m.hostIP.family === f && Buffer.from(m.hostIP.bytes).equals(e.dst))));
-      if (hit && conntrackDelete(sock, e)) n++;
-    }
+  // A dump walks the kernel's whole conntrack hash (~10 ms here, whatever it holds), once per family the
+  // UDP mappings use; the kernel sends back only UDP entries (a busy node tracks thousands of others).
+  const entries = [...families].flatMap((f) => conntrackList(sock, f === 4 ? AF_INET : AF_INET6, PROTOCOL_NUMBER.udp));
+  for (const e of entries) {
+    if (e.proto !== PROTOCOL_NUMBER.udp) continue;
+    const f: Family = e.family === AF_INET ? 4 : 6;
+    if (!families.has(f)) continue;
+    const hit = udp.some((m) => m.hostPort === e.dport && (!m.hostIP || (m.hostIP.family === f && Buffer.from(m.hostIP.bytes).equals(e.dst))));
+    if (hit && conntrackDelete(sock, e)) n++;
   }
   return n;
 }
@@ -170,10 +176,12 @@ export function addPortMappings(t: PortTarget, mappings: PortMapping[]): { flush
       // Every key is ours already (a retried ADD): put back any of ours that a partial earlier run missed.
       nftApplySetChanges(sock, addChanges(planned, t, false));
     }
+    mark('ports: elements');
     addMasqPrefixes(sock, t.addresses);
     if (mappings.some((m) => !m.hostIP || ipEqual(m.hostIP, LOOPBACK4))) enableRouteLocalnet(t.hostInterfaces ?? []);
     enableHairpin(t.hostInterfaces ?? []);
-    return { flushed: flushUdp(sock, mappings, new Set(planned.map((p) => p.family))) };
+    mark('ports: masq, localnet, hairpin');
+    return { flushed: flushUdp(sock, mappings, new Set(planned.filter((p) => p.mapping.protocol === 'udp').map((p) => p.family))) };
   });
 }
 
@@ -201,6 +209,12 @@ export function checkPortMappings(t: PortTarget, mappings: PortMapping[]): strin
 
 const MAPS = [SETS.wild4, SETS.wild6, SETS.host4, SETS.host6];
 
+/** The host port of a map element's key when its protocol is UDP, else null. */
+function keyPort(set: string, key: Buffer): number | null {
+  const k = set.startsWith('host') ? key.subarray(set.endsWith('4') ? 4 : 16) : key;
+  return k[0] === PROTOCOL_NUMBER.udp ? k.readUInt16BE(4) : null;
+}
+
 function listElements(sock: NetlinkSocket): { set: string; e: SetElement; owner: PortOwner | null }[] {
   const out: { set: string; e: SetElement; owner: PortOwner | null }[] = [];
   for (const set of MAPS) {
@@ -219,6 +233,9 @@ function removeWhere(pred: (o: PortOwner) => boolean): number {
     const doomed = listElements(sock).filter((x) => x.owner && pred(x.owner));
     const bySet = new Map<string, SetElement[]>();
     for (const d of doomed) bySet.set(d.set, [...(bySet.get(d.set) ?? []), { key: d.e.key }]);
+    const udpPorts = [...new Set(doomed.map((d) => keyPort(d.set, d.e.key)).filter((p): p is number => p !== null))];
+    // The UDP ports given up, so the next container to publish one flushes the flows still going here.
+    if (udpPorts.length) nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.udpReleased, elements: udpPorts.map((p) => ({ key: portKey(p) })) }]);
     try {
       nftApplySetChanges(sock, [...bySet].map(([set, elements]) => ({ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set, elements })));
     } catch (err) {

@@ -14,6 +14,12 @@ export const SETS = {
   wild4: 'wild4', wild6: 'wild6', host4: 'host4', host6: 'host6',
   /** Source prefixes whose DNATed traffic is masqueraded: subnets of mapped pods (hairpin, pod to pod on one bridge). */
   masq4: 'masq4', masq6: 'masq6',
+  /**
+   * UDP host ports given up in the last 180 s (longer than conntrack keeps a UDP stream, 120 s): an ADD
+   * that publishes one of them flushes its conntrack entries, which still lead to the old container.
+   * Looking this up is a hash probe; a conntrack dump walks the kernel's whole table (10 ms and more).
+   */
+  udpReleased: 'udp_released',
 } as const;
 
 export function portsScript(): string {
@@ -26,6 +32,7 @@ table inet ${t} {
   map host6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
   map wild4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
   map wild6 { type inet_proto . inet_service : ipv6_addr . inet_service; }
+  set udp_released { type inet_service; flags timeout; timeout 180s; }
   set masq4 { type ipv4_addr; flags interval; }
   set masq6 { type ipv6_addr; flags interval; }
   chain mapped {

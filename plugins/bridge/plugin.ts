@@ -88,6 +88,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       enableForwarding(new Set(plan.addresses.map((a) => a.ip.family)));
     }
     if (plan && c.ipMasq && !c.internal) ensureMasquerade(ctx.conf.name, plan.addresses);
+    mark('masq');
     ensureIsolation({ bridge: c.bridge, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges });
     mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
@@ -113,6 +114,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
     shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
+    mark('bandwidth');
     publishPorts(ctx, result, rollback);
     mark('ports');
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });

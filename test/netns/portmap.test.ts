@@ -131,20 +131,26 @@ test('CHECK verifies the published ports; GC removes those of attachments no lon
   t.deepEqual(ownedBy(l.host, b.id), [], 'GC removed the mappings of b, not in the valid list');
 });
 
-test('ADD deletes UDP conntrack entries of the host port (a client that sent before the container existed reaches it)', async (t) => {
+test('a UDP host port given up and published again: the ADD deletes the flows still going to the old container', async (t) => {
   const l = new Lab(bridgeNetwork('pmct', '10.85.0.0/24', 'fd00:85::/64'), [dist, '/usr/lib/cni']);
   labs.push(l);
   const out = l.newOutside();
-  // A node where ports are already published (so connections are tracked): a datagram to a port not yet
-  // published leaves an entry towards the host itself.
-  await attachWithPorts(l, l.newContainer(), [{ hostPort: 5301, containerPort: 53, protocol: 'udp' }]);
-  t.regex(await probe(out.path, 'udp', out.hostIP, 5300), /^fail /);
-  const entries = () => inNetns(l.host, () => NetlinkSocket.within(NETLINK_NETFILTER, (s) => conntrackList(s, AF_INET)))
-    .filter((e) => e.proto === 17 && e.dport === 5300);
-  t.true(entries().length > 0, 'an entry exists before the ADD');
   const a = l.newContainer();
   await attachWithPorts(l, a, [{ hostPort: 5300, containerPort: 53, protocol: 'udp' }]);
-  t.deepEqual(entries(), [], 'the ADD deleted it');
+  await serve(a.path, 53);
+  const flows = () => inNetns(l.host, () => NetlinkSocket.within(NETLINK_NETFILTER, (s) => conntrackList(s, AF_INET, 17)))
+    .filter((e) => e.dport === 5300);
+  // A client talks to a; its flow stays tracked (and DNATed to a's address) while the client keeps sending.
+  t.regex(await probe(out.path, 'udp', out.hostIP, 5300), /^ok /, 'a answers');
+  t.true(flows().length > 0, 'the flow is tracked');
+  // ...a goes away, b takes the port over. Without the flush, the tracked flow would still lead to a's address.
+  await l.detach(a);
+  t.true(flows().length > 0, 'the flow outlives a');
+  const b = l.newContainer();
+  await attachWithPorts(l, b, [{ hostPort: 5300, containerPort: 53, protocol: 'udp' }]);
+  t.deepEqual(flows(), [], 'the ADD of b deleted it');
+  await serve(b.path, 53);
+  t.regex(await probe(out.path, 'udp', out.hostIP, 5300), /^ok /, 'b answers');
 });
 
 test('tether-portmap chained after the reference bridge publishes from prevResult', async (t) => {
