@@ -1,4 +1,5 @@
 import { CniError, ErrorCode } from '../cni/errors.js';
+import { fieldOf } from '../cni/fields.js';
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError } from '../netlink/socket.js';
 import { TC_H_INGRESS, TC_H_ROOT, type Tbf } from '../netlink/tc.js';
@@ -29,7 +30,7 @@ export function parseBandwidth(raw: unknown, field = 'runtimeConfig.bandwidth'):
   const o = raw as Record<string, unknown>;
   const out: BandwidthLimits = {};
   for (const k of ['ingressRate', 'ingressBurst', 'egressRate', 'egressBurst'] as const) {
-    const v = o[k];
+    const v = fieldOf(o, k); // containerd 1.6 sends "IngressRate", ...
     if (v === undefined || v === 0) continue;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad(`${field}.${k}`, 'must be a whole number of bits (per second for a rate)', v);
     out[k] = v;

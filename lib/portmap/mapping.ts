@@ -1,4 +1,5 @@
 import { CniError, ErrorCode } from '../cni/errors.js';
+import { fieldOf } from '../cni/fields.js';
 import { formatIP, isUnspecified, parseIP, type Family, type IP } from '../ip/addr.js';
 
 export type Protocol = 'tcp' | 'udp' | 'sctp';
@@ -31,12 +32,14 @@ export function parsePortMappings(raw: unknown, field = 'runtimeConfig.portMappi
     const f = `${field}[${i}]`;
     if (typeof m !== 'object' || m === null || Array.isArray(m)) throw bad(f, 'must be an object {hostPort, containerPort, protocol, hostIP}', m);
     const o = m as Record<string, unknown>;
-    const proto = o.protocol === undefined || o.protocol === '' ? 'tcp' : typeof o.protocol === 'string' ? o.protocol.toLowerCase() : o.protocol;
-    if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw bad(`${f}.protocol`, 'must be "tcp", "udp" or "sctp"', o.protocol);
-    const mapping: PortMapping = { hostPort: port(`${f}.hostPort`, o.hostPort), containerPort: port(`${f}.containerPort`, o.containerPort), protocol: proto };
-    if (o.hostIP !== undefined && o.hostIP !== '') {
-      const ip = typeof o.hostIP === 'string' ? parseIP(o.hostIP) : null;
-      if (!ip) throw bad(`${f}.hostIP`, 'must be an IPv4 or IPv6 address', o.hostIP);
+    const protocol = fieldOf(o, 'protocol');
+    const hostIP = fieldOf(o, 'hostIP');
+    const proto = protocol === undefined || protocol === '' ? 'tcp' : typeof protocol === 'string' ? protocol.toLowerCase() : protocol;
+    if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') throw bad(`${f}.protocol`, 'must be "tcp", "udp" or "sctp"', protocol);
+    const mapping: PortMapping = { hostPort: port(`${f}.hostPort`, fieldOf(o, 'hostPort')), containerPort: port(`${f}.containerPort`, fieldOf(o, 'containerPort')), protocol: proto };
+    if (hostIP !== undefined && hostIP !== '') {
+      const ip = typeof hostIP === 'string' ? parseIP(hostIP) : null;
+      if (!ip) throw bad(`${f}.hostIP`, 'must be an IPv4 or IPv6 address', hostIP);
       if (isUnspecified(ip)) mapping.wildcardFamily = ip.family;
       else mapping.hostIP = ip;
     }
