@@ -195,3 +195,23 @@ test('host firewall: an inet filter input policy of drop does not see published 
   t.regex(listed.stdout, /counter packets [1-9]/, 'and it was that rule');
   t.regex(await probe(l.host, 'tcp', '127.0.0.1', 8080), /^ok /, 'the host itself (output path) is not affected by either');
 });
+
+test('tether-bgp-route publishes in its own exec: another host, the host on 127.0.0.1, another pod, hairpin', async (t) => {
+  const list = parseNetworkList(Buffer.from(JSON.stringify({
+    cniVersion: '1.1.0', name: 'pmbgp',
+    plugins: [{ type: 'tether-bgp-route', capabilities: { portMappings: true }, ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.89.0.0/24' }]] } }],
+  })));
+  const l = new Lab(list, [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const out = l.newOutside();
+  const a = l.newContainer();
+  const b = l.newContainer();
+  await attachWithPorts(l, a, [{ hostPort: 8080, containerPort: 80 }, { hostPort: 8080, containerPort: 80, protocol: 'udp' }]);
+  await l.attach(b);
+  await serve(a.path, 80);
+  for (const [what, ns, ip] of [['another host', out.path, out.hostIP], ['the host on 127.0.0.1', l.host, '127.0.0.1'], ['another pod', b.path, out.hostIP], ['hairpin', a.path, out.hostIP]] as const) {
+    for (const proto of ['tcp', 'udp'] as const) t.regex(await probe(ns, proto, ip, 8080), /^ok /, `${what} over ${proto}`);
+  }
+  await l.detach(a);
+  t.deepEqual(ownedBy(l.host, a.id), []);
+});
