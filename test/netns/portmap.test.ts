@@ -8,6 +8,7 @@ import { runIn, startIn, stop, waitForLine } from '../../conformance/spawn.js';
 import { diffSnapshots, snapshot } from '../../conformance/kernel.js';
 import { AF_INET, NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { conntrackList } from '../../lib/netlink/conntrack.js';
+import { Netlink } from '../../lib/netlink/handle.js';
 import { NetlinkSocket } from '../../lib/netlink/socket.js';
 import { inNetns } from '../../lib/netns/netns.js';
 import { listPortMappings, removePortMappings } from '../../lib/portmap/index.js';
@@ -214,4 +215,32 @@ test('tether-bgp-route publishes in its own exec: another host, the host on 127.
   }
   await l.detach(a);
   t.deepEqual(ownedBy(l.host, a.id), []);
+});
+
+test('tether-vxlan publishes in its own exec (through the bridge it runs in-process): the host reaches the pod on 127.0.0.1; DEL unpublishes', async (t) => {
+  const { Namespaces } = await import('../helpers/netns.js');
+  const { writeNodeState } = await import('../../tetherd/state.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const ns = new Namespaces('tpv');
+  const dir = mkdtempSync(join(tmpdir(), 'tpv-'));
+  try {
+    const host = ns.add('host');
+    const ctr = ns.add('ctr');
+    Netlink.within(host, (nl) => nl.linkSet(nl.linkByName('lo')!.index, { up: true }));
+    Netlink.within(ctr, (nl) => nl.linkSet(nl.linkByName('lo')!.index, { up: true }));
+    const stateFile = join(dir, 'vxlan.json');
+    writeNodeState(stateFile, { node: 'n1', network: 'x', pool: '10.246.0.0/16', subnet: '10.246.7.0/24', mtu: 1400, underlayIP: '198.18.0.1', vtepMAC: '0e:00:00:00:00:01', vni: 1, device: 'tether.1', updated: new Date().toISOString() });
+    const conf = { cniVersion: '1.0.0', name: 'ovlports', type: 'tether-vxlan', stateFile, dataDir: join(dir, 'data'), runtimeConfig: { portMappings: [{ hostPort: 8080, containerPort: 80 }] } };
+    const env = (command: string) => ({ PATH: '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: 'v1', CNI_NETNS: ctr, CNI_IFNAME: 'eth0', CNI_PATH: dist });
+    const add = await runIn(host, `${dist}tether-vxlan`, [], 20_000, JSON.stringify(conf), env('ADD'));
+    t.is(add.status, 0, add.stdout);
+    t.deepEqual(ownedBy(host, 'v1').map((m) => [m.hostPort, m.containerPort]), [[8080, 80]]);
+    await serve(ctr, 80);
+    t.regex(await probe(host, 'tcp', '127.0.0.1', 8080), /^ok /, 'the host on 127.0.0.1');
+    const del = await runIn(host, `${dist}tether-vxlan`, [], 20_000, JSON.stringify(conf), env('DEL'));
+    t.is(del.status, 0, del.stdout);
+    t.deepEqual(ownedBy(host, 'v1'), []);
+  } finally { ns.cleanup(); rmSync(dir, { recursive: true, force: true }); }
 });
