@@ -73,3 +73,28 @@ for (const chained of [false, true]) {
     t.false(exists(), 'DEL removed the ifb');
   });
 }
+
+test('tether-bandwidth chained after the reference bridge: both buckets at the configured rates, CHECK passes, DEL removes them', async (t) => {
+  const list = parseNetworkList(Buffer.from(JSON.stringify({
+    cniVersion: '1.0.0', name: 'bwref', plugins: [
+      { type: 'bridge', bridge: 'bbwref', isDefaultGateway: true, ipam: { type: 'host-local', ranges: [[{ subnet: '10.89.1.0/24' }]] } },
+      { type: 'tether-bandwidth', capabilities: { bandwidth: true } },
+    ],
+  })));
+  const l = new Lab(list, [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const a = l.newContainer();
+  const spec = { ...l.spec(a), capabilityArgs: { bandwidth: { ingressRate: 8_000_000, ingressBurst: 800_000, egressRate: 16_000_000, egressBurst: 800_000 } } };
+  const r = await l.runtime.add(l.list, spec);
+  const hostVeth = r.interfaces!.find((i) => !i.sandbox && i.name !== 'bbwref')!.name;
+  const ifb = hostVethName(a.id, 'eth0', 'tbw');
+  const tbfRate = (dev: string) => Netlink.within(l.host, (nl) => {
+    const link = nl.linkByName(dev);
+    return link ? nl.qdiscs(link.index).find((q) => q.kind === 'tbf')?.tbf?.rateBytes : undefined;
+  });
+  t.is(tbfRate(hostVeth), 1_000_000, 'ingress: 8 Mbit/s on the host end of the reference veth');
+  t.is(tbfRate(ifb), 2_000_000, 'egress: 16 Mbit/s on the ifb');
+  await t.notThrowsAsync(l.runtime.check(l.list, spec));
+  await l.runtime.del(l.list, spec);
+  t.is(Netlink.within(l.host, (nl) => nl.linkByName(ifb)), null, 'DEL removed the ifb');
+});
