@@ -124,7 +124,9 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
   unpublishPorts(ctx);
+  mark('del: ports');
   unshapeTraffic(ctx, false);
+  mark('del: bandwidth');
   await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
