@@ -63,26 +63,30 @@ function startup(): void {
   rmSync(dirname(hello), { recursive: true, force: true });
 }
 
+/** Capability arguments (runtimeConfig) for the i-th container of a run, or none. */
+type Caps = ((i: number) => Record<string, unknown>) | undefined;
+
 /** One ADD+DEL sample: a fresh container namespace, plugin exec times only (setup is not timed). */
-async function sample(lab: Lab): Promise<[number, number]> {
+async function sample(lab: Lab, caps?: Caps): Promise<[number, number]> {
   const c = lab.newContainer();
-  await lab.attach(c);
+  const spec = { ...lab.spec(c), ...(caps ? { capabilityArgs: caps(0) } : {}) };
+  await lab.runtime.add(lab.list, spec);
   const add = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
-  await lab.detach(c);
+  await lab.runtime.del(lab.list, spec);
   const del = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
   lab.removeContainer(c);
   return [add, del];
 }
 
 /** ADD and DEL of two networks, each in its own throwaway host namespace, interleaved. */
-async function addDel(label: string, listA: NetworkList, pathA: string[], listB: NetworkList, pathB: string[]): Promise<void> {
+async function addDel(label: string, listA: NetworkList, pathA: string[], listB: NetworkList, pathB: string[], caps?: Caps): Promise<void> {
   const labA = new Lab(listA, pathA);
   const labB = new Lab(listB, pathB);
   try {
-    for (let i = 0; i < WARMUP; i++) { await sample(labA); await sample(labB); }
+    for (let i = 0; i < WARMUP; i++) { await sample(labA, caps); await sample(labB, caps); }
     const a: number[][] = [];
     const b: number[][] = [];
-    for (let i = 0; i < N; i++) { a.push(await sample(labA)); b.push(await sample(labB)); }
+    for (let i = 0; i < N; i++) { a.push(await sample(labA, caps)); b.push(await sample(labB, caps)); }
     const names = [listA.plugins.map((p) => p.type).join('+'), listB.plugins.map((p) => p.type).join('+')];
     rows.push({ name: `${label} ADD`, a: names[0], b: names[1], sa: stats(a.map((x) => x[0])), sb: stats(b.map((x) => x[0])), unit: 'ms' });
     rows.push({ name: `${label} DEL`, a: names[0], b: names[1], sa: stats(a.map((x) => x[1])), sb: stats(b.map((x) => x[1])), unit: 'ms' });
@@ -93,23 +97,26 @@ async function addDel(label: string, listA: NetworkList, pathA: string[], listB:
 }
 
 /** ADD latency with one container on the bridge against the same with `many` already there. */
-async function scale(list: NetworkList, path: string[], many: number): Promise<void> {
+async function scale(list: NetworkList, path: string[], many: number, caps?: Caps, label = ''): Promise<void> {
   const lab = new Lab(list, path);
+  const keep = async (i: number) => {
+    const c = lab.newContainer();
+    await lab.runtime.add(lab.list, { ...lab.spec(c), ...(caps ? { capabilityArgs: caps(i) } : {}) });
+  };
   try {
-    const keeper = lab.newContainer();
-    await lab.attach(keeper);
-    for (let i = 0; i < WARMUP; i++) await sample(lab);
+    await keep(1);
+    for (let i = 0; i < WARMUP; i++) await sample(lab, caps);
     const one: number[] = [];
-    for (let i = 0; i < N; i++) one.push((await sample(lab))[0]);
-    for (let i = 1; i < many; i++) await lab.attach(lab.newContainer());
+    for (let i = 0; i < N; i++) one.push((await sample(lab, caps))[0]);
+    for (let i = 2; i <= many; i++) await keep(i);
     // 500 namespaces just born keep the kernel busy for a while (each new interface's IPv6 duplicate
     // address detection, router solicitations at 4 s intervals, MLD reports, flooded over the bridge):
     // measure the node with 500 containers on it, not the seconds after they arrived.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const full: number[] = [];
-    for (let i = 0; i < N; i++) full.push((await sample(lab))[0]);
+    for (let i = 0; i < N; i++) full.push((await sample(lab, caps))[0]);
     const name = list.plugins.map((p) => p.type).join('+');
-    rows.push({ name: `ADD with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(full), sb: stats(one), unit: 'ms' });
+    rows.push({ name: `ADD${label} with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(full), sb: stats(one), unit: 'ms' });
   } finally { lab.close(); }
 }
 
@@ -202,6 +209,15 @@ if (want('burst')) {
     { list: loadNetworkList(benchNets, 'bench-ref-plain'), path: [REF] },
     ks, Number(process.env.BENCH_BURST_ROUNDS ?? 3)));
 }
+// Two published ports and a bandwidth limit per container: tether in one exec against the reference chain.
+// Container i's ports are 20000+2i and 20001+2i (0: the measured one), so the 500 of the scale row never collide.
+const portCaps: Caps = (i) => ({
+  portMappings: [{ hostPort: 20000 + 2 * i, containerPort: 80, protocol: 'tcp' }, { hostPort: 20001 + 2 * i, containerPort: 53, protocol: 'udp' }],
+  bandwidth: { ingressRate: 100_000_000, ingressBurst: 1_000_000, egressRate: 100_000_000, egressBurst: 1_000_000 },
+});
+const portsOnly: Caps = (i) => ({ portMappings: (portCaps(i).portMappings as unknown[]) });
+if (want('ports')) await addDel('2 ports + bandwidth: tether vs reference chain', loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ports'), [REF], portCaps);
+if (want('portscale')) await scale(loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, Number(process.env.BENCH_MANY ?? 500), portsOnly, ' (2 ports each)');
 if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
 if (want('rss')) {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });

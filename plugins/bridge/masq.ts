@@ -1,6 +1,4 @@
-import { childProcess } from '../../lib/builtin.js';
-import { systemTool } from '../../lib/systool.js';
-import { CniError, ErrorCode } from '../../lib/cni/errors.js';
+import { runNftScript } from '../../lib/nft-script.js';
 import { formatCIDR, networkCIDR, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
 import { fnv1a } from '../common/names.js';
@@ -59,14 +57,6 @@ export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 
   const union = new Map(existing.map((c) => [key(c), networkCIDR(c)]));
   for (const c of subnets) union.set(key(c), networkCIDR(c));
   if (union.size === existing.length && existing.length > 0) return 'present';
-  const nft = systemTool('nft');
-  if (!nft) {
-    throw new CniError(ErrorCode.Internal, `ipMasq: the nft command is not installed (looked in the system directories)`, 'ipMasq needs nftables (Debian package nftables) for its one-time setup');
-  }
-  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: masqScript(network, [...union.values()]), encoding: 'utf8', timeout: 10_000 });
-  if (run.error || run.status !== 0) {
-    const why = run.error ? run.error.message : run.stderr.trim();
-    throw new CniError(ErrorCode.Internal, `ipMasq: programming nftables table ${masqTableName(network)} failed: ${why}`, 'ipMasq needs the nft command (Debian package nftables) for its one-time setup');
-  }
+  runNftScript(masqScript(network, [...union.values()]), 'ipMasq', masqTableName(network));
   return 'written';
 }

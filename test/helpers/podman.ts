@@ -93,9 +93,9 @@ export class PodmanRig {
     return r.stdout;
   }
 
-  /** A long-running container on a network, from the busybox root filesystem. */
-  run(name: string, network: string, cmd = ['/bin/sleep', '600']): Promise<string> {
-    return this.ok(['run', '-d', '--name', name, ...RUN_FLAGS, '--network', network, '--rootfs', this.rootfs, ...cmd]);
+  /** A long-running container on a network, from the busybox root filesystem; extra: more `podman run` flags (-p ...). */
+  run(name: string, network: string, cmd = ['/bin/sleep', '600'], extra: string[] = []): Promise<string> {
+    return this.ok(['run', '-d', '--name', name, ...RUN_FLAGS, ...extra, '--network', network, '--rootfs', this.rootfs, ...cmd]);
   }
 
   /** A one-shot container (`run --rm`): its output. */

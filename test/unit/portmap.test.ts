@@ -1,0 +1,58 @@
+import test from 'ava';
+import { CniError } from '../../lib/cni/errors.js';
+import { parseBandwidth } from '../../lib/bandwidth/index.js';
+import { parseIP, parseCIDR } from '../../lib/ip/addr.js';
+import { hostKey, portKey, prefixElements, target, wildKey } from '../../lib/portmap/elements.js';
+import { describeMapping, parsePortMappings } from '../../lib/portmap/mapping.js';
+
+test('portMappings: defaults, hostIP forms, and containerd\'s Go field names', (t) => {
+  const [a, b, c, d] = parsePortMappings([
+    { hostPort: 8080, containerPort: 80 },
+    { HostPort: 5353, ContainerPort: 53, Protocol: 'UDP', HostIP: '10.251.0.1' },
+    { hostPort: 9000, containerPort: 90, protocol: 'sctp', hostIP: '0.0.0.0' },
+    { hostPort: 9001, containerPort: 90, hostIP: '::' },
+  ]);
+  t.deepEqual(a, { hostPort: 8080, containerPort: 80, protocol: 'tcp' });
+  t.deepEqual(b, { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: parseIP('10.251.0.1')! });
+  t.is(c.wildcardFamily, 4);
+  t.is(d.wildcardFamily, 6);
+  t.is(describeMapping(b), '5353/udp on 10.251.0.1');
+  t.is(describeMapping(a), '8080/tcp on every host address');
+  t.deepEqual(parsePortMappings(undefined), []);
+});
+
+test('portMappings: each bad entry is a code 7 error naming it', (t) => {
+  const cases: [unknown, RegExp][] = [
+    ['8080:80', /must be a list/],
+    [[{ hostPort: 0, containerPort: 80 }], /\[0\]\.hostPort: must be a port number/],
+    [[{ hostPort: 80, containerPort: 80.5 }], /\[0\]\.containerPort: must be a port number/],
+    [[{ hostPort: 80, containerPort: 80, protocol: 'icmp' }], /\[0\]\.protocol: must be "tcp", "udp" or "sctp"/],
+    [[{ hostPort: 80, containerPort: 80, hostIP: 'localhost' }], /\[0\]\.hostIP: must be an IPv4 or IPv6 address/],
+    [[{ hostPort: 80, containerPort: 80 }, { hostPort: 80, containerPort: 81 }], /\[1\]: publishes 80\/tcp on every host address, which entry 0 already publishes/],
+  ];
+  for (const [raw, re] of cases) {
+    const e = t.throws(() => parsePortMappings(raw), { instanceOf: CniError });
+    t.is(e!.code, 7);
+    t.regex(e!.message, re);
+  }
+});
+
+test('element keys are laid out as nftables concatenations (fields padded to 4 bytes, ports big endian)', (t) => {
+  t.is(wildKey('udp', 53).toString('hex'), '11000000' + '00350000');
+  t.is(hostKey(parseIP('198.18.0.1')!, 'tcp', 8080).toString('hex'), 'c6120001' + '06000000' + '1f900000');
+  t.is(target(parseIP('10.0.0.5')!, 80).toString('hex'), '0a000005' + '00500000');
+  t.is(portKey(5353).toString('hex'), '14e9');
+  const [start, end] = prefixElements(parseCIDR('10.9.0.0/24')!);
+  t.is(start.key.toString('hex'), '0a090000');
+  t.is(end.key.toString('hex'), '0a090100');
+  t.is(end.flags, 1);
+});
+
+test('bandwidth: both spellings, pairs required, zero means no limit', (t) => {
+  t.deepEqual(parseBandwidth({ IngressRate: 10_000_000, IngressBurst: 4294967295, EgressRate: 0, EgressBurst: 0 }), { ingressRate: 10_000_000, ingressBurst: 4294967295 });
+  t.is(parseBandwidth({ ingressRate: 0 }), null);
+  t.is(parseBandwidth(undefined), null);
+  t.regex(t.throws(() => parseBandwidth({ egressRate: 1_000_000 }))!.message, /egressBurst: is needed with egressRate/);
+  t.regex(t.throws(() => parseBandwidth({ egressRate: 1_000_000, egressBurst: 100 }))!.message, /must hold at least one full frame/);
+  t.regex(t.throws(() => parseBandwidth({ ingressRate: -1, ingressBurst: 100000 }))!.message, /ingressRate: must be a whole number/);
+});
