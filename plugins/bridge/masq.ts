@@ -59,14 +59,28 @@ export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 
   const union = new Map(existing.map((c) => [key(c), networkCIDR(c)]));
   for (const c of subnets) union.set(key(c), networkCIDR(c));
   if (union.size === existing.length && existing.length > 0) return 'present';
+  runNft(masqScript(network, [...union.values()]), `ipMasq: programming nftables table ${masqTableName(network)}`, 'ipMasq');
+  return 'written';
+}
+
+/**
+ * Runs an nft script as one atomic transaction: the per-network setup (masquerade, a driver's forward
+ * rules), never a per-container step. Failures are a CNI error naming what was being done.
+ */
+export function runNft(script: string, what: string, field: string): void {
   const nft = systemTool('nft');
   if (!nft) {
-    throw new CniError(ErrorCode.Internal, `ipMasq: the nft command is not installed (looked in the system directories)`, 'ipMasq needs nftables (Debian package nftables) for its one-time setup');
+    throw new CniError(ErrorCode.Internal, `${what} failed: the nft command is not installed (looked in the system directories)`, `${field} needs nftables (Debian package nftables)`);
   }
-  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: masqScript(network, [...union.values()]), encoding: 'utf8', timeout: 10_000 });
+  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000 });
   if (run.error || run.status !== 0) {
     const why = run.error ? run.error.message : run.stderr.trim();
-    throw new CniError(ErrorCode.Internal, `ipMasq: programming nftables table ${masqTableName(network)} failed: ${why}`, 'ipMasq needs the nft command (Debian package nftables) for its one-time setup');
+    throw new CniError(ErrorCode.Internal, `${what} failed: ${why}`, `${field} needs the nft command (Debian package nftables)`);
   }
-  return 'written';
+}
+
+/** Removes a network's masquerade table; absent is fine (add + delete in one transaction). */
+export function removeMasquerade(network: string): void {
+  const table = masqTableName(network);
+  runNft(`add table inet ${table}\ndelete table inet ${table}\n`, `removing nftables table ${table}`, 'ipMasq');
 }
