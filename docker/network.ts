@@ -18,6 +18,16 @@ function ids(r: { NetworkID?: unknown; EndpointID?: unknown }, endpoint: boolean
   if (endpoint && (typeof r.EndpointID !== 'string' || !/^[0-9a-f]{12,64}$/.test(r.EndpointID))) throw badRequest(`tether: EndpointID must be Docker's hex endpoint ID, got ${JSON.stringify(r.EndpointID)}`);
 }
 
+/**
+ * The MAC Docker's own bridge driver gives a container: 02:42 and the IPv4 address. A container that
+ * comes back with its address (restart, rm + run --ip) comes back with its MAC, so its peers' ARP
+ * entries stay right instead of pointing at a veth that is gone.
+ */
+export function macOfAddress(cidr: string): string {
+  const ip = parseCIDR(cidr)!.ip;
+  return ['02', '42', ...[...ip.bytes.subarray(-4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
 /** -p requests in an endpoint's options (empty lists when none). */
 export function portBindings(options: Record<string, unknown> | null | undefined): unknown[] {
   const v = options?.[Label.portMap];
@@ -104,7 +114,7 @@ export class NetworkDriver {
     if (existing && this.dp.endpointPresent(existing)) return {};
     const e: EndpointRecord = {
       networkID: n.id, endpointID: r.EndpointID, ...vethNames(r.EndpointID), addresses,
-      ...(iface.MacAddress ? { mac: iface.MacAddress } : {}), ports: portBindings(r.Options), createdAt: new Date().toISOString(),
+      mac: iface.MacAddress || macOfAddress(iface.Address), ports: portBindings(r.Options), createdAt: new Date().toISOString(),
     };
     const { mac } = this.dp.createEndpoint(n, e);
     try {
