@@ -31,6 +31,14 @@ export const programs: Record<string, () => Promise<Program>> = {
     registerInProcess('tether-ipam', ipamPlugin);
     return () => runPlugin(vxlanPlugin);
   },
+  'tether-portmap': async () => {
+    const [{ runPlugin }, { portmapPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../plugins/portmap/plugin.js')]);
+    return () => runPlugin(portmapPlugin);
+  },
+  'tether-bandwidth': async () => {
+    const [{ runPlugin }, { bandwidthPlugin }] = await Promise.all([import('../lib/cni/skel.js'), import('../plugins/bandwidth/plugin.js')]);
+    return () => runPlugin(bandwidthPlugin);
+  },
   tetherd: async () => (await import('../tetherd/main.js')).tetherdMain,
   // Not linked: the harness's traffic endpoint, run as `tether probe ...` inside test namespaces.
   probe: async () => (await import('../conformance/probe.js')).probeMain,
@@ -39,4 +47,4 @@ export const programs: Record<string, () => Promise<Program>> = {
 };
 
 /** The names dist/bin gets as links to the binary. */
-export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tetherd'];
+export const LINKS = ['cnictl', 'tether-bridge', 'tether-ipam', 'tether-bgp-route', 'tether-vxlan', 'tether-portmap', 'tether-bandwidth', 'tetherd'];

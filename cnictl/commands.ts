@@ -88,7 +88,7 @@ export async function run(c: Ctx): Promise<number> {
     case 'status': {
       if (c.p.positional.length < 2) {
         const { nodeStatus, formatNodeStatus, DEFAULT_AGENT_STATE } = await import('./status.js');
-        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE });
+        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE, dockerState: str(c.p, 'docker-state') });
         c.out(c.json ? JSON.stringify(s, null, 2) : formatNodeStatus(s));
         return 0;
       }

@@ -8,7 +8,8 @@ import { Rollback } from '../plugins/common/rollback.js';
 import { createVeth, removeVeth } from '../plugins/common/veth.js';
 import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
-import { writeFirewall } from './firewall.js';
+import { ensureIsolation, removeIsolation } from '../plugins/bridge/isolation.js';
+import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
 import type { EndpointRecord, NetworkRecord } from './state.js';
 
 /**
@@ -18,15 +19,22 @@ import type { EndpointRecord, NetworkRecord } from './state.js';
  */
 export interface Dataplane {
   /** Bridge, gateway addresses, forwarding, masquerade and isolation; safe to repeat (tetherd's start). */
-  ensureNetwork(n: NetworkRecord, all: NetworkRecord[]): void;
-  /** Undoes ensureNetwork; `remaining` are the networks that stay. */
-  removeNetwork(n: NetworkRecord, remaining: NetworkRecord[]): void;
+  ensureNetwork(n: NetworkRecord): void;
+  /** Undoes ensureNetwork. */
+  removeNetwork(n: NetworkRecord): void;
   /** The veth pair, host end on the bridge; returns the sandbox end's MAC. */
   createEndpoint(n: NetworkRecord, e: EndpointRecord): { mac: string };
   /** The pair is there (the sandbox end may be inside a container). */
   endpointPresent(e: EndpointRecord): boolean;
   removeEndpoint(e: EndpointRecord): void;
+  /** -p: tether's port mapping to the endpoint's addresses; all or nothing. */
+  publish(n: NetworkRecord, e: EndpointRecord, mappings: PortMapping[]): void;
+  /** Everything the endpoint published; none is fine. */
+  unpublish(networkID: string, endpointID: string): void;
 }
+
+/** Who a published port belongs to, in tether's port table (shown by cnictl and in "taken" errors). */
+export const portOwner = (networkID: string, endpointID: string): PortOwner => ({ network: `docker-${networkID.slice(0, 12)}`, containerID: endpointID, ifname: 'eth' });
 
 /** Names derived from the endpoint ID, so a restarted driver (or `cnictl gc`) finds them from the record alone. */
 export function vethNames(endpointID: string): { hostVeth: string; sandboxVeth: string } {
@@ -39,7 +47,7 @@ const cidrs = (xs: { gateway: string }[]): CIDR[] => xs.map((x) => parseCIDR(x.g
 const log = createLogger({ component: 'tetherd docker-plugin' });
 
 export const kernelDataplane: Dataplane = {
-  ensureNetwork(n, all) {
+  ensureNetwork(n) {
     const gateways = [...cidrs(n.ipv4), ...cidrs(n.ipv6)];
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = ensureBridge(nl, n.bridge, { mtu: n.mtu, promisc: false });
@@ -48,11 +56,12 @@ export const kernelDataplane: Dataplane = {
     });
     enableForwarding(new Set<Family>(gateways.map((g) => g.ip.family)));
     if (n.masquerade) ensureMasquerade(masqName(n), gateways);
-    writeFirewall(all);
+    // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge.
+    ensureIsolation({ bridge: n.bridge, isolate: true, internal: n.internal, icc: true, allowBridges: [] });
   },
 
-  removeNetwork(n, remaining) {
-    writeFirewall(remaining);
+  removeNetwork(n) {
+    removeIsolation(n.bridge);
     removeMasquerade(masqName(n));
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = nl.linkByName(n.bridge);
@@ -87,4 +96,10 @@ export const kernelDataplane: Dataplane = {
   },
 
   removeEndpoint(e) { removeVeth(e.hostVeth); },
+
+  publish(n, e, mappings) {
+    addPortMappings({ owner: portOwner(n.id, e.endpointID), addresses: e.addresses.map((a) => parseCIDR(a)!), hostInterfaces: [n.bridge, e.hostVeth] }, mappings);
+  },
+
+  unpublish(networkID, endpointID) { removePortMappings(portOwner(networkID, endpointID)); },
 };

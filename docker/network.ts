@@ -3,8 +3,9 @@ import { parseMAC } from '../lib/ip/mac.js';
 import {
   Label, type AllocateNetworkRequest, type CapabilitiesResponse, type CreateEndpointRequest, type CreateEndpointResponse,
   type CreateNetworkRequest, type EndpointOperInfoResponse, type EndpointRequest, type JoinRequest, type JoinResponse,
-  type NetworkRequest, type ProgramExternalConnectivityRequest,
+  type NetworkRequest, type PortBinding, type ProgramExternalConnectivityRequest,
 } from './api.js';
+import { parsePortMappings, type PortMapping } from '../lib/portmap/index.js';
 import { vethNames, type Dataplane } from './dataplane.js';
 import { badRequest, DriverError } from './errors.js';
 import { networkFromRequest, sameNetwork } from './options.js';
@@ -26,6 +27,21 @@ function ids(r: { NetworkID?: unknown; EndpointID?: unknown }, endpoint: boolean
 export function macOfAddress(cidr: string): string {
   const ip = parseCIDR(cidr)!.ip;
   return ['02', '42', ...[...ip.bytes.subarray(-4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+const PROTOCOLS: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** dockerd's -p bindings as tether port mappings; what tether cannot publish is refused in words. */
+export function portMappingsOf(bindings: unknown[]): PortMapping[] {
+  const raw = bindings.map((b, i) => {
+    const p = b as Partial<PortBinding>;
+    const proto = PROTOCOLS[p.Proto ?? -1];
+    if (!proto) throw badRequest(`tether: -p binding ${i} has protocol number ${String(p.Proto)}; tether publishes tcp, udp and sctp`);
+    if (!p.HostPort) throw badRequest(`tether: -p ${p.Port}/${proto} without a host port is not supported; give one: -p HOSTPORT:${p.Port}`);
+    if (p.HostPortEnd && p.HostPortEnd !== p.HostPort) throw badRequest(`tether: -p ${p.HostPort}-${p.HostPortEnd}:${p.Port}: host port ranges are not supported; publish one port per -p`);
+    return { hostPort: p.HostPort, containerPort: p.Port, protocol: proto, hostIP: p.HostIP ?? '' };
+  });
+  try { return parsePortMappings(raw, '-p'); } catch (e) { throw badRequest(`tether: ${(e as Error).message}`); }
 }
 
 /** -p requests in an endpoint's options (empty lists when none). */
@@ -62,7 +78,7 @@ export class NetworkDriver {
   /** Re-creates the data path of every known network: after a reboot or a flushed namespace, nothing is missing. */
   async restore(): Promise<void> {
     const all = await this.state.networks();
-    for (const n of all) this.dp.ensureNetwork(n, all);
+    for (const n of all) this.dp.ensureNetwork(n);
   }
 
   async createNetwork(r: CreateNetworkRequest): Promise<Empty> {
@@ -71,13 +87,12 @@ export class NetworkDriver {
     const n = networkFromRequest(r, all);
     const had = all.find((x) => x.id === n.id);
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
-    const after = [...all.filter((x) => x.id !== n.id), had ?? n];
     try {
-      this.dp.ensureNetwork(had ?? n, after);
+      this.dp.ensureNetwork(had ?? n);
       if (!had) await this.state.putNetwork(n);
     } catch (e) {
       // Nothing half made: the bridge, masquerade table and firewall go back to what the known networks need.
-      if (!had) { try { this.dp.removeNetwork(n, all); } catch { /* reported below */ } }
+      if (!had) { try { this.dp.removeNetwork(n); } catch { /* reported below */ } }
       throw new DriverError(`tether: cannot create network ${short(n.id)}: ${(e as Error).message}`);
     }
     return {};
@@ -90,8 +105,7 @@ export class NetworkDriver {
     const left = await this.state.endpoints(n.id);
     // dockerd deletes a network only once its endpoints are gone; any left are stale records (their veths go too).
     for (const e of left) { this.dp.removeEndpoint(e); await this.state.deleteEndpoint(e.networkID, e.endpointID); }
-    const remaining = (await this.state.networks()).filter((x) => x.id !== n.id);
-    this.dp.removeNetwork(n, remaining);
+    this.dp.removeNetwork(n);
     await this.state.deleteNetwork(n.id);
     return {};
   }
@@ -138,7 +152,8 @@ export class NetworkDriver {
     ids(r, true);
     const e = await this.state.endpoint(r.NetworkID, r.EndpointID);
     const names = e ?? { ...vethNames(r.EndpointID) } as EndpointRecord;
-    // By name, whether or not a record survived: no veth outlives its endpoint.
+    // By name, whether or not a record survived: no veth or published port outlives its endpoint.
+    this.dp.unpublish(r.NetworkID, r.EndpointID);
     this.dp.removeEndpoint(names);
     if (e) await this.state.deleteEndpoint(e.networkID, e.endpointID);
     return {};
@@ -174,15 +189,18 @@ export class NetworkDriver {
 
   async programExternalConnectivity(r: ProgramExternalConnectivityRequest): Promise<Empty> {
     ids(r, true);
-    const ports = portBindings(r.Options);
-    if (ports.length) {
-      throw new DriverError('tether: publishing ports (-p) on a tether network is not available in this build yet; run without -p, or reach the container by its address');
-    }
+    const mappings = portMappingsOf(portBindings(r.Options));
+    if (!mappings.length) return {};
+    const n = await this.network(r.NetworkID);
+    const e = await this.endpoint(r);
+    this.dp.publish(n, e, mappings);
+    await this.state.putEndpoint({ ...e, ports: portBindings(r.Options) });
     return {};
   }
 
   async revokeExternalConnectivity(r: EndpointRequest): Promise<Empty> {
     ids(r, true);
+    this.dp.unpublish(r.NetworkID, r.EndpointID);
     return {};
   }
 

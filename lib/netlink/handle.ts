@@ -9,6 +9,7 @@ import {
 import { decodeNeigh, encodeNeigh, encodeNeighDump, type Neighbor } from './neigh.js';
 import { decodeRoute, encodeRoute, encodeRouteDump, type Route } from './route.js';
 import { NetlinkError, NetlinkSocket } from './socket.js';
+import { decodeQdisc, encodeDelQdisc, encodeIngressQdisc, encodeQdiscDump, encodeRedirectFilter, encodeTbf, RTM_NEWQDISC, type Qdisc, type Tbf } from './tc.js';
 
 const isGone = (e: unknown) => e instanceof NetlinkError && (e.code === 'ENODEV' || e.code === 'ENOENT');
 
@@ -138,6 +139,38 @@ export class Netlink {
       out.push(r);
     }
     return out;
+  }
+
+  // ---- traffic control
+
+  /** A tbf root qdisc on the device, replacing whatever root qdisc it had. */
+  tbfReplace(index: number, t: Tbf): void {
+    this.qdiscDel(index, 0xffffffff);
+    this.sock.exec(encodeTbf(index, t));
+  }
+
+  /** An ingress qdisc whose filter redirects everything the device receives to the egress of `to`. */
+  redirectIngress(index: number, to: number): void {
+    this.sock.exec(encodeIngressQdisc(index));
+    this.sock.exec(encodeRedirectFilter(index, to));
+  }
+
+  /** Deletes the qdisc at parent (TC_H_ROOT or TC_H_INGRESS); false when there was none of ours. */
+  qdiscDel(index: number, parent: number): boolean {
+    try {
+      this.sock.exec(encodeDelQdisc(index, parent, parent === 0xfffffff1 ? 0xffff0000 : 0));
+      return true;
+    } catch (e) {
+      if (e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'ENODEV' || e.code === 'EINVAL')) return false;
+      throw e;
+    }
+  }
+
+  qdiscs(index?: number): Qdisc[] {
+    return this.sock.dump(() => encodeQdiscDump())
+      .filter((m) => m.type === RTM_NEWQDISC)
+      .map((m) => decodeQdisc(m.payload))
+      .filter((q) => index === undefined || q.index === index);
   }
 
   // ---- neighbours and forwarding database

@@ -75,7 +75,8 @@ export type NewLink =
   // so the type has no `up` there: bring the peer up afterwards, from its namespace.
   | (LinkCommon & { kind: 'veth'; peer: Omit<LinkCommon, 'master' | 'up'> })
   | (LinkCommon & { kind: 'bridge'; bridge?: BridgeOptions })
-  | (LinkCommon & { kind: 'vxlan'; vxlan: VxlanOptions });
+  | (LinkCommon & { kind: 'vxlan'; vxlan: VxlanOptions })
+  | (LinkCommon & { kind: 'ifb' });
 
 export interface LinkChanges {
   up?: boolean;
@@ -143,7 +144,7 @@ export function encodeNewLink(l: NewLink): MessageWriter {
       }));
     } else if (l.kind === 'bridge') {
       if (l.bridge && Object.keys(l.bridge).length) w.nest(C.IFLA_INFO_DATA, () => writeBridge(w, l.bridge!));
-    } else {
+    } else if (l.kind === 'vxlan') {
       w.nest(C.IFLA_INFO_DATA, () => writeVxlan(w, l.vxlan));
     }
   });

@@ -87,6 +87,12 @@ export class NetlinkSocket {
     return new NetlinkSocket(fd);
   }
 
+  /** A socket of this protocol in the current namespace for the length of fn, closed after (also when fn throws). */
+  static within<T>(protocol: number, fn: (sock: NetlinkSocket) => T): T {
+    const sock = NetlinkSocket.open(protocol);
+    try { return fn(sock); } finally { sock.close(); }
+  }
+
   close(): void {
     if (this.fd >= 0) sys.close(this.fd);
     this.fd = -1;
@@ -130,6 +136,38 @@ export class NetlinkSocket {
         if (m.type !== NLMSG_NOOP) out.push({ ...m, payload: Buffer.from(m.payload) });
       }
     }
+  }
+
+  /**
+   * Several messages in one datagram (an nfnetlink batch: BEGIN, requests, END), applied by the kernel
+   * as one transaction. Waits for the ACK of every message that asked for one; the first error throws
+   * (the kernel then aborts the whole batch, so nothing of it is applied). Replies echoed before the
+   * ACKs (a GET's answer) are returned.
+   */
+  execBatch(ws: MessageWriter[]): NetlinkMessage[] {
+    if (this.fd < 0) throw new Error('netlink socket is closed');
+    const pending = new Map<number, string>();
+    const parts: Buffer[] = [];
+    for (const w of ws) {
+      const seq = this.seq = (this.seq + 1) >>> 0;
+      parts.push(Buffer.from(w.finish(seq)));
+      if (w.flags & NLM_F_ACK) pending.set(seq, opName(w));
+    }
+    const msg = Buffer.concat(parts);
+    sys.send(this.fd, msg, msg.length);
+    const out: NetlinkMessage[] = [];
+    while (pending.size) {
+      for (const m of this.receive('nfnetlink batch')) {
+        const operation = pending.get(m.seq);
+        if (!operation) continue;
+        if (m.type === NLMSG_ERROR) {
+          const err = decodeError(m, operation);
+          if (err) throw err;
+          pending.delete(m.seq);
+        } else if (m.type !== NLMSG_NOOP) out.push({ ...m, payload: Buffer.from(m.payload) });
+      }
+    }
+    return out;
   }
 
   /**

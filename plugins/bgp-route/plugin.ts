@@ -12,6 +12,8 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
+import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
+import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBgpRouteConf, type BgpRouteConf } from './config.js';
 import { configureHostEnd, hostProblems, routeToContainer } from './host.js';
@@ -53,12 +55,16 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
     };
     if (ipam.dns) result.dns = ipam.dns;
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
+    shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
+    publishPorts(ctx, result, rollback);
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: name, ips: result.ips!.map((i) => i.address) });
     return result;
   });
 }
 
 async function del(ctx: Context<BgpRouteConf>): Promise<void> {
+  unpublishPorts(ctx);
+  unshapeTraffic(ctx, false);
   await deleteVethAttachment(ctx, hostName(ctx));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
@@ -94,6 +100,8 @@ async function check(ctx: Context<BgpRouteConf>): Promise<void> {
       problems.push(...containerProblems(ctr, ctrLink.index, ctx.args.ifname, families));
     }
   });
+  checkPorts(ctx, ctx.prevResult!);
+  checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
 }
 
 export const bgpRoutePlugin: PluginSpec<BgpRouteConf> = {
@@ -104,4 +112,8 @@ export const bgpRoutePlugin: PluginSpec<BgpRouteConf> = {
   del,
   check,
   ...ipamForwarders,
+  async gc(ctx, valid) {
+    gcPorts(ctx, valid);
+    await ipamForwarders.gc(ctx);
+  },
 };

@@ -16,9 +16,16 @@ export interface BridgeConf extends NetConf {
   portIsolation: boolean;
   enabledad: boolean;
   disableContainerInterface: boolean;
+  /** No way off the host: no default route, no masquerade, nothing forwarded to or from other interfaces. */
+  internal: boolean;
+  /** Inter-container communication on this bridge (Docker's enable_icc); false isolates every port. */
+  icc: boolean;
+  /** "network" (default): traffic to other tether networks' bridges is dropped unless allowed; "none": no isolation. */
+  isolation: 'network' | 'none';
+  allowBridges: string[];
 }
 
-const BOOLS = ['isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode', 'portIsolation', 'enabledad', 'disableContainerInterface', 'macspoofchk'] as const;
+const BOOLS = ['internal', 'icc', 'isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode', 'portIsolation', 'enabledad', 'disableContainerInterface', 'macspoofchk'] as const;
 
 /** Reads and checks the reference bridge's options; anything tether cannot honour is refused, never ignored. */
 export function parseBridgeConf(conf: NetConf, command: Command): BridgeConf {
@@ -41,9 +48,23 @@ export function parseBridgeConf(conf: NetConf, command: Command): BridgeConf {
     portIsolation: conf.portIsolation === true,
     enabledad: conf.enabledad === true,
     disableContainerInterface: conf.disableContainerInterface === true,
+    internal: conf.internal === true,
+    icc: conf.icc !== false,
+    isolation: conf.isolation === 'none' ? 'none' : 'network',
+    allowBridges: Array.isArray(conf.allowBridges) ? conf.allowBridges.filter((b): b is string => typeof b === 'string') : [],
   };
+  // icc off: the bridge forwards nothing between its ports either.
+  if (!c.icc) c.portIsolation = true;
   // DEL and GC must work whatever the config says, so option refusals apply to ADD, CHECK and STATUS.
   if (command === 'DEL' || command === 'GC') return c;
+  if (conf.isolation !== undefined && conf.isolation !== 'network' && conf.isolation !== 'none') throw invalidConfig('isolation', 'must be "network" or "none"', conf.isolation);
+  if (conf.allowBridges !== undefined) {
+    if (!Array.isArray(conf.allowBridges)) throw invalidConfig('allowBridges', 'must be a list of bridge names', conf.allowBridges);
+    for (const b of conf.allowBridges) {
+      const p = typeof b === 'string' ? ifnameProblem(b) : 'must be a string';
+      if (p) throw invalidConfig('allowBridges', `entry ${JSON.stringify(b)} ${p}`, conf.allowBridges);
+    }
+  }
   if (c.hairpinMode && c.promiscMode) throw invalidConfig('hairpinMode', 'cannot be combined with promiscMode (promiscuous mode already reflects frames); set one of them');
   if (c.disableContainerInterface && conf.ipam && Object.keys(conf.ipam).length) throw invalidConfig('disableContainerInterface', 'cannot be combined with "ipam": an address needs the interface up');
   for (const k of ['vlan', 'vlanTrunk', 'preserveDefaultVlan'] as const) {

@@ -1,6 +1,4 @@
-import { childProcess } from '../../lib/builtin.js';
-import { systemTool } from '../../lib/systool.js';
-import { CniError, ErrorCode } from '../../lib/cni/errors.js';
+import { runNftScript } from '../../lib/nft-script.js';
 import { formatCIDR, networkCIDR, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
 import { fnv1a } from '../common/names.js';
@@ -59,28 +57,12 @@ export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 
   const union = new Map(existing.map((c) => [key(c), networkCIDR(c)]));
   for (const c of subnets) union.set(key(c), networkCIDR(c));
   if (union.size === existing.length && existing.length > 0) return 'present';
-  runNft(masqScript(network, [...union.values()]), `ipMasq: programming nftables table ${masqTableName(network)}`, 'ipMasq');
+  runNftScript(masqScript(network, [...union.values()]), 'ipMasq', masqTableName(network));
   return 'written';
-}
-
-/**
- * Runs an nft script as one atomic transaction: the per-network setup (masquerade, a driver's forward
- * rules), never a per-container step. Failures are a CNI error naming what was being done.
- */
-export function runNft(script: string, what: string, field: string): void {
-  const nft = systemTool('nft');
-  if (!nft) {
-    throw new CniError(ErrorCode.Internal, `${what} failed: the nft command is not installed (looked in the system directories)`, `${field} needs nftables (Debian package nftables)`);
-  }
-  const run = childProcess().spawnSync(nft, ['-f', '-'], { input: script, encoding: 'utf8', timeout: 10_000 });
-  if (run.error || run.status !== 0) {
-    const why = run.error ? run.error.message : run.stderr.trim();
-    throw new CniError(ErrorCode.Internal, `${what} failed: ${why}`, `${field} needs the nft command (Debian package nftables)`);
-  }
 }
 
 /** Removes a network's masquerade table; absent is fine (add + delete in one transaction). */
 export function removeMasquerade(network: string): void {
   const table = masqTableName(network);
-  runNft(`add table inet ${table}\ndelete table inet ${table}\n`, `removing nftables table ${table}`, 'ipMasq');
+  runNftScript(`add table inet ${table}\ndelete table inet ${table}\n`, 'ipMasq', table);
 }

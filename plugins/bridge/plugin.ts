@@ -11,9 +11,12 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, hasIpam, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
+import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
+import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
+import { ensureIsolation } from './isolation.js';
 import { ensureMasquerade } from './masq.js';
 import { mark } from '../../lib/trace.js';
 
@@ -73,7 +76,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     if (c.hairpinMode || c.portIsolation) host.bridgePortSet(hostLink.index, { hairpin: c.hairpinMode, isolated: c.portIsolation });
 
     mark('veth');
-    const routes = plan ? containerRoutes(plan.routes, plan.gateways, c.isDefaultGateway) : [];
+    // An internal network has no way off the host: no default route, whatever IPAM or the config say.
+    const routes = plan ? containerRoutes(plan.routes, plan.gateways, c.isDefaultGateway && !c.internal).filter((r) => !c.internal || r.dst !== null) : [];
     const ctrMac = configureContainer(nsfd, {
       ifname, addresses: plan?.addresses ?? [], routes, enabledad: c.enabledad, up: !c.disableContainerInterface,
     });
@@ -83,7 +87,8 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       ensureGatewayAddresses(host, br, plan.bridgeAddresses, c.forceAddress);
       enableForwarding(new Set(plan.addresses.map((a) => a.ip.family)));
     }
-    if (plan && c.ipMasq) ensureMasquerade(ctx.conf.name, plan.addresses);
+    if (plan && c.ipMasq && !c.internal) ensureMasquerade(ctx.conf.name, plan.addresses);
+    ensureIsolation({ bridge: c.bridge, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges });
     mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
     mark('forwarding');
@@ -107,12 +112,17 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       if (ipam.dns) result.dns = ipam.dns;
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
+    shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
+    publishPorts(ctx, result, rollback);
+    mark('ports');
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });
     return result;
   });
 }
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
+  unpublishPorts(ctx);
+  unshapeTraffic(ctx, false);
   await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
@@ -129,6 +139,8 @@ async function check(ctx: Context<BridgeConf>): Promise<void> {
       if (hostLink && hostLink.master !== br.index) problems.push(`${hostLink.name} is not attached to ${c.bridge}`);
     }
   });
+  checkPorts(ctx, ctx.prevResult!);
+  checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
 }
 
 export const bridgePlugin: PluginSpec<BridgeConf> = {
@@ -139,4 +151,8 @@ export const bridgePlugin: PluginSpec<BridgeConf> = {
   del,
   check,
   ...ipamForwarders,
+  async gc(ctx, valid) {
+    gcPorts(ctx, valid);
+    await ipamForwarders.gc(ctx);
+  },
 };

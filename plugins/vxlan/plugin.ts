@@ -34,7 +34,8 @@ function load(path: string): Obj | undefined {
 /** Runs tether-bridge in this process on the generated config (with this call's prevResult, if any). */
 function runBridge(command: Command, ctx: Context<VxlanConf>, conf: Obj): Promise<Result | undefined> {
   const raw = JSON.parse(ctx.raw.toString()) as Obj;
-  const sub = { ...conf, cniVersion: raw.cniVersion, name: raw.name, ...(raw.prevResult ? { prevResult: raw.prevResult } : {}) };
+  // runtimeConfig too: the bridge publishes the ports (portMappings capability) in this same exec.
+  const sub = { ...conf, cniVersion: raw.cniVersion, name: raw.name, ...(raw.prevResult ? { prevResult: raw.prevResult } : {}), ...(raw.runtimeConfig ? { runtimeConfig: raw.runtimeConfig } : {}) };
   return delegate(command, 'tether-bridge', { ...ctx, raw: Buffer.from(JSON.stringify(sub)) });
 }
 

@@ -1,10 +1,14 @@
 import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import { runIn } from '../../conformance/spawn.js';
 import { DockerRig, IMAGE } from '../helpers/docker.js';
 import { until } from '../helpers/wait.js';
 
 // tether as Docker's network and IPAM driver, driven by a real dockerd 20.10 in its own namespaces
 // (test/helpers/docker.ts). Every container, bridge and rule lives in the rig's namespace.
 
+const CNICTL = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
+const TETHER = fileURLToPath(new URL('../../../dist/bin/tether', import.meta.url));
 const rig = new DockerRig();
 test.before(async () => { await rig.start(); await rig.startPlugin(); });
 test.after.always(async () => { await rig.stop(); });
@@ -81,6 +85,29 @@ test.serial('--ipv6 with a v6 subnet: containers get both families and reach eac
   t.regex((await exec('d1', 'ip', '-6', 'route')).stdout, /default via fd00:91::1/);
 });
 
+test.serial('-p HOST:CONTAINER, -p IP:HOST:CONTAINER and -p HOST:CONTAINER/udp through tether\'s port mapping, removed with the container', async (t) => {
+  const out = rig.outside!;
+  await rig.ok('run', '-d', '--name', 'p1', '--network', 'n1', '-p', '8080:80', '-p', `${out.hostIP}:8081:81`, IMAGE, 'sh', '-c',
+    'while true; do echo hello80 | nc -l -p 80; done & while true; do echo hello81 | nc -l -p 81; done');
+  // busybox's nc has no UDP: tether's own probe echoes, run from the built binary with the host's libc (-i: it serves while stdin is open).
+  await rig.ok('run', '-d', '-i', '--name', 'p2', '--network', 'n1', '-p', '5353:53/udp', '-v', `${TETHER}:/tether:ro`, '-v', '/usr/lib:/lib:ro', '-v', '/lib64:/lib64:ro',
+    IMAGE, '/tether', 'probe', 'serve', '--ip', '0.0.0.0', '--port', '53', '--seconds', '100000');
+  const fetch = async (port: string) => (await runIn(out.path, '/bin/busybox', ['nc', '-w', '3', out.hostIP, port], 10_000)).stdout.trim();
+  await until('the published TCP port to answer from the outside', async () => (await fetch('8080')) === 'hello80', { ms: 30_000, every: 300 });
+  t.is(await fetch('8081'), 'hello81', 'the port published on one host address');
+  await until('a UDP datagram to come back from the container', async () => {
+    const r = await runIn(out.path, TETHER, ['probe', 'connect', '--proto', 'udp', '--ip', out.hostIP, '--port', '5353'], 15_000);
+    return r.status === 0 && r.stdout.startsWith('ok');
+  }, { ms: 30_000, every: 500 });
+  const taken = await rig.docker(['run', '-d', '--name', 'p3', '--network', 'n1', '-p', '8080:80', IMAGE, 'sleep', '1000']);
+  t.not(taken.status, 0);
+  t.regex(taken.stderr, /host port 8080\/tcp .* is already published/);
+  await rig.docker(['rm', '-f', 'p3']);
+  await rig.ok('rm', '-f', 'p1', 'p2');
+  t.notRegex((await rig.inNs('nft', ['list', 'table', 'inet', 'tether_ports'])).stdout, /8080|8081|5353/, 'nothing published is left');
+  t.not(await fetch('8080'), 'hello80');
+});
+
 test.serial('tetherd restarted under running containers: they keep their network, and new ones and removals work', async (t) => {
   await rig.stopPlugin();
   t.true(await ping('a1', '10.88.200.9'), 'the data path does not need the driver');
@@ -103,19 +130,28 @@ test.serial('the driver down when dockerd calls: a clear error, and nothing chan
 });
 
 test.serial('docker rm -f of 50 containers at once, then every network removed: nothing is left', async (t) => {
+  t.timeout(600_000, '50 docker runs and removals on a loaded 2-core machine');
   const ids: string[] = [];
-  for (let i = 0; i < 50; i++) ids.push(await run(`m${i}`, 'n3'));
+  for (let i = 0; i < 50; i += 5) ids.push(...await Promise.all([0, 1, 2, 3, 4].map((k) => run(`m${i + k}`, 'n3'))));
   const results = await Promise.all(ids.map((id) => rig.docker(['rm', '-f', id])));
   t.deepEqual(results.filter((r) => r.status !== 0).map((r) => r.stderr), []);
   const left = (await rig.ok('ps', '-aq')).split('\n').filter(Boolean);
   // What Docker still has: each remaining container's endpoints have a veth, and nothing else does.
   const endpoints = (await rig.ok('network', 'inspect', '-f', '{{range $k, $v := .Containers}}{{$v.EndpointID}} {{end}}', 'n1', 'n2', 'n3', 'n6')).split(/\s+/).filter(Boolean);
   t.is(tetherLinks().filter((l) => l.startsWith('tdh')).length, endpoints.length);
+  // cnictl status lists the driver's endpoints beside CNI attachments: exactly the ones Docker has.
+  const cs = await runIn(undefined, CNICTL, ['status', '--docker-state', rig.stateDir, '--conf-dir', rig.dir, '--json'], 30_000);
+  t.is(cs.status, 0, cs.stderr);
+  t.deepEqual((JSON.parse(cs.stdout).docker as { endpoint: string }[]).map((d) => d.endpoint).sort(), endpoints.map((e) => e.slice(0, 12)).sort());
   await rig.ok('rm', '-f', ...left);
-  for (const n of ['n1', 'n2', 'n3', 'n6']) await rig.ok('network', 'rm', n);
+  for (const n of ['n1', 'n2', 'n3', 'n6']) {
+    const r = await rig.docker(['network', 'rm', n]);
+    if (r.status !== 0) t.fail(`${r.stderr.trim()}; still on it: ${await rig.ok('network', 'inspect', '-f', '{{json .Containers}}', n)}; containers: ${await rig.ok('ps', '-a')}`);
+  }
   t.deepEqual(tetherLinks(), [], 'no bridge or veth');
-  const nft = await rig.inNs('nft', ['list', 'tables']);
-  t.notRegex(nft.stdout, /tether/, 'no masquerade table, no isolation table');
+  const nft = await rig.inNs('nft', ['list', 'ruleset']);
+  t.notRegex(nft.stdout, /tdk-|tether_masq/, 'no masquerade table, no isolation element');
+  t.notRegex(nft.stdout, /elements = \{[^}]*10\.(88|89|90|91)\./, 'no published port');
   const { DriverState } = await import('../../docker/state.js');
   const st = new DriverState(rig.stateDir);
   t.deepEqual([await st.networks(), await st.endpoints(), await st.pools()], [[], [], []], 'no record, no pool');

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
 import type { Dataplane } from '../../docker/dataplane.js';
-import { firewallScript } from '../../docker/firewall.js';
 import { IpamDriver } from '../../docker/ipam.js';
 import { NetworkDriver } from '../../docker/network.js';
 import { PluginServer } from '../../docker/server.js';
@@ -23,14 +22,12 @@ const CAPTURED: Captured[] = readFileSync(fileURLToPath(new URL('../../../test/v
 class FakeDataplane implements Dataplane {
   bridges = new Map<string, NetworkRecord>();
   veths = new Set<string>();
-  firewall: string[] = [];
   fail: Partial<Record<'ensureNetwork' | 'createEndpoint', string>> = {};
-  ensureNetwork(n: NetworkRecord, all: NetworkRecord[]) {
+  ensureNetwork(n: NetworkRecord) {
     this.bridges.set(n.bridge, n);
-    this.firewall = all.map((x) => x.bridge);
     if (this.fail.ensureNetwork) throw new Error(this.fail.ensureNetwork);
   }
-  removeNetwork(n: NetworkRecord, remaining: NetworkRecord[]) { this.bridges.delete(n.bridge); this.firewall = remaining.map((x) => x.bridge); }
+  removeNetwork(n: NetworkRecord) { this.bridges.delete(n.bridge); }
   createEndpoint(_n: NetworkRecord, e: { hostVeth: string; sandboxVeth: string }) {
     if (this.fail.createEndpoint) throw new Error(this.fail.createEndpoint);
     this.veths.add(e.hostVeth);
@@ -38,6 +35,9 @@ class FakeDataplane implements Dataplane {
   }
   endpointPresent(e: { hostVeth: string }) { return this.veths.has(e.hostVeth); }
   removeEndpoint(e: { hostVeth: string }) { this.veths.delete(e.hostVeth); }
+  published = new Map<string, unknown[]>();
+  publish(_n: NetworkRecord, e: { endpointID: string }, m: unknown[]) { this.published.set(e.endpointID, m); }
+  unpublish(_nid: string, eid: string) { this.published.delete(eid); }
 }
 
 function driver() {
@@ -60,11 +60,9 @@ test('the captured dockerd session replays: every request is answered like the a
     if (req && typeof req.PoolID === 'string') req.PoolID = poolIDs.get(req.PoolID) ?? req.PoolID;
     if (req && req.AddressSpace) req.AddressSpace = 'tether';
     const got = await d.call(c.method, req);
-    // -p waits for tether's port mapping: until then it is refused, in words (the rest of the session goes on).
+    // -p 8080:80 is published through tether's port mapping, for the endpoint that asked.
     if (c.method === 'NetworkDriver.ProgramExternalConnectivity' && req.Options['com.docker.network.portmap'].length) {
-      t.is(got.status, 500);
-      t.regex((got.json as any).Err, /publishing ports \(-p\) on a tether network is not available/);
-      continue;
+      t.deepEqual(d.dp.published.get(req.EndpointID), [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
     }
     t.is(got.status, 200, `#${c.seq} ${c.method}: ${JSON.stringify(got.json)}`);
     const ans = got.json as any;
@@ -94,6 +92,7 @@ test('the captured dockerd session replays: every request is answered like the a
   }
   t.is(d.dp.veths.size, 0);
   t.is(d.dp.bridges.size, 0);
+  t.is(d.dp.published.size, 0, 'revoked');
   t.deepEqual(await d.state.networks(), []);
   t.deepEqual(await d.state.endpoints(), []);
   t.deepEqual(await d.state.pools(), []);
@@ -188,7 +187,7 @@ test('refusals a person can act on, and nothing half made', async (t) => {
   d.done();
 });
 
-test('--internal networks get no gateway and no docker_gwbridge; the firewall isolates every network from the others', async (t) => {
+test('--internal networks get no gateway, no docker_gwbridge and no masquerade', async (t) => {
   const d = driver();
   const n = await network(d, { subnet: '10.70.0.0/24', options: { 'com.docker.network.internal': true } });
   t.is(n.net.status, 200);
@@ -197,11 +196,5 @@ test('--internal networks get no gateway and no docker_gwbridge; the firewall is
   t.is(j.Gateway, undefined);
   t.true(j.DisableGatewayService);
   t.false((await d.state.network(NID))!.masquerade);
-  const rec = (id: string, bridge: string, internal: boolean): NetworkRecord => ({ id, bridge, ipv4: [], ipv6: [], internal, masquerade: !internal, options: {}, createdAt: '' });
-  const script = firewallScript([rec('1'.repeat(64), 'tdk-a', false), rec('2'.repeat(64), 'tdk-b', false), rec('3'.repeat(64), 'tdk-c', true)]);
-  t.regex(script, /iifname "tdk-a" oifname \{ "tdk-b", "tdk-c" \} drop/);
-  t.regex(script, /iifname "tdk-c" oifname != "tdk-c" drop/);
-  t.regex(script, /oifname "tdk-c" iifname != "tdk-c" drop/);
-  t.is(firewallScript([]), 'add table inet tether_docker\ndelete table inet tether_docker\n');
   d.done();
 });

@@ -1,0 +1,49 @@
+import { CniError, ErrorCode } from '../../lib/cni/errors.js';
+import type { Context } from '../../lib/cni/skel.js';
+import type { Result } from '../../lib/cni/types.js';
+import { applyBandwidth, checkBandwidth, parseBandwidth, removeBandwidth, type BandwidthLimits } from '../../lib/bandwidth/index.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import { hostVethName } from './names.js';
+import type { Rollback } from './rollback.js';
+
+// The bandwidth capability for any plugin: the main plugins in the same exec as their ADD, and
+// tether-bandwidth chained after any plugin, from its prevResult.
+
+/** runtimeConfig.bandwidth, else (for tether-bandwidth) the same fields at the top of the plugin's config. */
+export function requestedBandwidth(ctx: Pick<Context, 'conf'>, topLevel = false): BandwidthLimits | null {
+  const rc = ctx.conf.runtimeConfig as Record<string, unknown> | undefined;
+  if (rc?.bandwidth !== undefined) return parseBandwidth(rc.bandwidth);
+  return topLevel ? parseBandwidth(ctx.conf, 'bandwidth') : null;
+}
+
+/** The egress device of one attachment, found again at DEL from the attachment alone. */
+export const ifbName = (ctx: Context) => hostVethName(ctx.args.containerID, ctx.args.ifname, 'tbw');
+
+/** The host end of the container's veth among the result's host-side interfaces. */
+export function hostVethOf(result: Result): string | undefined {
+  const names = (result.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
+  return Netlink.within('/proc/thread-self/ns/net', (nl) => names.find((n) => nl.linkByName(n)?.kind === 'veth'));
+}
+
+export function shapeTraffic(ctx: Context, result: Result, limits: BandwidthLimits | null, rollback?: Rollback): void {
+  if (!limits) return;
+  const host = hostVethOf(result);
+  if (!host) throw new CniError(ErrorCode.InvalidNetworkConfig, 'bandwidth: the result lists no host-side veth to shape (bandwidth needs a veth attachment)', JSON.stringify(result.interfaces ?? []));
+  rollback?.push(() => removeBandwidth(host, ifbName(ctx)));
+  applyBandwidth(host, ifbName(ctx), limits);
+}
+
+/**
+ * DEL: the egress device always (it outlives the veth); the host end's qdiscs too when the veth stays
+ * (a chained plugin: the main plugin's DEL runs after it) and a prevResult names it.
+ */
+export function unshapeTraffic(ctx: Context, vethStays: boolean): void {
+  removeBandwidth(vethStays && ctx.prevResult ? hostVethOf(ctx.prevResult) : undefined, ifbName(ctx));
+}
+
+export function checkShaping(ctx: Context, prev: Result, limits: BandwidthLimits | null): void {
+  if (!limits) return;
+  const host = hostVethOf(prev);
+  const problems = host ? checkBandwidth(host, ifbName(ctx), limits) : ['the result lists no host-side veth'];
+  if (problems.length) throw new CniError(ErrorCode.CheckFailed, `CHECK of ${ctx.args.containerID}/${ctx.args.ifname} failed: ${problems.join('; ')}`);
+}

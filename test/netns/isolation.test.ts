@@ -1,0 +1,122 @@
+import test from 'ava';
+import type { ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseNetworkList, type NetworkList } from '../../cnictl/conf.js';
+import { Lab, type Container } from '../../conformance/lab.js';
+import { runIn, startIn, stop, waitForLine } from '../../conformance/spawn.js';
+import { parseCIDR, parseIP } from '../../lib/ip/addr.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
+import { inNetns } from '../../lib/netns/netns.js';
+import { masqTableName } from '../../plugins/bridge/masq.js';
+
+// Isolation between tether networks on one host, internal networks and icc off, with real traffic.
+const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
+const tether = `${dist}tether`;
+const labs: Lab[] = [];
+const servers: ChildProcess[] = [];
+test.after.always(() => { for (const s of servers) stop(s); for (const l of labs) l.close(); });
+
+function net(name: string, subnet: string, extra: Record<string, unknown> = {}): NetworkList {
+  return parseNetworkList(Buffer.from(JSON.stringify({
+    cniVersion: '1.1.0', name,
+    plugins: [{ type: 'tether-bridge', bridge: `b${name}`, isDefaultGateway: true, capabilities: { portMappings: true }, ipMasq: true, ipam: { type: 'tether-ipam', ranges: [[{ subnet }]] }, ...extra }],
+  })));
+}
+
+/** A lab (host namespace) whose first network is `first`; more networks attach in the same host. */
+function lab(first: NetworkList): Lab {
+  const l = new Lab(first, [dist, '/usr/lib/cni']);
+  labs.push(l);
+  return l;
+}
+
+/** A pod on `list` with an echo server on port 80; returns its namespace and address. */
+async function pod(l: Lab, list: NetworkList, portMappings?: unknown[]): Promise<{ c: Container; ip: string }> {
+  const c = l.newContainer();
+  const r = await l.runtime.add(list, { ...l.spec(c), ...(portMappings ? { capabilityArgs: { portMappings } } : {}) });
+  const s = startIn(c.path, tether, ['probe', 'serve', '--ip', '0.0.0.0', '--port', '80', '--seconds', '300']);
+  servers.push(s);
+  await waitForLine(s, 'ready', 20_000);
+  return { c, ip: r.ips![0].address.split('/')[0] };
+}
+
+/** Packets the isolation rules refused so far in the lab's host (their counters), to tell a refusal from any other failure. */
+async function refused(l: Lab): Promise<number> {
+  const r = await runIn(l.host, '/usr/sbin/nft', ['-j', 'list', 'chain', 'inet', 'tether_isolation', 'forward']);
+  const rules = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables;
+  return rules.flatMap((x) => x.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
+}
+
+/** A probe that must fail because the isolation rules refused it (their counters moved). */
+async function assertRefused(t: { regex: (s: string, r: RegExp, m: string) => void; true: (v: boolean, m: string) => void }, l: Lab, ns: string, ip: string, what: string) {
+  const before = await refused(l);
+  t.regex(await probe(ns, ip), /^fail /, what);
+  t.true(await refused(l) > before, `${what}: refused by the isolation rules`);
+}
+
+async function probe(ns: string, ip: string, port = 80): Promise<string> {
+  const r = await runIn(ns, tether, ['probe', 'connect', '--proto', 'tcp', '--ip', ip, '--port', String(port), '--timeout-ms', '8000'], 20_000);
+  return r.stdout.trim() || `fail (exit ${r.status}) ${r.stderr.trim()}`;
+}
+
+test('two tether networks cannot reach each other (refused at once, both ways) unless one allows the other\'s bridge', async (t) => {
+  const a = net('isoa', '10.91.0.0/24');
+  const l = lab(a);
+  const b = l.variant('b', (p) => ({ ...p, bridge: 'bisob', ipam: { ...(p.ipam as object), ranges: [[{ subnet: '10.92.0.0/24' }]] } }));
+  const a1 = await pod(l, l.list);
+  const a2 = await pod(l, l.list);
+  const b1 = await pod(l, b);
+  t.regex(await probe(a1.c.path, a2.ip), /^ok /, 'same network');
+  await assertRefused(t, l, a1.c.path, b1.ip, 'a -> b');
+  await assertRefused(t, l, b1.c.path, a1.ip, 'b -> a');
+  // A third network that allows a's bridge: both ways open between those two only.
+  const c = l.variant('c', (p) => ({ ...p, bridge: 'bisoc', allowBridges: ['bisoa'], ipam: { ...(p.ipam as object), ranges: [[{ subnet: '10.93.0.0/24' }]] } }));
+  const c1 = await pod(l, c);
+  t.regex(await probe(c1.c.path, a1.ip), /^ok /, 'c -> a allowed');
+  t.regex(await probe(a1.c.path, c1.ip), /^ok /, 'a -> c allowed');
+  await assertRefused(t, l, c1.c.path, b1.ip, 'c -> b');
+  // A published port answers from every network: b reaches a's pod through the host's address.
+  await pod(l, l.list, [{ hostPort: 8080, containerPort: 80 }]);
+  t.regex(await probe(b1.c.path, '10.92.0.1', 8080), /^ok /, 'b -> a published port, through the host');
+  // The host still reaches every network.
+  t.regex(await probe(l.host, b1.ip), /^ok /, 'host -> b');
+});
+
+test('internal: no default route, no masquerade, nothing forwarded in or out; pods and the host still talk to it', async (t) => {
+  const l = lab(net('isoi', '10.94.0.0/24', { internal: true }));
+  const out = l.newOutside();
+  const i1 = await pod(l, l.list);
+  const i2 = await pod(l, l.list);
+  const routes = Netlink.within(i1.c.path, (nl) => nl.routes(4));
+  t.false(routes.some((r) => r.dst === null || r.dst?.prefix === 0), 'no default route in the pod');
+  t.is(inNetns(l.host, () => nftGetTable(NFPROTO_INET, masqTableName('isoi'))), null, 'no masquerade table');
+  t.regex(await probe(i1.c.path, out.outsideIP), /^fail /, 'pod -> another host: no route');
+  t.regex(await probe(i1.c.path, i2.ip), /^ok /, 'pod -> pod on the network');
+  t.regex(await probe(l.host, i1.ip), /^ok /, 'host -> pod');
+  // Even a host that routes to the pods through this node is refused.
+  Netlink.within(out.path, (nl) => nl.routeAdd({ family: 4, dst: parseCIDR('10.94.0.0/24')!, gateway: parseIP(out.hostIP)! }));
+  await assertRefused(t, l, out.path, i1.ip, 'another host -> pod');
+  // And the pod, given a default route by hand, still cannot leave.
+  Netlink.within(i1.c.path, (nl) => nl.routeAdd({ family: 4, dst: null, gateway: parseIP('10.94.0.1')! }));
+  await assertRefused(t, l, i1.c.path, out.outsideIP, 'pod with a default route -> another host');
+});
+
+test('icc false: containers on one bridge cannot talk, bridged or routed; each still reaches the host and the outside', async (t) => {
+  const l = lab(net('isoc', '10.95.0.0/24', { icc: false }));
+  const out = l.newOutside();
+  const s = startIn(out.path, tether, ['probe', 'serve', '--ip', out.outsideIP, '--port', '80', '--seconds', '300']);
+  servers.push(s);
+  await waitForLine(s, 'ready', 20_000);
+  const n1 = await pod(l, l.list);
+  const n2 = await pod(l, l.list);
+  // Bridged traffic stops at the isolated ports (the neighbour never answers); routed traffic at the rules.
+  t.regex(await probe(n1.c.path, n2.ip), /^fail /, 'n1 -> n2 blocked');
+  t.regex(await probe(n2.c.path, n1.ip), /^fail /, 'n2 -> n1 blocked');
+  const isolated = Netlink.within(l.host, (nl) => nl.links().filter((k) => k.master === nl.linkByName('bisoc')!.index).map((k) => k.bridgePort?.isolated));
+  t.deepEqual(isolated, [true, true], 'both ports isolated');
+  Netlink.within(n1.c.path, (nl) => nl.routeAdd({ family: 4, dst: parseCIDR(`${n2.ip}/32`)!, gateway: parseIP('10.95.0.1')! }));
+  await assertRefused(t, l, n1.c.path, n2.ip, 'n1 -> n2 through the gateway');
+  t.regex(await probe(l.host, n1.ip), /^ok /, 'host -> n1');
+  t.regex(await probe(n1.c.path, out.outsideIP), /^ok /, 'n1 -> another host (masqueraded)');
+});
