@@ -158,3 +158,20 @@ export const NETWORK_METHODS = [
 export const IPAM_METHODS = ['GetCapabilities', 'GetDefaultAddressSpaces', 'RequestPool', 'ReleasePool', 'RequestAddress', 'ReleaseAddress'] as const;
 export type NetworkMethod = typeof NETWORK_METHODS[number];
 export type IpamMethod = typeof IPAM_METHODS[number];
+
+// ---- tether's own methods on the same socket (cnictl uses them; dockerd never calls them)
+
+/** What Docker still has: `cnictl gc --docker` reads it from dockerd's API and sends it here. */
+export interface ReconcileRequest {
+  Endpoints: { NetworkID: string; EndpointID: string }[];
+  /** Every address Docker's tether-IPAM networks hold (containers and gateways), without prefix. */
+  Addresses: string[];
+  /** Allocations younger than this are kept: their CreateEndpoint may still be on its way. */
+  GraceMs?: number;
+}
+
+export interface ReconcileResponse {
+  RemovedEndpoints: string[];
+  RemovedVeths: string[];
+  ReleasedAddresses: string[];
+}

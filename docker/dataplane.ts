@@ -29,6 +29,8 @@ export interface Dataplane {
   removeEndpoint(e: EndpointRecord): void;
   /** -p: tether's port mapping to the endpoint's addresses; all or nothing. */
   publish(n: NetworkRecord, e: EndpointRecord, mappings: PortMapping[]): void;
+  /** Host ends of the driver's veths present in the namespace (by their prefix). */
+  hostVeths(): string[];
   /** Everything the endpoint published; none is fine. */
   unpublish(networkID: string, endpointID: string): void;
 }
@@ -37,8 +39,9 @@ export interface Dataplane {
 export const portOwner = (networkID: string, endpointID: string): PortOwner => ({ network: `docker-${networkID.slice(0, 12)}`, containerID: endpointID, ifname: 'eth' });
 
 /** Names derived from the endpoint ID, so a restarted driver (or `cnictl gc`) finds them from the record alone. */
+const HOST_VETH_PREFIX = 'tdh';
 export function vethNames(endpointID: string): { hostVeth: string; sandboxVeth: string } {
-  return { hostVeth: hostVethName(endpointID, 'docker', 'tdh'), sandboxVeth: hostVethName(endpointID, 'docker', 'tdc') };
+  return { hostVeth: hostVethName(endpointID, 'docker', HOST_VETH_PREFIX), sandboxVeth: hostVethName(endpointID, 'docker', 'tdc') };
 }
 
 const masqName = (n: NetworkRecord) => `docker-${n.id.slice(0, 12)}`;
@@ -96,6 +99,10 @@ export const kernelDataplane: Dataplane = {
   },
 
   removeEndpoint(e) { removeVeth(e.hostVeth); },
+
+  hostVeths() {
+    return Netlink.within('/proc/self/ns/net', (nl) => nl.links({ kind: 'veth' }).map((l) => l.name).filter((n) => n.startsWith(HOST_VETH_PREFIX)));
+  },
 
   publish(n, e, mappings) {
     addPortMappings({ owner: portOwner(n.id, e.endpointID), addresses: e.addresses.map((a) => parseCIDR(a)!), hostInterfaces: [n.bridge, e.hostVeth] }, mappings);

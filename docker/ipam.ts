@@ -181,6 +181,25 @@ export class IpamDriver {
     return {};
   }
 
+  /** Releases every allocation of every pool that is not in `live` and older than graceMs. */
+  async reconcile(live: Set<string>, graceMs: number): Promise<string[]> {
+    const released: string[] = [];
+    const now = Date.now();
+    for (const p of await this.state.pools()) {
+      const cfg = this.config(p, false);
+      const kv = openStore(cfg);
+      await withStore(kv, () => nodeLock(cfg)(async () => {
+        const a = new Allocator(kv, cfg);
+        for (const x of await a.list()) {
+          if (live.has(x.ip) || (x.since && now - Date.parse(x.since) < graceMs)) continue;
+          await a.release({ containerID: x.containerID, ifname: x.ifname });
+          released.push(x.ip);
+        }
+      }));
+    }
+    return released;
+  }
+
   /** Every address held, per pool: for status and reconciliation. */
   async held(): Promise<{ pool: PoolRecord; addresses: string[] }[]> {
     const out: { pool: PoolRecord; addresses: string[] }[] = [];

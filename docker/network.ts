@@ -205,4 +205,24 @@ export class NetworkDriver {
   }
 
   discover(): Empty { return {}; }
+
+  /**
+   * Endpoints Docker no longer has (removed while the driver was down, or a driver killed mid-call): their
+   * published ports, veth and record go; so does any veth of ours that no record names.
+   */
+  async reconcile(live: { NetworkID: string; EndpointID: string }[]): Promise<{ endpoints: string[]; veths: string[] }> {
+    const keep = new Set(live.map((l) => `${l.NetworkID}/${l.EndpointID}`));
+    const endpoints: string[] = [];
+    for (const e of await this.state.endpoints()) {
+      if (keep.has(`${e.networkID}/${e.endpointID}`)) continue;
+      this.dp.unpublish(e.networkID, e.endpointID);
+      this.dp.removeEndpoint(e);
+      await this.state.deleteEndpoint(e.networkID, e.endpointID);
+      endpoints.push(e.endpointID);
+    }
+    const named = new Set((await this.state.endpoints()).map((e) => e.hostVeth));
+    const veths = this.dp.hostVeths().filter((v) => !named.has(v));
+    for (const v of veths) this.dp.removeEndpoint({ hostVeth: v } as EndpointRecord);
+    return { endpoints, veths };
+  }
 }

@@ -2,8 +2,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from '../lib/log.js';
-import { PLUGIN_MEDIA_TYPE, type ActivateResponse } from './api.js';
-import { DriverError, errorText } from './errors.js';
+import { PLUGIN_MEDIA_TYPE, type ActivateResponse, type ReconcileRequest, type ReconcileResponse } from './api.js';
+import { badRequest, DriverError, errorText } from './errors.js';
 import type { IpamDriver } from './ipam.js';
 import type { NetworkDriver } from './network.js';
 
@@ -40,7 +40,15 @@ export function routes(net: NetworkDriver, ipam: IpamDriver, stats: () => unknow
     ['IpamDriver.RequestAddress', (b) => ipam.requestAddress(b)],
     ['IpamDriver.ReleaseAddress', (b) => ipam.releaseAddress(b)],
     ['Tether.Stats', () => stats()],
+    ['Tether.Reconcile', (b) => reconcile(net, ipam, b)],
   ]);
+}
+
+async function reconcile(net: NetworkDriver, ipam: IpamDriver, r: ReconcileRequest): Promise<ReconcileResponse> {
+  if (!Array.isArray(r.Endpoints) || !Array.isArray(r.Addresses)) throw badRequest('tether: Tether.Reconcile needs {"Endpoints": [...], "Addresses": [...]}');
+  const { endpoints, veths } = await net.reconcile(r.Endpoints);
+  const released = await ipam.reconcile(new Set(r.Addresses), r.GraceMs ?? 60_000);
+  return { RemovedEndpoints: endpoints, RemovedVeths: veths, ReleasedAddresses: released };
 }
 
 /** Methods whose body may be empty (dockerd sends none). */

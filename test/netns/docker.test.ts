@@ -1,6 +1,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
+import { IpamDriver } from '../../docker/ipam.js';
+import { DriverState } from '../../docker/state.js';
 import { DockerRig, IMAGE } from '../helpers/docker.js';
 import { until } from '../helpers/wait.js';
 
@@ -17,6 +19,11 @@ const run = (name: string, network: string, ...extra: string[]) => rig.ok('run',
 const exec = (name: string, ...cmd: string[]) => rig.docker(['exec', name, ...cmd]);
 const ping = async (from: string, to: string, ...flags: string[]) => (await exec(from, 'ping', '-c', '1', '-W', '2', ...flags, to)).status === 0;
 const addrOf = async (name: string, network: string) => rig.ok('inspect', '-f', `{{(index .NetworkSettings.Networks "${network}").IPAddress}}`, name);
+const NETWORKS = ['n1', 'n2', 'n3', 'n6', 'nr'];
+/** Addresses Docker's containers hold on tether networks, and the addresses tether's IPAM holds for containers (gateways aside). */
+const dockerAddresses = async () => (await rig.ok('network', 'inspect', '-f', '{{range .Containers}}{{.IPv4Address}} {{.IPv6Address}} {{end}}', ...NETWORKS))
+  .split(/\s+/).filter(Boolean).map((a) => a.split('/')[0]).sort();
+const heldAddresses = async () => (await new IpamDriver(new DriverState(rig.stateDir), { stateDir: rig.stateDir }).held()).flatMap((p) => p.addresses).sort();
 const tetherLinks = () => rig.links().filter((l) => /^(tdh|tdc|tdk-)/.test(l));
 
 test.serial('a tether network: containers reach each other by address and by name, the host, and the outside through masquerade; -o mtu; --ip sticky across restart and rm + run --ip', async (t) => {
@@ -129,6 +136,40 @@ test.serial('the driver down when dockerd calls: a clear error, and nothing chan
   await rig.startPlugin();
 });
 
+test.serial('dockerd restarted with running containers: --restart always ones come back on their network with their --ip, the others start again, nothing leaks', async (t) => {
+  await rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '--subnet', '10.92.0.0/24', 'nr');
+  await run('r1', 'nr', '--restart', 'always', '--ip', '10.92.0.10');
+  await run('r2', 'nr', '--restart', 'always');
+  await run('r3', 'nr');
+  await rig.restartDockerd();
+  const running = async (name: string) => (await rig.docker(['inspect', '-f', '{{.State.Running}}', name])).stdout.trim() === 'true';
+  await until('r1 and r2 to be restarted by dockerd', async () => (await running('r1')) && (await running('r2')), { ms: 60_000, every: 300 });
+  t.false(await running('r3'), 'without a restart policy it stays stopped');
+  t.is(await addrOf('r1', 'nr'), '10.92.0.10');
+  t.true(await ping('r2', 'r1'), 'by name after the restart');
+  await rig.ok('start', 'r3');
+  t.true(await ping('r3', 'r2'));
+  t.true(await ping('r1', rig.outside!.outsideIP));
+});
+
+test.serial('containers removed while the driver is down: cnictl gc --docker removes the endpoints, veths and addresses Docker no longer has, and nothing else', async (t) => {
+  t.timeout(600_000, 'dockerd retries each call to a driver that is down for ~15 s');
+  await run('g1', 'nr');
+  await run('g2', 'nr');
+  await rig.stopPlugin('SIGKILL');
+  await rig.docker(['rm', '-f', 'g1'], 300_000);
+  await rig.startPlugin();
+  t.true((await heldAddresses()).length > (await dockerAddresses()).length, 'the address g1 held is still held');
+  const gc = await runIn(undefined, CNICTL, ['gc', '--docker', '--docker-host', `unix://${rig.dir}/docker.sock`, '--driver-socket', `${rig.dir}/plugins/tether.sock`, '--grace', '0', '--json'], 60_000);
+  t.is(gc.status, 0, gc.stderr);
+  const r = JSON.parse(gc.stdout);
+  t.is(r.ReleasedAddresses.length, 1, gc.stdout);
+  t.deepEqual(await heldAddresses(), await dockerAddresses());
+  t.true(await ping('g2', 'r1'), 'the live containers keep their network');
+  const again = JSON.parse((await runIn(undefined, CNICTL, ['gc', '--docker', '--docker-host', `unix://${rig.dir}/docker.sock`, '--driver-socket', `${rig.dir}/plugins/tether.sock`, '--grace', '0', '--json'], 60_000)).stdout);
+  t.deepEqual([again.RemovedEndpoints, again.RemovedVeths, again.ReleasedAddresses], [[], [], []], 'a second gc has nothing to do');
+});
+
 test.serial('docker rm -f of 50 containers at once, then every network removed: nothing is left', async (t) => {
   t.timeout(600_000, '50 docker runs and removals on a loaded 2-core machine');
   const ids: string[] = [];
@@ -137,22 +178,23 @@ test.serial('docker rm -f of 50 containers at once, then every network removed: 
   t.deepEqual(results.filter((r) => r.status !== 0).map((r) => r.stderr), []);
   const left = (await rig.ok('ps', '-aq')).split('\n').filter(Boolean);
   // What Docker still has: each remaining container's endpoints have a veth, and nothing else does.
-  const endpoints = (await rig.ok('network', 'inspect', '-f', '{{range $k, $v := .Containers}}{{$v.EndpointID}} {{end}}', 'n1', 'n2', 'n3', 'n6')).split(/\s+/).filter(Boolean);
+  const endpoints = (await rig.ok('network', 'inspect', '-f', '{{range $k, $v := .Containers}}{{$v.EndpointID}} {{end}}', ...NETWORKS)).split(/\s+/).filter(Boolean);
   t.is(tetherLinks().filter((l) => l.startsWith('tdh')).length, endpoints.length);
+  // Every address tether's IPAM hands to containers is one a container of Docker's has, and the other way round.
+  t.deepEqual(await heldAddresses(), await dockerAddresses(), 'IPAM holds exactly what Docker has');
   // cnictl status lists the driver's endpoints beside CNI attachments: exactly the ones Docker has.
   const cs = await runIn(undefined, CNICTL, ['status', '--docker-state', rig.stateDir, '--conf-dir', rig.dir, '--json'], 30_000);
   t.is(cs.status, 0, cs.stderr);
   t.deepEqual((JSON.parse(cs.stdout).docker as { endpoint: string }[]).map((d) => d.endpoint).sort(), endpoints.map((e) => e.slice(0, 12)).sort());
   await rig.ok('rm', '-f', ...left);
-  for (const n of ['n1', 'n2', 'n3', 'n6']) {
+  for (const n of NETWORKS) {
     const r = await rig.docker(['network', 'rm', n]);
     if (r.status !== 0) t.fail(`${r.stderr.trim()}; still on it: ${await rig.ok('network', 'inspect', '-f', '{{json .Containers}}', n)}; containers: ${await rig.ok('ps', '-a')}`);
   }
   t.deepEqual(tetherLinks(), [], 'no bridge or veth');
   const nft = await rig.inNs('nft', ['list', 'ruleset']);
   t.notRegex(nft.stdout, /tdk-|tether_masq/, 'no masquerade table, no isolation element');
-  t.notRegex(nft.stdout, /elements = \{[^}]*10\.(88|89|90|91)\./, 'no published port');
-  const { DriverState } = await import('../../docker/state.js');
+  t.notRegex(nft.stdout, /elements = \{[^}]*10\.(88|89|90|91|92)\./, 'no published port');
   const st = new DriverState(rig.stateDir);
   t.deepEqual([await st.networks(), await st.endpoints(), await st.pools()], [[], [], []], 'no record, no pool');
 });

@@ -38,6 +38,7 @@ class FakeDataplane implements Dataplane {
   published = new Map<string, unknown[]>();
   publish(_n: NetworkRecord, e: { endpointID: string }, m: unknown[]) { this.published.set(e.endpointID, m); }
   unpublish(_nid: string, eid: string) { this.published.delete(eid); }
+  hostVeths() { return [...this.veths]; }
 }
 
 function driver() {
