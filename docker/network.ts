@@ -153,7 +153,7 @@ export class NetworkDriver {
     const e = await this.state.endpoint(r.NetworkID, r.EndpointID);
     const names = e ?? { ...vethNames(r.EndpointID) } as EndpointRecord;
     // By name, whether or not a record survived: no veth or published port outlives its endpoint.
-    this.dp.unpublish(r.NetworkID, r.EndpointID);
+    await this.unpublish(r, e);
     this.dp.removeEndpoint(names);
     if (e) await this.state.deleteEndpoint(e.networkID, e.endpointID);
     return {};
@@ -164,9 +164,8 @@ export class NetworkDriver {
     const n = await this.network(r.NetworkID);
     let e = await this.endpoint(r);
     // The pair may be gone (the host rebooted under a stopped container): make it again, same names.
+    // Nothing is written here: a Join changes nothing the driver must remember (a store write is an fsync).
     if (!this.dp.endpointPresent(e)) e = { ...e, ...this.dp.createEndpoint(n, e) };
-    e = { ...e, sandboxKey: r.SandboxKey };
-    await this.state.putEndpoint(e);
     const gw4 = n.ipv4[0] && parseCIDR(n.ipv4[0].gateway)!.ip;
     const gw6 = n.ipv6[0] && parseCIDR(n.ipv6[0].gateway)!.ip;
     const res: JoinResponse = {
@@ -182,8 +181,6 @@ export class NetworkDriver {
 
   async leave(r: EndpointRequest): Promise<Empty> {
     ids(r, true);
-    const e = await this.state.endpoint(r.NetworkID, r.EndpointID);
-    if (e?.sandboxKey) { const { sandboxKey: _, ...rest } = e; await this.state.putEndpoint(rest); }
     return {};
   }
 
@@ -200,8 +197,14 @@ export class NetworkDriver {
 
   async revokeExternalConnectivity(r: EndpointRequest): Promise<Empty> {
     ids(r, true);
-    this.dp.unpublish(r.NetworkID, r.EndpointID);
+    await this.unpublish(r);
     return {};
+  }
+
+  /** Published ports go; an endpoint known to have none costs no netfilter dump (a lost record: looked up anyway). */
+  private async unpublish(r: EndpointRequest, e?: EndpointRecord): Promise<void> {
+    const rec = e ?? await this.state.endpoint(r.NetworkID, r.EndpointID);
+    if (!rec || rec.ports?.length) this.dp.unpublish(r.NetworkID, r.EndpointID);
   }
 
   discover(): Empty { return {}; }

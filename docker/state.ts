@@ -32,7 +32,6 @@ export interface EndpointRecord {
   sandboxVeth: string;
   addresses: string[];
   mac?: string;
-  sandboxKey?: string;
   /** Published ports (-p), as dockerd sent them. */
   ports?: unknown[];
   createdAt: string;
