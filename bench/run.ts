@@ -227,5 +227,7 @@ if (want('bgp')) rows.push(...await (await import('./bgp.js')).bgpBench());
 if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan());
 // The BGP lab (tetherd in BGP mode, 10 nodes): routed pod throughput and block propagation (bench/bgp-lab.ts).
 if (want('bgplab')) rows.push(...await (await import('./bgp-lab.js')).benchBgpLab());
+// Docker on tether's driver vs Docker's own bridge driver, one private dockerd (bench/docker.ts).
+if (want('docker')) rows.push(...await (await import('./docker.js')).benchDocker());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

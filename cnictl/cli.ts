@@ -12,8 +12,10 @@ Usage:
   cnictl detach <network> <netns> [same options]
   cnictl check  <network> <netns> [same options]
   cnictl status <network>                           the network's STATUS (CNI 1.1)
-  cnictl status [--agent-state FILE]                this node: networks, attachments, IPAM use, agent health
+  cnictl status [--agent-state FILE] [--docker-state DIR]  this node: networks, attachments, IPAM use, agent health, Docker endpoints
   cnictl gc     <network> [--valid ID/IFNAME,...]   without --valid every cached attachment is removed
+  cnictl gc --docker [--docker-host unix://SOCK] [--driver-socket SOCK] [--grace SECONDS]
+                                                    tether's Docker endpoints, veths, addresses that dockerd no longer has
   cnictl list   [network]                           attachments recorded in the result cache
   cnictl networks                                   configurations found in the config directory
   cnictl version <plugin>                           a plugin's VERSION answer
@@ -27,6 +29,7 @@ Usage:
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
   cnictl install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--subnet CIDR] [--from FILE] [--force] [--dry-run]
                                                     the binary, its links and a default conflist (unless one exists)
+                   [--docker [--systemd-dir /etc/systemd/system]]  also tetherd-docker.service, the Docker driver (docs/docker.md)
   cnictl uninstall [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--dry-run]
   cnictl lab up|status|down [--nodes N --mode vxlan]  a multi-node cluster in namespaces (cnictl lab --help)
 
@@ -41,8 +44,8 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet', 'agent-state', 'bgp-status'] as const;
-const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose', 'dry-run', 'force'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet', 'agent-state', 'bgp-status', 'systemd-dir', 'docker-state', 'docker-host', 'driver-socket'] as const;
+const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose', 'dry-run', 'force', 'docker'] as const;
 
 const err = (s: string) => { writeSync(2, s); };
 

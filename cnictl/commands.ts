@@ -82,7 +82,7 @@ export async function run(c: Ctx): Promise<number> {
     case 'status': {
       if (c.p.positional.length < 2) {
         const { nodeStatus, formatNodeStatus } = await import('./status.js');
-        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE_FILE });
+        const s = await nodeStatus({ confDir: c.confDir, cacheDir: c.runtime.opts.cacheDir, agentState: str(c.p, 'agent-state') ?? DEFAULT_AGENT_STATE_FILE, dockerState: str(c.p, 'docker-state') });
         c.out(c.json ? JSON.stringify(s, null, 2) : formatNodeStatus(s));
         return 0;
       }
@@ -93,6 +93,14 @@ export async function run(c: Ctx): Promise<number> {
       return 0;
     }
     case 'gc': {
+      if (c.p.flags.has('docker')) {
+        const { reconcileDocker } = await import('./docker-gc.js');
+        const grace = str(c.p, 'grace');
+        const r = await reconcileDocker({ dockerHost: str(c.p, 'docker-host'), driverSocket: str(c.p, 'driver-socket'), ...(grace !== undefined ? { graceMs: Number(grace) * 1000 } : {}) });
+        if (c.json) c.out(JSON.stringify(r));
+        else c.out(`docker: removed ${r.RemovedEndpoints.length} endpoint(s) Docker no longer has, ${r.RemovedVeths.length} stray veth(s), released ${r.ReleasedAddresses.length} address(es)${r.ReleasedAddresses.map((a) => `\n  ${a}`).join('')}`);
+        return 0;
+      }
       const [net] = need(c, 1, '<network>');
       const list = loadNetworkList(c.confDir, net);
       const { deleted, errors } = await c.runtime.gc(list, validList(str(c.p, 'valid')));

@@ -9,7 +9,8 @@ export function runInstall(c: Ctx, cmd: 'install' | 'uninstall'): number {
   // The compiled binary installs itself; under node (development) say which binary to install.
   const from = str(c.p, 'from') ?? ('Bun' in globalThis ? process.execPath : '');
   const actions = cmd === 'install'
-    ? planInstall({ binDir, confDir: c.confDir, from: from || 'dist/bin/tether', subnet: str(c.p, 'subnet') ?? '10.22.0.0/16', force: c.p.flags.has('force') })
+    ? planInstall({ binDir, confDir: c.confDir, from: from || 'dist/bin/tether', subnet: str(c.p, 'subnet') ?? '10.22.0.0/16', force: c.p.flags.has('force'),
+      ...(c.p.flags.has('docker') ? { dockerUnitDir: str(c.p, 'systemd-dir') ?? '/etc/systemd/system' } : {}) })
     : planUninstall({ binDir, confDir: c.confDir });
   if (!dryRun) apply(actions);
   if (c.json) {

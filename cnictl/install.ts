@@ -5,6 +5,7 @@ import { nodeCrypto } from '../lib/builtin.js';
 import { hostBitsZero, parseCIDR } from '../lib/ip/addr.js';
 import { UsageError } from '../lib/argv.js';
 import { scanConfDir } from '../lib/libcni/conf.js';
+import { dockerUnit } from './docker-unit.js';
 
 // `cnictl install` / `uninstall`: first a plan (a list of actions computed from what is on disk), then,
 // unless --dry-run, its execution. Only files tether put there are ever replaced or removed: the binary
@@ -20,7 +21,11 @@ export interface InstallOptions {
   from: string;
   subnet: string;
   force: boolean;
+  /** Also install the Docker driver's unit (tetherd-docker.service) into this systemd directory. */
+  dockerUnitDir?: string;
 }
+
+export const DOCKER_UNIT = 'tetherd-docker.service';
 
 export type Action =
   | { kind: 'copy'; from: string; to: string }
@@ -29,7 +34,7 @@ export type Action =
   | { kind: 'remove'; path: string }
   | { kind: 'keep'; path: string; why: string };
 
-interface Manifest { version: 1; binDir: string; conflist?: { path: string; sha256: string } }
+interface Manifest { version: 1; binDir: string; conflist?: { path: string; sha256: string }; dockerUnit?: { path: string; sha256: string } }
 
 const sha256 = (s: string | Buffer) => nodeCrypto().createHash('sha256').update(s).digest('hex');
 
@@ -83,6 +88,15 @@ export function planInstall(o: InstallOptions): Action[] {
     else if (e.kind === 'missing' || o.force) actions.push({ kind: 'link', path, target: BINARY });
     else conflicts.push(`${path} exists and is not tether's (${e.kind === 'link' ? `a link to ${e.target}` : 'a file'})`);
   }
+  const unit = o.dockerUnitDir ? join(o.dockerUnitDir, DOCKER_UNIT) : undefined;
+  const unitText = dockerUnit(resolve(o.binDir));
+  if (unit) {
+    const e = entry(unit);
+    const ours = readManifest(o.binDir)?.dockerUnit;
+    const current = e.kind === 'file' ? sha256(readFileSync(unit)) : undefined;
+    if (e.kind !== 'missing' && e.kind !== 'file') conflicts.push(`${unit} is not a regular file`);
+    else if (current && current !== ours?.sha256 && current !== sha256(unitText) && !o.force) conflicts.push(`${unit} exists and is not the one tether installed`);
+  }
   if (conflicts.length) throw new UsageError(`refusing to replace files that are not tether's (--force replaces them):\n  ${conflicts.join('\n  ')}`);
 
   const confPath = join(o.confDir, DEFAULT_CONFLIST);
@@ -96,6 +110,10 @@ export function planInstall(o: InstallOptions): Action[] {
     const content = defaultConflist(o.subnet);
     actions.push({ kind: 'write', path: confPath, content, mode: 0o644 });
     manifest.conflist = { path: confPath, sha256: sha256(content) };
+  }
+  if (unit) {
+    actions.push({ kind: 'write', path: unit, content: unitText, mode: 0o644 });
+    manifest.dockerUnit = { path: unit, sha256: sha256(unitText) };
   }
   actions.push({ kind: 'write', path: join(o.binDir, MANIFEST), content: `${JSON.stringify(manifest, null, 2)}\n`, mode: 0o644 });
   return actions;
@@ -119,6 +137,10 @@ export function planUninstall(o: { binDir: string; confDir: string }): Action[] 
   } else if (!manifest) {
     const guess = join(o.confDir, DEFAULT_CONFLIST);
     if (existsSync(guess)) actions.push({ kind: 'keep', path: guess, why: 'no install manifest says tether wrote it' });
+  }
+  const unit = manifest?.dockerUnit;
+  if (unit && existsSync(unit.path)) {
+    actions.push(sha256(readFileSync(unit.path)) === unit.sha256 ? { kind: 'remove', path: unit.path } : { kind: 'keep', path: unit.path, why: 'changed since install' });
   }
   if (manifest) actions.push({ kind: 'remove', path: join(o.binDir, MANIFEST) });
   return actions;

@@ -1,4 +1,6 @@
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_STATE_DIR, DriverState } from '../docker/state.js';
 import { hostname } from 'node:os';
 import { listCache } from '../lib/libcni/cache.js';
 import { scanConfDir } from '../lib/libcni/conf.js';
@@ -37,6 +39,8 @@ export interface NodeStatus {
   networks: NetworkStatus[];
   attachments: { network: string; containerID: string; ifname: string; netns: string; ips: string[] }[];
   agent: AgentHealth;
+  /** Endpoints of tether's Docker driver (its state dir), beside the CNI attachments. */
+  docker: { network: string; bridge: string; endpoint: string; hostVeth: string; addresses: string[] }[];
 }
 
 const alive = (pid: number) => {
@@ -68,7 +72,15 @@ export function agentHealth(file: string, now = Date.now()): AgentHealth {
 }
 
 
-export async function nodeStatus(o: { confDir: string; cacheDir: string; agentState: string }): Promise<NodeStatus> {
+/** The Docker driver's endpoints from its state dir; none when it was never run here. */
+async function dockerEndpoints(dir: string): Promise<NodeStatus['docker']> {
+  if (!existsSync(join(dir, 'state'))) return [];
+  const st = new DriverState(dir);
+  const nets = new Map((await st.networks()).map((n) => [n.id, n]));
+  return (await st.endpoints()).map((e) => ({ network: e.networkID.slice(0, 12), bridge: nets.get(e.networkID)?.bridge ?? '?', endpoint: e.endpointID.slice(0, 12), hostVeth: e.hostVeth, addresses: e.addresses }));
+}
+
+export async function nodeStatus(o: { confDir: string; cacheDir: string; agentState: string; dockerState?: string }): Promise<NodeStatus> {
   const entries = listCache(o.cacheDir);
   const networks: NetworkStatus[] = [];
   for (const f of scanConfDir(o.confDir)) {
@@ -90,6 +102,7 @@ export async function nodeStatus(o: { confDir: string; cacheDir: string; agentSt
     networks,
     attachments: entries.map((e) => ({ network: e.networkName, containerID: e.containerId, ifname: e.ifName, netns: e.netns ?? '', ips: ((e.result.ips ?? []) as { address: string }[]).map((i) => i.address) })),
     agent: agentHealth(o.agentState),
+    docker: await dockerEndpoints(o.dockerState ?? DEFAULT_STATE_DIR),
   };
 }
 
@@ -113,5 +126,6 @@ export function formatNodeStatus(s: NodeStatus): string {
     `attachments: ${s.attachments.length} in ${s.cacheDir}/results${orphans.length ? `, ${orphans.length} of networks not in ${s.confDir}: ${orphans.map((x) => `${x.network}/${x.containerID}`).join(', ')}` : ''}`,
     '',
     nets,
+    ...(s.docker.length ? ['', table(['DOCKER NETWORK', 'BRIDGE', 'ENDPOINT', 'HOST VETH', 'ADDRESSES'], s.docker.map((d) => [d.network, d.bridge, d.endpoint, d.hostVeth, d.addresses.join(',')]))] : []),
   ].join('\n');
 }

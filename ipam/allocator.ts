@@ -37,6 +37,12 @@ export interface Allocated {
   existing: boolean;
 }
 
+/** A block slot holds "containerID/ifname"; the interface name has no slash. */
+function ownerOfSlot(slot: string): Owner {
+  const slash = slot.lastIndexOf('/');
+  return { containerID: slot.slice(0, slash), ifname: slot.slice(slash + 1) };
+}
+
 /** A block this ADD changes, with the version it was read at (0: it is being claimed now). */
 interface Touched extends Loaded { ref: BlockRef }
 
@@ -227,13 +233,25 @@ export class Allocator {
       const cidr = recordCidr(rec);
       rec.allocations.forEach((a, i) => {
         if (a === null) return;
-        const slash = a.lastIndexOf('/');
-        const owner = { containerID: a.slice(0, slash), ifname: a.slice(slash + 1) };
+        const owner = ownerOfSlot(a);
         const h = readableHandle(handles.get(handleKey(owner)));
         out.push({ ip: formatIP(addressAt(cidr, i)), ...owner, node: rec.node, since: h?.since ?? '' });
       });
     }
     return out;
+  }
+
+  /**
+   * Who holds ip, undefined when nobody: for callers that know addresses, not owners (Docker's
+   * ReleaseAddress names only the address). Reads the one block that holds it.
+   */
+  async holderOf(ip: IP): Promise<Owner | undefined> {
+    const set = this.setOf(ip);
+    if (set < 0) return undefined;
+    const key = blockKey(blockOfIP(this.cfg.ranges[set], ip, this.cfg.blockSize)!.cidr);
+    const l = (await readBlocksNamed(this.kv, [key])).get(key);
+    const slot = l?.rec.allocations[offsetOf(recordCidr(l.rec), ip)];
+    return slot ? ownerOfSlot(slot) : undefined;
   }
 
   async blockInfo(): Promise<BlockInfo[]> {

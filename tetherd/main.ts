@@ -9,6 +9,8 @@ const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or 
 
 Usage:
   tetherd [run] --config FILE   register the node, take its subnet, program the overlay; runs until SIGTERM
+  tetherd docker-plugin [--socket PATH] [--state-dir DIR] [--config FILE]
+                                serve Docker as its network and IPAM driver "tether" (docs/docker.md)
   tetherd leave --config FILE   take the node out of the cluster: its subnet key and lease are removed,
                                 so every other node removes its routes, neighbour and FDB entries
 
@@ -20,6 +22,7 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   const err = (s: string) => { writeSync(2, s); };
   let config: string | undefined;
   let command = 'run';
+  if (argv[0] === 'docker-plugin') return (await import('./docker-plugin.js')).dockerPluginMain(argv.slice(1));
   try {
     const p = parseArgv(argv, ['config'], ['help']);
     if (p.flags.has('help')) { writeSync(1, `${USAGE}\n`); return 0; }

@@ -35,6 +35,9 @@ const HEARTBEAT_MS = 250;
 const LOOK_MS = 500;
 /** The holder's nice value (a little ahead of the default 0, far from real-time). */
 const HOLDER_PRIORITY = -10;
+/** Boosted holds of this process, and its priority before the first. */
+let boosts = 0;
+let priorityBefore: number | undefined;
 /** How many of the first in line listen for releases; the others sleep in slices until they are among them. */
 const LISTENERS = 8;
 const pause = new Int32Array(new SharedArrayBuffer(4));
@@ -154,7 +157,7 @@ class ProgressWatch {
 class Ticket {
   private inotify?: number;
   private noInotify = false;
-  private priority?: number;
+  private boosted = false;
   private beat?: ReturnType<typeof setInterval>;
   private slot!: Holder;
   readonly ticket: number;
@@ -220,15 +223,18 @@ class Ticket {
    * without it nothing changes.
    */
   private boost(): void {
+    this.boosted = true;
+    if (boosts++ > 0) return;
     try {
-      this.priority = getPriority(0);
-      if (this.priority > HOLDER_PRIORITY) setPriority(0, HOLDER_PRIORITY);
-    } catch { this.priority = undefined; }
+      priorityBefore = getPriority(0);
+      if (priorityBefore > HOLDER_PRIORITY) setPriority(0, HOLDER_PRIORITY);
+    } catch { priorityBefore = undefined; }
   }
 
   /** Closing the file drops my queue byte, and the close wakes every waiter. */
   close(): void {
-    if (this.priority !== undefined) { try { setPriority(0, this.priority); } catch { /* as it was */ } }
+    // The last of this process's boosted holds puts the priority back (holds of other locks overlap).
+    if (this.boosted && --boosts === 0 && priorityBefore !== undefined) { try { setPriority(0, priorityBefore); } catch { /* as it was */ } }
     if (this.beat) clearInterval(this.beat);
     if (this.inotify !== undefined) closeSync(this.inotify);
     closeSync(this.fd);

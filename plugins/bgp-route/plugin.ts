@@ -33,7 +33,7 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
     const ipam = await allocate(ctx, rollback);
     mark('ipam');
     const plan = planL3(ipam);
-    const hostLink = createVeth(host, ctx, { hostName: name, ifname, nsfd, mtu: c.mtu, mac, hostMac: HOST_MAC }, rollback);
+    const hostLink = createVeth(host, `${containerID}/${ifname}`, { hostName: name, ifname, nsfd, mtu: c.mtu, mac, hostMac: HOST_MAC }, rollback);
     configureHostEnd(name, plan.families);
     mark('veth');
     const ctrMac = configureContainer(nsfd, {

@@ -1,7 +1,7 @@
 import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
 import { nftApplySetChanges, nftGetElement, type SetChange } from '../../lib/netlink/nft-set.js';
-import { NetlinkSocket } from '../../lib/netlink/socket.js';
+import { NetlinkError, NetlinkSocket } from '../../lib/netlink/socket.js';
 import { runNftScript } from '../../lib/nft-script.js';
 
 // Isolation between tether-bridge networks, node-wide: one table whose forward rules never change;
@@ -79,5 +79,20 @@ export function ensureIsolation(s: IsolationSettings): void {
     // transaction, and an abort costs the kernel a grace period (~10 ms), a lookup almost nothing.
     const present = drop.filter((d) => nftGetElement(sock, NFPROTO_INET, ISOLATION_TABLE, d.set, d.elements[0].key) !== null);
     if (present.length) nftApplySetChanges(sock, present.map((d) => ({ ...d, op: 'delete' as const })));
+  });
+}
+
+/**
+ * Takes a bridge out of isolation when its network is gone (Docker's network rm; CNI never removes a
+ * network): its elements go, one by one, since deleting an absent element fails the batch.
+ */
+export function removeIsolation(bridge: string): void {
+  if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return;
+  NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
+    for (const d of [change('delete', 'bridges', [ifname(bridge)]), change('delete', 'self', [pair(bridge, bridge)]), change('delete', 'internal', [ifname(bridge)]), change('delete', 'noicc', [pair(bridge, bridge)])]) {
+      try { nftApplySetChanges(sock, [d]); } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'ENOENT')) throw e;
+      }
+    }
   });
 }

@@ -60,3 +60,9 @@ export function ensureMasquerade(network: string, subnets: CIDR[]): 'present' | 
   runNftScript(masqScript(network, [...union.values()]), 'ipMasq', masqTableName(network));
   return 'written';
 }
+
+/** Removes a network's masquerade table; absent is fine (add + delete in one transaction). */
+export function removeMasquerade(network: string): void {
+  const table = masqTableName(network);
+  runNftScript(`add table inet ${table}\ndelete table inet ${table}\n`, 'ipMasq', table);
+}

@@ -83,7 +83,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     const br = ensureBridge(host, c.bridge, { mtu: c.mtu, promisc: c.promiscMode });
 
     mark('bridge');
-    const hostLink = createVeth(host, ctx, { hostName, ifname, nsfd, mtu: c.mtu, mac, master: br.index, hostIPv6: false }, rollback);
+    const hostLink = createVeth(host, `${containerID}/${ifname}`, { hostName, ifname, nsfd, mtu: c.mtu, mac, master: br.index, hostIPv6: false }, rollback);
     if (c.hairpinMode || c.portIsolation) host.bridgePortSet(hostLink.index, { hairpin: c.hairpinMode, isolated: c.portIsolation });
 
     mark('veth');

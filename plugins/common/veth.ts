@@ -13,7 +13,8 @@ export interface VethSpec {
   hostName: string;
   /** The container end: CNI_IFNAME inside the namespace nsfd refers to. */
   ifname: string;
-  nsfd: number;
+  /** The container's namespace; absent: the end stays beside the host end (Docker moves it itself). */
+  nsfd?: number;
   mtu?: number;
   /** The container end's MAC (the runtime's request); the kernel picks one when absent. */
   mac?: Uint8Array;
@@ -32,7 +33,7 @@ export interface VethSpec {
  * Creates the pair with the container end born inside the container under its final name (no move,
  * no rename) and the host end up; pushes its removal (the peer goes with it) onto the rollback.
  */
-export function createVeth(host: Netlink, ctx: Context, v: VethSpec, rollback: Rollback): Link {
+export function createVeth(host: Netlink, attachment: string, v: VethSpec, rollback: Rollback): Link {
   const noIPv6 = v.hostIPv6 === false;
   try {
     host.linkAdd({
@@ -42,7 +43,7 @@ export function createVeth(host: Netlink, ctx: Context, v: VethSpec, rollback: R
     });
   } catch (e) {
     if (e instanceof NetlinkError && e.code === 'EEXIST') {
-      throw new CniError(ErrorCode.InvalidEnvironment, `host interface ${v.hostName} for ${ctx.args.containerID}/${ctx.args.ifname} already exists: is this attachment already set up?`, 'CNI_CONTAINERID');
+      throw new CniError(ErrorCode.InvalidEnvironment, `host interface ${v.hostName} for ${attachment} already exists: is this attachment already set up?`, 'CNI_CONTAINERID');
     }
     throw e;
   }

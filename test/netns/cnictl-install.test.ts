@@ -108,3 +108,22 @@ test('files that are not tether\'s are never replaced without --force; bad input
   t.is(bad.status, 2);
   t.regex(bad.stderr, /--subnet must be a network address/);
 });
+
+test('install --docker writes tetherd-docker.service pointing at the installed tetherd; uninstall removes it only while unchanged', async (t) => {
+  const d = dirs();
+  const units = join(d.root, 'etc', 'systemd', 'system');
+  const r = await run('install', '--bin-dir', d.bin, '--conf-dir', d.conf, '--docker', '--systemd-dir', units);
+  t.is(r.status, 0, r.stderr);
+  const unit = readFileSync(join(units, 'tetherd-docker.service'), 'utf8');
+  t.true(unit.includes(`ExecStart=${d.bin}/tetherd docker-plugin --socket /run/docker/plugins/tether.sock`));
+  t.is((await run('install', '--bin-dir', d.bin, '--conf-dir', d.conf, '--docker', '--systemd-dir', units)).status, 0, 'a second install is fine');
+  writeFileSync(join(units, 'tetherd-docker.service'), `${unit}# edited\n`);
+  const refused = await run('install', '--bin-dir', d.bin, '--conf-dir', d.conf, '--docker', '--systemd-dir', units, '--from', join(d.bin, 'tether'));
+  t.not(refused.status, 0);
+  t.regex(refused.stderr, /tetherd-docker\.service exists and is not the one tether installed/);
+  const u = await run('uninstall', '--bin-dir', d.bin, '--conf-dir', d.conf);
+  t.is(u.status, 0, u.stderr);
+  t.regex(u.stdout, /keep +\S+tetherd-docker\.service: changed since install/);
+  writeFileSync(join(units, 'tetherd-docker.service'), unit);
+  t.true(existsSync(join(units, 'tetherd-docker.service')));
+});

@@ -50,3 +50,21 @@ test('systemd-analyze verify accepts the unit (ExecStart pointed at the built bi
     t.is(r.stderr.trim(), '', 'no warnings either');
   } finally { rmSync(d, { recursive: true, force: true }); }
 });
+
+// systemd/tetherd-docker.service: the Docker driver's unit, the text `cnictl install --docker` writes.
+test('tetherd-docker.service is what cnictl install --docker writes, and systemd-analyze verify accepts it', async (t) => {
+  const { dockerUnit } = await import('../../cnictl/docker-unit.js');
+  const file = readFileSync(fileURLToPath(new URL('../../../systemd/tetherd-docker.service', import.meta.url)), 'utf8');
+  t.is(file, dockerUnit('/opt/cni/bin'));
+  const u = sections(file);
+  t.deepEqual(u.Service.ExecStart, ['/opt/cni/bin/tetherd docker-plugin --socket /run/docker/plugins/tether.sock --state-dir /var/lib/tether/docker']);
+  t.deepEqual(u.Unit.Before, ['docker.service'], 'dockerd finds the socket at its start');
+  const d = mkdtempSync(join(tmpdir(), 'tether-unit-'));
+  try {
+    const copy = join(d, 'tetherd-docker.service');
+    writeFileSync(copy, dockerUnit(dist.replace(/\/tether$/, '')));
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stderr.trim(), '', 'no warnings either');
+  } finally { rmSync(d, { recursive: true, force: true }); }
+});

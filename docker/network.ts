@@ -1,0 +1,231 @@
+import { formatIP, parseCIDR } from '../lib/ip/addr.js';
+import { parseMAC } from '../lib/ip/mac.js';
+import {
+  Label, type AllocateNetworkRequest, type CapabilitiesResponse, type CreateEndpointRequest, type CreateEndpointResponse,
+  type CreateNetworkRequest, type EndpointOperInfoResponse, type EndpointRequest, type JoinRequest, type JoinResponse,
+  type NetworkRequest, type PortBinding, type ProgramExternalConnectivityRequest,
+} from './api.js';
+import { parsePortMappings, type PortMapping } from '../lib/portmap/index.js';
+import { vethNames, type Dataplane } from './dataplane.js';
+import { badRequest, DriverError } from './errors.js';
+import { networkFromRequest, sameNetwork } from './options.js';
+import type { DriverState, EndpointRecord, NetworkRecord } from './state.js';
+
+type Empty = Record<string, never>;
+const short = (id: string) => id.slice(0, 12);
+
+function ids(r: { NetworkID?: unknown; EndpointID?: unknown }, endpoint: boolean): void {
+  if (typeof r.NetworkID !== 'string' || !r.NetworkID) throw badRequest(`tether: NetworkID must be a string, got ${JSON.stringify(r.NetworkID)}`);
+  if (endpoint && (typeof r.EndpointID !== 'string' || !/^[0-9a-f]{12,64}$/.test(r.EndpointID))) throw badRequest(`tether: EndpointID must be Docker's hex endpoint ID, got ${JSON.stringify(r.EndpointID)}`);
+}
+
+/**
+ * The MAC Docker's own bridge driver gives a container: 02:42 and the IPv4 address. A container that
+ * comes back with its address (restart, rm + run --ip) comes back with its MAC, so its peers' ARP
+ * entries stay right instead of pointing at a veth that is gone.
+ */
+export function macOfAddress(cidr: string): string {
+  const ip = parseCIDR(cidr)!.ip;
+  return ['02', '42', ...[...ip.bytes.subarray(-4)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+const PROTOCOLS: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** dockerd's -p bindings as tether port mappings; what tether cannot publish is refused in words. */
+export function portMappingsOf(bindings: unknown[]): PortMapping[] {
+  const raw = bindings.map((b, i) => {
+    const p = b as Partial<PortBinding>;
+    const proto = PROTOCOLS[p.Proto ?? -1];
+    if (!proto) throw badRequest(`tether: -p binding ${i} has protocol number ${String(p.Proto)}; tether publishes tcp, udp and sctp`);
+    if (!p.HostPort) throw badRequest(`tether: -p ${p.Port}/${proto} without a host port is not supported; give one: -p HOSTPORT:${p.Port}`);
+    if (p.HostPortEnd && p.HostPortEnd !== p.HostPort) throw badRequest(`tether: -p ${p.HostPort}-${p.HostPortEnd}:${p.Port}: host port ranges are not supported; publish one port per -p`);
+    return { hostPort: p.HostPort, containerPort: p.Port, protocol: proto, hostIP: p.HostIP ?? '' };
+  });
+  try { return parsePortMappings(raw, '-p'); } catch (e) { throw badRequest(`tether: ${(e as Error).message}`); }
+}
+
+/** -p requests in an endpoint's options (empty lists when none). */
+export function portBindings(options: Record<string, unknown> | null | undefined): unknown[] {
+  const v = options?.[Label.portMap];
+  return Array.isArray(v) ? v : [];
+}
+
+/**
+ * Docker's NetworkDriver on tether's bridge data path. CreateNetwork builds the bridge (as tether-bridge
+ * does on a network's first ADD), CreateEndpoint the veth pair, Join names the end dockerd moves into the
+ * sandbox; teardown is the reverse, and every step is idempotent: dockerd retries after errors and
+ * restarts, and whatever is already gone counts as done.
+ */
+export class NetworkDriver {
+  constructor(private readonly state: DriverState, private readonly dp: Dataplane) {}
+
+  capabilities(): CapabilitiesResponse {
+    return { Scope: 'local', ConnectivityScope: 'local' };
+  }
+
+  private async network(id: string): Promise<NetworkRecord> {
+    const n = await this.state.network(id);
+    if (!n) throw new DriverError(`tether: network ${short(id)} is unknown to this driver (created while tetherd used another --state-dir?); remove it with docker network rm and create it again`);
+    return n;
+  }
+
+  private async endpoint(r: EndpointRequest): Promise<EndpointRecord> {
+    const e = await this.state.endpoint(r.NetworkID, r.EndpointID);
+    if (!e) throw new DriverError(`tether: endpoint ${short(r.EndpointID)} of network ${short(r.NetworkID)} is unknown to this driver`);
+    return e;
+  }
+
+  /** Re-creates the data path of every known network: after a reboot or a flushed namespace, nothing is missing. */
+  async restore(): Promise<void> {
+    const all = await this.state.networks();
+    for (const n of all) this.dp.ensureNetwork(n);
+  }
+
+  async createNetwork(r: CreateNetworkRequest): Promise<Empty> {
+    ids(r, false);
+    const all = await this.state.networks();
+    const n = networkFromRequest(r, all);
+    const had = all.find((x) => x.id === n.id);
+    if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
+    try {
+      this.dp.ensureNetwork(had ?? n);
+      if (!had) await this.state.putNetwork(n);
+    } catch (e) {
+      // Nothing half made: the bridge, masquerade table and firewall go back to what the known networks need.
+      if (!had) { try { this.dp.removeNetwork(n); } catch { /* reported below */ } }
+      throw new DriverError(`tether: cannot create network ${short(n.id)}: ${(e as Error).message}`);
+    }
+    return {};
+  }
+
+  async deleteNetwork(r: NetworkRequest): Promise<Empty> {
+    ids(r, false);
+    const n = await this.state.network(r.NetworkID);
+    if (!n) return {};
+    const left = await this.state.endpoints(n.id);
+    // dockerd deletes a network only once its endpoints are gone; any left are stale records (their veths go too).
+    for (const e of left) { this.dp.removeEndpoint(e); await this.state.deleteEndpoint(e.networkID, e.endpointID); }
+    this.dp.removeNetwork(n);
+    await this.state.deleteNetwork(n.id);
+    return {};
+  }
+
+  allocateNetwork(r: AllocateNetworkRequest): never {
+    throw new DriverError(`tether: AllocateNetwork is for swarm-scoped networks; tether's driver is local scope (network ${short(String(r.NetworkID))})`);
+  }
+
+  freeNetwork(): Empty { return {}; }
+
+  async createEndpoint(r: CreateEndpointRequest): Promise<CreateEndpointResponse> {
+    ids(r, true);
+    const n = await this.network(r.NetworkID);
+    const iface = r.Interface ?? { Address: '', AddressIPv6: '', MacAddress: '' };
+    const addresses = [iface.Address, iface.AddressIPv6].filter((a) => a);
+    for (const a of addresses) if (!parseCIDR(a)) throw badRequest(`tether: endpoint address ${JSON.stringify(a)} is not a CIDR`);
+    if (!iface.Address) throw badRequest(`tether: endpoint ${short(r.EndpointID)} has no IPv4 address; the network's IPAM driver gave none`);
+    if (iface.MacAddress && !parseMAC(iface.MacAddress)) throw badRequest(`tether: --mac-address ${iface.MacAddress} is not a MAC address`);
+    const existing = await this.state.endpoint(n.id, r.EndpointID);
+    if (existing && this.dp.endpointPresent(existing)) return {};
+    const e: EndpointRecord = {
+      networkID: n.id, endpointID: r.EndpointID, ...vethNames(r.EndpointID), addresses,
+      mac: iface.MacAddress || macOfAddress(iface.Address), ports: portBindings(r.Options), createdAt: new Date().toISOString(),
+    };
+    const { mac } = this.dp.createEndpoint(n, e);
+    try {
+      await this.state.putEndpoint({ ...e, mac });
+    } catch (err) {
+      this.dp.removeEndpoint(e);
+      throw err;
+    }
+    // The request's Interface was filled by dockerd, so the answer must not carry one (dockerd would roll back).
+    return {};
+  }
+
+  async endpointOperInfo(r: EndpointRequest): Promise<EndpointOperInfoResponse> {
+    ids(r, true);
+    const e = await this.endpoint(r);
+    const n = await this.state.network(r.NetworkID);
+    return { Value: { hostInterface: e.hostVeth, bridge: n?.bridge ?? '', addresses: e.addresses, ...(e.mac ? { mac: e.mac } : {}) } };
+  }
+
+  async deleteEndpoint(r: EndpointRequest): Promise<Empty> {
+    ids(r, true);
+    const e = await this.state.endpoint(r.NetworkID, r.EndpointID);
+    const names = e ?? { ...vethNames(r.EndpointID) } as EndpointRecord;
+    // By name, whether or not a record survived: no veth or published port outlives its endpoint.
+    await this.unpublish(r, e);
+    this.dp.removeEndpoint(names);
+    if (e) await this.state.deleteEndpoint(e.networkID, e.endpointID);
+    return {};
+  }
+
+  async join(r: JoinRequest): Promise<JoinResponse> {
+    ids(r, true);
+    const n = await this.network(r.NetworkID);
+    let e = await this.endpoint(r);
+    // The pair may be gone (the host rebooted under a stopped container): make it again, same names.
+    // Nothing is written here: a Join changes nothing the driver must remember (a store write is an fsync).
+    if (!this.dp.endpointPresent(e)) e = { ...e, ...this.dp.createEndpoint(n, e) };
+    const gw4 = n.ipv4[0] && parseCIDR(n.ipv4[0].gateway)!.ip;
+    const gw6 = n.ipv6[0] && parseCIDR(n.ipv6[0].gateway)!.ip;
+    const res: JoinResponse = {
+      InterfaceName: { SrcName: e.sandboxVeth, DstPrefix: 'eth' },
+      StaticRoutes: [],
+      // --internal: no default route, and no docker_gwbridge to give it one either.
+      DisableGatewayService: n.internal,
+    };
+    if (!n.internal && gw4) res.Gateway = formatIP(gw4);
+    if (!n.internal && gw6 && e.addresses.some((a) => parseCIDR(a)!.ip.family === 6)) res.GatewayIPv6 = formatIP(gw6);
+    return res;
+  }
+
+  async leave(r: EndpointRequest): Promise<Empty> {
+    ids(r, true);
+    return {};
+  }
+
+  async programExternalConnectivity(r: ProgramExternalConnectivityRequest): Promise<Empty> {
+    ids(r, true);
+    const mappings = portMappingsOf(portBindings(r.Options));
+    if (!mappings.length) return {};
+    const n = await this.network(r.NetworkID);
+    const e = await this.endpoint(r);
+    this.dp.publish(n, e, mappings);
+    await this.state.putEndpoint({ ...e, ports: portBindings(r.Options) });
+    return {};
+  }
+
+  async revokeExternalConnectivity(r: EndpointRequest): Promise<Empty> {
+    ids(r, true);
+    await this.unpublish(r);
+    return {};
+  }
+
+  /** Published ports go; an endpoint known to have none costs no netfilter dump (a lost record: looked up anyway). */
+  private async unpublish(r: EndpointRequest, e?: EndpointRecord): Promise<void> {
+    const rec = e ?? await this.state.endpoint(r.NetworkID, r.EndpointID);
+    if (!rec || rec.ports?.length) this.dp.unpublish(r.NetworkID, r.EndpointID);
+  }
+
+  discover(): Empty { return {}; }
+
+  /**
+   * Endpoints Docker no longer has (removed while the driver was down, or a driver killed mid-call): their
+   * published ports, veth and record go; so does any veth of ours that no record names.
+   */
+  async reconcile(live: { NetworkID: string; EndpointID: string }[]): Promise<{ endpoints: string[]; veths: string[] }> {
+    const keep = new Set(live.map((l) => `${l.NetworkID}/${l.EndpointID}`));
+    const endpoints: string[] = [];
+    for (const e of await this.state.endpoints()) {
+      if (keep.has(`${e.networkID}/${e.endpointID}`)) continue;
+      this.dp.unpublish(e.networkID, e.endpointID);
+      this.dp.removeEndpoint(e);
+      await this.state.deleteEndpoint(e.networkID, e.endpointID);
+      endpoints.push(e.endpointID);
+    }
+    const named = new Set((await this.state.endpoints()).map((e) => e.hostVeth));
+    const veths = this.dp.hostVeths().filter((v) => !named.has(v));
+    for (const v of veths) this.dp.removeEndpoint({ hostVeth: v } as EndpointRecord);
+    return { endpoints, veths };
+  }
+}

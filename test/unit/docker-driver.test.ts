@@ -1,0 +1,201 @@
+import test from 'ava';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
+import type { Dataplane } from '../../docker/dataplane.js';
+import { IpamDriver } from '../../docker/ipam.js';
+import { NetworkDriver } from '../../docker/network.js';
+import { PluginServer } from '../../docker/server.js';
+import { DriverState, type NetworkRecord } from '../../docker/state.js';
+import { createLogger } from '../../lib/log.js';
+
+// The driver against every request a real dockerd 20.10 made (test/vectors/docker/basic.jsonl, captured
+// from a working remote driver by ../shared/reference/docker), on a fake data plane.
+
+interface Captured { seq: number; method: string; request: any; status: number; response: any }
+const CAPTURED: Captured[] = readFileSync(fileURLToPath(new URL('../../../test/vectors/docker/basic.jsonl', import.meta.url)), 'utf8')
+  .trim().split('\n').map((l) => JSON.parse(l) as Captured);
+
+/** A data plane that keeps in memory what the kernel would hold, and can be told to fail. */
+class FakeDataplane implements Dataplane {
+  bridges = new Map<string, NetworkRecord>();
+  veths = new Set<string>();
+  fail: Partial<Record<'ensureNetwork' | 'createEndpoint', string>> = {};
+  ensureNetwork(n: NetworkRecord) {
+    this.bridges.set(n.bridge, n);
+    if (this.fail.ensureNetwork) throw new Error(this.fail.ensureNetwork);
+  }
+  removeNetwork(n: NetworkRecord) { this.bridges.delete(n.bridge); }
+  createEndpoint(_n: NetworkRecord, e: { hostVeth: string; sandboxVeth: string }) {
+    if (this.fail.createEndpoint) throw new Error(this.fail.createEndpoint);
+    this.veths.add(e.hostVeth);
+    return { mac: '02:00:00:00:00:01' };
+  }
+  endpointPresent(e: { hostVeth: string }) { return this.veths.has(e.hostVeth); }
+  removeEndpoint(e: { hostVeth: string }) { this.veths.delete(e.hostVeth); }
+  published = new Map<string, unknown[]>();
+  publish(_n: NetworkRecord, e: { endpointID: string }, m: unknown[]) { this.published.set(e.endpointID, m); }
+  unpublish(_nid: string, eid: string) { this.published.delete(eid); }
+  hostVeths() { return [...this.veths]; }
+}
+
+function driver() {
+  const dir = mkdtempSync(join(tmpdir(), 'tether-docker-'));
+  const state = new DriverState(dir);
+  const dp = new FakeDataplane();
+  const net = new NetworkDriver(state, dp);
+  const ipam = new IpamDriver(state, { stateDir: dir, nodeName: 'n1' });
+  const server = new PluginServer(net, ipam, createLogger({ component: 'test', level: 'error' }));
+  const call = async (method: string, body: unknown = null) => server.handle(`/${method}`, body === null ? '' : JSON.stringify(body));
+  return { dir, state, dp, ipam, server, call, done: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+test('the captured dockerd session replays: every request is answered like the accepted answer, and nothing is left after network rm', async (t) => {
+  const d = driver();
+  const poolIDs = new Map<string, string>();
+  for (const c of CAPTURED) {
+    const req = c.request === null ? null : JSON.parse(JSON.stringify(c.request));
+    // The reference IPAM's pool IDs and address space are its own; ours replace them.
+    if (req && typeof req.PoolID === 'string') req.PoolID = poolIDs.get(req.PoolID) ?? req.PoolID;
+    if (req && req.AddressSpace) req.AddressSpace = 'tether';
+    const got = await d.call(c.method, req);
+    // -p 8080:80 is published through tether's port mapping, for the endpoint that asked.
+    if (c.method === 'NetworkDriver.ProgramExternalConnectivity' && req.Options['com.docker.network.portmap'].length) {
+      t.deepEqual(d.dp.published.get(req.EndpointID), [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }]);
+    }
+    t.is(got.status, 200, `#${c.seq} ${c.method}: ${JSON.stringify(got.json)}`);
+    const ans = got.json as any;
+    switch (c.method) {
+      case 'Plugin.Activate': t.deepEqual(ans.Implements.sort(), ['IpamDriver', 'NetworkDriver']); break;
+      case 'NetworkDriver.GetCapabilities': t.deepEqual(ans, c.response); break;
+      case 'IpamDriver.GetCapabilities': t.deepEqual(ans, c.response); break;
+      case 'IpamDriver.GetDefaultAddressSpaces': t.deepEqual(ans, { LocalDefaultAddressSpace: 'tether', GlobalDefaultAddressSpace: 'tether-global' }); break;
+      case 'IpamDriver.RequestPool':
+        t.is(ans.Pool, c.response.Pool);
+        poolIDs.set(c.response.PoolID, ans.PoolID);
+        break;
+      // Same addresses as the reference for the gateway and the --ip request; dynamic ones in the pool.
+      case 'IpamDriver.RequestAddress':
+        if (c.request.Address || c.request.Options) t.is(ans.Address, c.response.Address, `#${c.seq}`);
+        else t.regex(ans.Address, /^10\.250\.0\.\d+\/24$/);
+        break;
+      case 'NetworkDriver.Join':
+        t.is(ans.InterfaceName.DstPrefix, 'eth');
+        t.true(d.dp.veths.has(ans.InterfaceName.SrcName.replace(/^tdc/, 'tdh')), 'the SrcName is the sandbox end of a veth the driver made');
+        t.is(ans.Gateway, c.response.Gateway);
+        t.false(ans.DisableGatewayService);
+        break;
+      case 'NetworkDriver.EndpointOperInfo': t.regex(ans.Value.hostInterface, /^tdh[0-9a-f]{12}$/); break;
+      default: t.deepEqual(ans, c.response, `#${c.seq} ${c.method}`);
+    }
+  }
+  t.is(d.dp.veths.size, 0);
+  t.is(d.dp.bridges.size, 0);
+  t.is(d.dp.published.size, 0, 'revoked');
+  t.deepEqual(await d.state.networks(), []);
+  t.deepEqual(await d.state.endpoints(), []);
+  t.deepEqual(await d.state.pools(), []);
+  d.done();
+});
+
+test('every method of both APIs is answered; anything else is a 404 with Err, a bad body a 400', async (t) => {
+  const d = driver();
+  for (const m of NETWORK_METHODS) t.not((await d.call(`NetworkDriver.${m}`, {})).status, 404, m);
+  for (const m of IPAM_METHODS) t.not((await d.call(`IpamDriver.${m}`, {})).status, 404, m);
+  const unknown = await d.call('VolumeDriver.Create', {});
+  t.is(unknown.status, 404);
+  t.regex((unknown.json as any).Err, /not an endpoint of the NetworkDriver or IpamDriver/);
+  const bad = await d.server.handle('/NetworkDriver.Join', '{not json');
+  t.is(bad.status, 400);
+  t.regex((bad.json as any).Err, /not JSON/);
+  const none = await d.server.handle('/NetworkDriver.CreateNetwork', '');
+  t.is(none.status, 400);
+  t.regex((none.json as any).Err, /needs a JSON object body/);
+  d.done();
+});
+
+const NID = 'a'.repeat(64);
+const EID = (n: number) => n.toString(16).padStart(64, 'e');
+
+async function network(d: ReturnType<typeof driver>, o: { subnet?: string; range?: string; gateway?: string; options?: Record<string, unknown>; id?: string } = {}) {
+  const pool = await d.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: o.subnet ?? '10.30.0.0/24', SubPool: o.range ?? '', Options: {}, V6: false });
+  if (pool.status !== 200) return { pool, net: pool };
+  const PoolID = (pool.json as any).PoolID;
+  const gw = await d.call('IpamDriver.RequestAddress', { PoolID, Address: o.gateway ?? '', Options: { RequestAddressType: 'com.docker.network.gateway' } });
+  const net = await d.call('NetworkDriver.CreateNetwork', {
+    NetworkID: o.id ?? NID, Options: { 'com.docker.network.generic': {}, ...o.options }, IPv4Data: [{ AddressSpace: 'tether', Pool: (pool.json as any).Pool, Gateway: (gw.json as any).Address }], IPv6Data: [],
+  });
+  return { PoolID, gateway: (gw.json as any).Address as string, pool, net };
+}
+
+test('--ip-range: dynamic addresses come from the range, --ip may be anywhere in the subnet, the gateway is the range\'s first', async (t) => {
+  const d = driver();
+  const n = await network(d, { subnet: '10.31.0.0/16', range: '10.31.5.0/24' });
+  t.is(n.gateway, '10.31.5.1/16');
+  const a = await d.call('IpamDriver.RequestAddress', { PoolID: n.PoolID, Address: '', Options: null });
+  t.regex((a.json as any).Address, /^10\.31\.5\.\d+\/16$/);
+  const b = await d.call('IpamDriver.RequestAddress', { PoolID: n.PoolID, Address: '10.31.200.7', Options: null });
+  t.is((b.json as any).Address, '10.31.200.7/16');
+  const again = await d.call('IpamDriver.RequestAddress', { PoolID: n.PoolID, Address: '10.31.200.7', Options: null });
+  t.is(again.status, 500);
+  t.is((again.json as any).Err, 'tether IPAM: 10.31.200.7 is already in use on this network');
+  const outside = await d.call('IpamDriver.RequestAddress', { PoolID: n.PoolID, Address: '10.32.0.1', Options: null });
+  t.regex((outside.json as any).Err, /10\.32\.0\.1 is not in the network's subnet 10\.31\.0\.0\/16/);
+  // Released, the address can be asked for again (docker rm, then run --ip).
+  t.is((await d.call('IpamDriver.ReleaseAddress', { PoolID: n.PoolID, Address: '10.31.200.7' })).status, 200);
+  t.is(((await d.call('IpamDriver.RequestAddress', { PoolID: n.PoolID, Address: '10.31.200.7', Options: null })).json as any).Address, '10.31.200.7/16');
+  t.deepEqual((await d.ipam.held())[0].addresses.sort(), [(a.json as any).Address.split('/')[0], '10.31.200.7'].sort());
+  d.done();
+});
+
+test('refusals a person can act on, and nothing half made', async (t) => {
+  const d = driver();
+  const errOf = (r: { json: unknown }) => (r.json as any).Err as string;
+  const bad = await network(d, { options: { 'com.docker.network.generic': { foo: 'bar' } } });
+  t.regex(errOf(bad.net), /unknown option -o foo=bar; tether networks take -o mtu=N/);
+  t.is(d.dp.bridges.size, 0);
+  t.regex(errOf((await network(d, { subnet: '10.30.0.0/24', id: 'b'.repeat(64) })).pool), /overlaps 10\.30\.0\.0\/24, the pool of another network/);
+  const mtu = await d.call('NetworkDriver.CreateNetwork', { NetworkID: 'c'.repeat(64), Options: { 'com.docker.network.generic': { mtu: '12' } }, IPv4Data: [{ AddressSpace: 'x', Pool: '10.40.0.0/24', Gateway: '10.40.0.1/24' }], IPv6Data: [] });
+  t.regex(errOf(mtu), /-o mtu=12 must be a whole number from 68 to 65535/);
+  t.regex(errOf(await d.call('NetworkDriver.CreateNetwork', { NetworkID: 'c'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'ipvlan' } }, IPv4Data: [{ AddressSpace: 'x', Pool: '10.40.0.0/24', Gateway: '10.40.0.1/24' }], IPv6Data: [] })), /-o mode=ipvlan is not available/);
+  t.regex(errOf(await d.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '', SubPool: '', Options: {}, V6: true })), /IPv6 network needs its subnet/);
+  t.regex(errOf(await d.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.50.0.1/24', SubPool: '', Options: {}, V6: false })), /host bits set; use the network address 10\.50\.0\.0\/24/);
+
+  // The data plane failing at network creation leaves no record and no bridge.
+  d.dp.fail.ensureNetwork = 'no bridge today';
+  const failed = await d.call('NetworkDriver.CreateNetwork', { NetworkID: 'd'.repeat(64), Options: {}, IPv4Data: [{ AddressSpace: 'x', Pool: '10.41.0.0/24', Gateway: '10.41.0.1/24' }], IPv6Data: [] });
+  t.regex(errOf(failed), /cannot create network dddddddddddd: no bridge today/);
+  t.falsy(await d.state.network('d'.repeat(64)));
+  t.false([...d.dp.bridges.keys()].some((b) => b.startsWith('tdk-ddd')));
+  d.dp.fail = {};
+
+  // An endpoint whose veth cannot be made leaves no record.
+  const n = await network(d, { subnet: '10.60.0.0/24', id: 'f'.repeat(64) });
+  t.is(n.net.status, 200);
+  d.dp.fail.createEndpoint = 'out of veths';
+  const ep = await d.call('NetworkDriver.CreateEndpoint', { NetworkID: 'f'.repeat(64), EndpointID: EID(1), Interface: { Address: '10.60.0.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+  t.is(ep.status, 500);
+  t.regex(errOf(ep), /out of veths/);
+  t.deepEqual(await d.state.endpoints(), []);
+  d.dp.fail = {};
+  t.regex(errOf(await d.call('NetworkDriver.Join', { NetworkID: 'f'.repeat(64), EndpointID: EID(9), SandboxKey: '/x', Options: {} })), /endpoint eeeeeeeeeeee of network ffffffffffff is unknown/);
+  t.regex(errOf(await d.call('NetworkDriver.CreateEndpoint', { NetworkID: '9'.repeat(64), EndpointID: EID(2), Interface: { Address: '10.60.0.3/24', AddressIPv6: '', MacAddress: '' }, Options: {} })), /network 999999999999 is unknown to this driver/);
+  // Teardown of what is already gone succeeds.
+  for (const m of ['Leave', 'DeleteEndpoint', 'RevokeExternalConnectivity']) t.is((await d.call(`NetworkDriver.${m}`, { NetworkID: 'f'.repeat(64), EndpointID: EID(7) })).status, 200, m);
+  t.is((await d.call('NetworkDriver.DeleteNetwork', { NetworkID: '8'.repeat(64) })).status, 200);
+  d.done();
+});
+
+test('--internal networks get no gateway, no docker_gwbridge and no masquerade', async (t) => {
+  const d = driver();
+  const n = await network(d, { subnet: '10.70.0.0/24', options: { 'com.docker.network.internal': true } });
+  t.is(n.net.status, 200);
+  t.is((await d.call('NetworkDriver.CreateEndpoint', { NetworkID: NID, EndpointID: EID(1), Interface: { Address: '10.70.0.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} })).status, 200);
+  const j = (await d.call('NetworkDriver.Join', { NetworkID: NID, EndpointID: EID(1), SandboxKey: '/x', Options: {} })).json as any;
+  t.is(j.Gateway, undefined);
+  t.true(j.DisableGatewayService);
+  t.false((await d.state.network(NID))!.masquerade);
+  d.done();
+});
