@@ -35,7 +35,7 @@ export class PeerSim {
   readonly options: Omit<PeerOptions, 'name' | 'address' | 'port' | 'vtepMAC' | 'initialPeers' | 'seed'>;
 
   constructor(readonly r: () => number, readonly blocks: number, o: Partial<PeerOptions> = {}) {
-    this.options = { config: digest(['sim', String(blocks)]), blocks, voteSilenceMs: 5_000, reclaimAfterMs: 0, lowWater: 2, ...o };
+    this.options = { config: digest(['sim', String(blocks)]), blocks, voteSilenceMs: 5_000, reclaimAfterMs: 0, reachableMs: 500, lowWater: 2, ...o };
   }
 
   add(name: string, o: { initialPeers?: string[]; seed?: boolean; saved?: Snapshot } = {}): SimNode {
@@ -95,7 +95,7 @@ export class PeerSim {
 
   donate(n: SimNode): void {
     const empty = [...n.store].filter(([, u]) => u === 0).map(([b]) => b);
-    for (const d of n.peer.donations(empty)) {
+    for (const d of n.peer.donations(empty, this.now)) {
       for (const b of d.blocks) n.store.delete(b); // out of the store first (the agent: a conditional delete of an empty block)
       if (!n.peer.give(d.to, d.blocks)) throw new Error('sim: a planned donation was refused');
     }

@@ -54,7 +54,7 @@ const signed = (body: Buffer) => Buffer.concat([body, createHmac('sha256', KEY).
 test('20,000 mangled datagrams: without the key all dropped as forged or malformed; re-signed, each opens or is malformed, never a crash, and merging never breaks a node', (t) => {
   const r = xorshift32(0x7e11);
   const outcome = { opened: 0, malformed: 0, forged: 0 };
-  const node = new PeerNode({ name: 'b', address: '198.18.0.2', port: 6784, vtepMAC: '', config, blocks: 64, initialPeers: [], seed: true, voteSilenceMs: 1000, reclaimAfterMs: 0, lowWater: 2 }, 0);
+  const node = new PeerNode({ name: 'b', address: '198.18.0.2', port: 6784, vtepMAC: '', config, blocks: 64, initialPeers: [], seed: true, voteSilenceMs: 1000, reclaimAfterMs: 0, reachableMs: 500, lowWater: 2 }, 0);
   node.tick(0);
   for (let i = 0; i < 20_000; i++) {
     const f: Frame = { sender: names[Math.floor(r() * names.length)], seq: BigInt(i + 1), sentAt: 1_700_000_000_000, message: sample(r) };

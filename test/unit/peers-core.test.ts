@@ -95,7 +95,7 @@ test('table: an equal-version clash (two seeds) is settled the same way on both 
 });
 
 const opts = (name: string, o: Partial<PeerOptions> = {}): PeerOptions => ({
-  name, address: name, port: 6784, vtepMAC: '', config: digest(['t']), blocks: 12, initialPeers: [], seed: false, voteSilenceMs: 1000, reclaimAfterMs: 0, lowWater: 2, ...o,
+  name, address: name, port: 6784, vtepMAC: '', config: digest(['t']), blocks: 12, initialPeers: [], seed: false, voteSilenceMs: 1000, reclaimAfterMs: 0, reachableMs: 500, lowWater: 2, ...o,
 });
 
 test('split: waits for every configured peer with the same peer list; a node alone never splits (no split brain)', (t) => {

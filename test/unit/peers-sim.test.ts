@@ -125,7 +125,7 @@ test('restarts from the persisted state keep exactly what was owned; a node reti
 test('the checker itself: a donor that gives a block away without taking it out of its store is caught', (t) => {
   const sim = new PeerSim(mulberry32(9), 16);
   sim.add('s', { seed: true }); sim.add('j'); sim.seedsOf.set('j', ['s']);
-  sim.donate = (n: SimNode) => { for (const d of n.peer.donations([...n.store].filter(([, u]) => u === 0).map(([b]) => b))) n.peer.give(d.to, d.blocks); };
+  sim.donate = (n: SimNode) => { for (const d of n.peer.donations([...n.store].filter(([, u]) => u === 0).map(([b]) => b), sim.now)) n.peer.give(d.to, d.blocks); };
   sim.syncStore = (n: SimNode) => { for (const b of n.peer.owned()) if (!n.store.has(b)) n.store.set(b, 0); n.peer.setSupply([...n.store].filter(([b, u]) => u === 0 && n.peer.owned().includes(b)).length); };
   sim.run(2000);
   t.true(sim.doubleHeld > 0);

@@ -1,5 +1,5 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
+import { nodeCrypto } from '../../lib/builtin.js';
 import { decodeBody, encodeBody, HEADER_MIN, MAC_LEN, MAX_DATAGRAM, WireError, type Frame } from './wire.js';
 
 /**
@@ -28,7 +28,8 @@ export function readKeyFile(path: string): Buffer {
   return key;
 }
 
-const mac = (key: Buffer, body: Buffer) => createHmac('sha256', key).update(body).digest();
+// node:crypto at first use (lib/builtin.ts): the multicall binary must not load it for every plugin exec.
+const mac = (key: Buffer, body: Buffer) => nodeCrypto().createHmac('sha256', key).update(body).digest();
 
 export function seal(f: Frame, key: Buffer): Buffer {
   const body = encodeBody(f);
@@ -42,7 +43,7 @@ export function open(datagram: Buffer, key: Buffer): Opened {
   if (datagram.length < HEADER_MIN + MAC_LEN || datagram.length > MAX_DATAGRAM) return { ok: false, drop: 'malformed', why: `${datagram.length} bytes is no message of ours` };
   const body = datagram.subarray(0, datagram.length - MAC_LEN);
   const got = datagram.subarray(datagram.length - MAC_LEN);
-  if (!timingSafeEqual(mac(key, body), got)) return { ok: false, drop: 'forged', why: 'bad MAC (another key, or altered on the way)' };
+  if (!nodeCrypto().timingSafeEqual(mac(key, body), got)) return { ok: false, drop: 'forged', why: 'bad MAC (another key, or altered on the way)' };
   try { return { ok: true, frame: decodeBody(body) }; } catch (e) {
     if (e instanceof WireError) return { ok: false, drop: 'malformed', why: e.message };
     throw e;

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../../lib/builtin.js';
 import { Table } from './table.js';
 import { MAX_VOTES, type Member, type Run, type StateMessage, type Vote } from './wire.js';
 
 /** 16 hex digits of SHA-256: names a configuration or a peer set in a message. */
 export function digest(parts: string[]): string {
-  return createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
+  return nodeCrypto().createHash('sha256').update(parts.join('\n')).digest('hex').slice(0, 16);
 }
 
 export interface PeerOptions {
@@ -23,6 +23,8 @@ export interface PeerOptions {
   voteSilenceMs: number;
   /** A member silent this long is proposed for reclaim automatically (ms; 0: only by the operator). */
   reclaimAfterMs: number;
+  /** Members heard within this long count as reachable: only they are donors or receivers (a few gossip intervals, ms). */
+  reachableMs: number;
   /**
    * A node holding fewer empty blocks than this asks for more, and a donor gives only what leaves it at
    * least this many: the same threshold on both sides, so space never ping-pongs between two nodes.
@@ -238,15 +240,16 @@ export class PeerNode {
   }
 
   /**
-   * What to give away, from our empty blocks: to each member asking, if we are the member with the
-   * most free blocks (ties: the name that sorts first), half of what we can spare, at most what it asks.
+   * What to give away, from our empty blocks: to each reachable member asking, if we are the reachable
+   * member with the most free blocks (ties: the name that sorts first), half of what we can spare, at most what it asks.
    * The agent removes the blocks from its store (only if still empty) and then calls give().
    */
-  donations(emptyOwned: number[]): Donation[] {
+  donations(emptyOwned: number[], now: number): Donation[] {
     if (this.self.left || this.isRetired) return [];
     const out: Donation[] = [];
     let spare = emptyOwned.filter((i) => this.table.owners[i] === this.o.name);
-    const live = this.live();
+    // Only members we hear: across a partition, a donor on the other side cannot give, and must not be waited for.
+    const live = this.live().filter((m) => m.name === this.o.name || this.silentFor(m.name, now) < this.o.reachableMs);
     for (const m of live) {
       if (m.name === this.o.name || m.wants <= 0 || !m.hasTable || this.donatedAt.get(m.name) === m.version) continue;
       const donors = live.filter((d) => d.name !== m.name && (d.name === this.o.name ? spare.length : d.free) > this.o.lowWater)
