@@ -24,7 +24,7 @@ test('peer config: defaults, and every bad field named with what it must be', (t
     [{ ...base, pool: '10.0.0.0/8' }, /cuts 10.0.0.0\/8 into 262144 blocks/],
     [{ ...base, peers: { ...base.peers, voteSilence: 60, reclaimAfter: 30 } }, /reclaimAfter" must be 0 \(never\) or at least voteSilence/],
     [{ ...base, peers: { ...base.peers, keyFile: 'relative' } }, /"keyFile" must be an absolute path/],
-    [{ ...base, mode: 'vxlan' }, /VXLAN and BGP on peers are not built yet/],
+    [{ ...base, mode: 'vxlan' }, /VXLAN on peers is not built yet/],
   ];
   for (const [o, re] of bad) t.throws(() => parsePeerAgentConfig(o), { instanceOf: AgentConfigError, message: re }, re.source);
   t.is(parsePeerAgentConfig({ ...base, peers: { seed: true } }).seed, true, 'a seed needs no addresses');

@@ -56,6 +56,7 @@ export class PeerAgent {
   private lastWaiting = '';
   private lastFree = -1;
   private reclaim?: PeerStatusView['reclaim'];
+  private readonly listeners: (() => void)[] = [];
   /** Reasons already logged per sender, so a misconfigured neighbour fills no log. */
   private readonly warned = new Set<string>();
 
@@ -145,7 +146,7 @@ export class PeerAgent {
       const waiting = this.peer.waiting ? 'back after a long absence: waiting to hear from a peer whether this node was reclaimed'
         : this.peer.isRetired ? 'this node was reclaimed by the others: it owns nothing (remove its state file to join as a new member under another name)'
           : this.peer.self.hasTable ? '' : this.peer.splitProblem() ?? '';
-      if (waiting !== this.lastWaiting) { if (waiting) this.log.warn('not allocating', { why: waiting }); else this.log.info('allocating from owned blocks', { owned: this.peer.owned().length }); this.lastWaiting = waiting; }
+      if (waiting !== this.lastWaiting) { this.dirty = true; if (waiting) this.log.warn('not allocating', { why: waiting }); else this.log.info('allocating from owned blocks', { owned: this.peer.owned().length }); this.lastWaiting = waiting; }
       const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting ? waiting : null);
       if (report.foreign.length) this.events.emit({ kind: 'error', code: 'peer_foreign_blocks' });
       if (report.added.length || report.removed.length) this.log.info('store', { added: report.added.map((i) => formatCIDR(this.cut.cidr(i))), removed: report.removed.map((i) => formatCIDR(this.cut.cidr(i))), foreign: report.foreign.map((i) => formatCIDR(this.cut.cidr(i))) });
@@ -164,6 +165,7 @@ export class PeerAgent {
         this.dirty = false;
         saveSnapshot(this.c.stateFile, this.peer.snapshot(Date.now()));
         this.broadcast();
+        for (const fn of this.listeners) { try { fn(); } catch (e) { this.log.error('a listener of the table failed', { error: (e as Error).message }); } }
       }
     } catch (e) {
       this.log.error('peer step failed', { error: (e as Error).message });
@@ -206,6 +208,29 @@ export class PeerAgent {
       table: p.table.runs().map((r) => ({ blocks: r.count === 1 ? formatCIDR(this.cut.cidr(r.start)) : `${formatCIDR(this.cut.cidr(r.start))} +${r.count - 1}`, owner: r.owner || '(nobody)', version: r.version })),
       ...(this.reclaim ? { reclaim: this.reclaim } : {}),
     };
+  }
+
+  /** Called after each change of the members or the table (saved and sent by then). */
+  onChange(fn: () => void): void { this.listeners.push(fn); }
+
+  /** The live members' underlay addresses (the BGP mesh: one AS for the network). */
+  liveMembers(asn: number): { name: string; address: string; asn: number }[] {
+    return this.peer.live().map((m) => ({ name: m.name, address: m.address, asn }));
+  }
+
+  /**
+   * Who owns which block, for announcements: this node's own only while it may allocate there (not
+   * while it waits for word after a long absence), the others' as the table says.
+   */
+  ownedBlocks(): { cidr: ReturnType<BlockCutter['cidr']>; node: string }[] {
+    const p = this.peer;
+    const mine = new Set(p.allocatable());
+    const out: { cidr: ReturnType<BlockCutter['cidr']>; node: string }[] = [];
+    p.table.owners.forEach((o, i) => {
+      if (!o || p.retired.has(o) || (o === this.c.nodeName && !mine.has(i))) return;
+      out.push({ cidr: this.cut.cidr(i), node: o });
+    });
+    return out;
   }
 
   /** Counts for /metrics. */

@@ -44,7 +44,7 @@ export const isPeerStore = (o: unknown) => (o as Obj | null)?.store === 'peers';
 export function parsePeerAgentConfig(o: unknown): PeerAgentConfig {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
   const c = o as Obj;
-  if (c.mode !== undefined && c.mode !== 'peers') throw new AgentConfigError('mode', 'with "store": "peers" this version runs the address-space agent only ("mode": "peers" or no mode); VXLAN and BGP on peers are not built yet', c.mode);
+  if (c.mode !== undefined && c.mode !== 'peers' && c.mode !== 'bgp') throw new AgentConfigError('mode', 'with "store": "peers" must be "bgp" (pods routed by the BGP speaker) or "peers" (the address space only); VXLAN on peers is not built yet', c.mode);
   if (c.etcd !== undefined) throw new AgentConfigError('etcd', 'cannot be given with "store": "peers" (the agents keep no shared store)');
   const id = parseIdentity(c);
   const pool = typeof c.pool === 'string' ? parseCIDR(c.pool) : null;
