@@ -202,5 +202,7 @@ if (want('bgp')) rows.push(...await (await import('./bgp.js')).bgpBench());
 if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan());
 // The BGP lab (tetherd in BGP mode, 10 nodes): routed pod throughput and block propagation (bench/bgp-lab.ts).
 if (want('bgplab')) rows.push(...await (await import('./bgp-lab.js')).benchBgpLab());
+// Peer mode (no etcd): convergence after a change on the 10-node lab (bench/peers.ts).
+if (want('peers')) rows.push(...await (await import('./peers.js')).benchPeers());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);
