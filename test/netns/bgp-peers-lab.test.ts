@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
+import { Netlink } from '../../lib/netlink/handle.js';
+import { netnsPath } from '../../lib/netns/netns.js';
 import { addPod, connectivity, formatMatrix, joinNewNode, removePod, waitConverged, type LabNode, type LabState } from '../../lab/multinode.js';
 import { announcedBy, bgpFiles } from '../../lab/bgp.js';
 import { alive } from '../../lab/procs.js';
@@ -67,6 +69,33 @@ test.serial('10 nodes on peers: every pod reaches every other', async (t) => {
     t.is(lab.etcd.pid, 0);
     const tables = lab.nodes.map((n) => JSON.stringify(health(n).table));
     t.true(tables.every((x) => x === tables[0]));
+    allReach(t, lab, await connectivity(lab));
+  });
+});
+
+test.serial('the underlay cut between halves: pods are added on both sides from what each node owns; healed, no address twice, one table, every pod reaches every other', async (t) => {
+  await peersLab(t, 4, 1, async (lab) => {
+    const ul = netnsPath(lab.underlay.netns);
+    Netlink.within(ul, (nl) => nl.linkAdd({ kind: 'bridge', name: 'br1', up: true, bridge: { stpState: 0, forwardDelay: 0 } }));
+    const move = (names: string[], bridge: string) => Netlink.within(ul, (nl) => {
+      const br = nl.linkByName(bridge)!;
+      for (const n of names) nl.linkSet(nl.linkByName(n)!.index, { master: br.index });
+    });
+    const lastContact = (n: LabNode, of: string) => (health(n) as unknown as { peers: { name: string; lastContactMs: number | null }[] }).peers.find((p) => p.name === of)?.lastContactMs ?? 0;
+    move(['n3', 'n4'], 'br1');
+    await until('the halves stop hearing each other', () => lastContact(lab.nodes[0], 'n3') > 1500 && lastContact(lab.nodes[2], 'n1') > 1500);
+    for (const n of lab.nodes) for (let k = 0; k < 2; k++) await addPod(lab, n);
+    // Each side still routes its own pods while cut.
+    for (const side of [['n1', 'n2'], ['n3', 'n4']]) {
+      const pods = lab.pods.filter((p) => side.includes(p.node));
+      const m = await connectivity(lab, pods);
+      t.deepEqual(m.flatMap((row, i) => row.map((ok, j) => (ok ? '' : `${pods[i].name}->${pods[j].name}`))).filter(Boolean), [], `inside ${side.join('+')}`);
+    }
+    move(['n3', 'n4'], 'br0');
+    await until('one table again', () => { const x = lab.nodes.map((n) => JSON.stringify(health(n).table)); return x.every((y) => y === x[0]); });
+    await waitConverged(lab, 60_000);
+    const ips = lab.pods.map((p) => p.ip);
+    t.is(new Set(ips).size, ips.length, `no address twice: ${ips.join(' ')}`);
     allReach(t, lab, await connectivity(lab));
   });
 });

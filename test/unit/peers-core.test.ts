@@ -151,3 +151,22 @@ test('reclaim: refused while the node is heard; a majority vote makes one heir; 
   t.is(b.owned().length, 3);
   t.regex(c.proposeReclaim('d', 3000)!, /already reclaimed/);
 });
+
+test('automatic reclaim: after reclaimAfter of silence the first live node by name proposes itself, the others agree, nobody acts earlier', (t) => {
+  const names = ['a', 'b', 'c', 'd'];
+  const nodes = names.map((n) => new PeerNode(opts(n, { initialPeers: names, reclaimAfterMs: 5000 }), 0));
+  const exchange = (now: number, alive: string[]) => {
+    for (const x of nodes) for (const y of nodes) if (x !== y && alive.includes(x.name) && alive.includes(y.name)) y.receive(x.message(), x.name, now);
+    for (const x of nodes) if (alive.includes(x.name)) x.tick(now);
+  };
+  exchange(0, names); exchange(0, names);
+  const live = ['b', 'c', 'd'];
+  // a dies at 0; the survivors keep talking every 500 ms.
+  for (let now = 500; now < 5000; now += 500) exchange(now, live);
+  t.false(nodes.some((n) => n.retired.has('a')), 'not before reclaimAfter');
+  t.deepEqual(nodes[1].self.votes, []);
+  for (let now = 5000; now <= 6500; now += 500) exchange(now, live);
+  for (const n of nodes.slice(1)) t.true(n.retired.has('a'), `${n.name} sees a reclaimed`);
+  t.is(nodes[1].owned().length, 6, 'b, the first live node by name, is the heir');
+  t.true(nodes.slice(1).every((n) => n.self.votes.some((v) => v.dead === 'a' && v.heir === 'b')));
+});
