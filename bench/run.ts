@@ -229,5 +229,7 @@ if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan())
 if (want('bgplab')) rows.push(...await (await import('./bgp-lab.js')).benchBgpLab());
 // Docker on tether's driver vs Docker's own bridge driver, one private dockerd (bench/docker.ts).
 if (want('docker')) rows.push(...await (await import('./docker.js')).benchDocker());
+// Peer mode (no etcd): convergence after a change on the 10-node lab (bench/peers.ts).
+if (want('peers')) rows.push(...await (await import('./peers.js')).benchPeers());
 print();
 writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);

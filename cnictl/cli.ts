@@ -26,6 +26,8 @@ Usage:
   cnictl netns add|del <name> | netns ls
   cnictl bgp peers|routes [--bgp-status FILE]       the BGP speaker's sessions / RIB (env TETHER_BGP_STATUS;
                                                     default /run/tether/bgp-status.json)
+  cnictl peers reclaim <node> [--agent-config /etc/tether/tetherd.json]
+                                                    peer mode: reclaim a node gone for good (a majority must agree)
   cnictl conformance <network> [--cni-path P] [--report FILE] [--skip-dataplane]
   cnictl install   [--bin-dir /opt/cni/bin] [--conf-dir /etc/cni/net.d] [--subnet CIDR] [--from FILE] [--force] [--dry-run]
                                                     the binary, its links and a default conflist (unless one exists)
@@ -44,7 +46,7 @@ Options (all commands):
 <netns> is a name under /run/netns or a path such as /proc/PID/ns/net.
 Exit status: 0 success, 1 a plugin or CNI error (code, message and details are printed), 2 usage, 3 configuration.`;
 
-const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet', 'agent-state', 'bgp-status', 'systemd-dir', 'docker-state', 'docker-host', 'driver-socket'] as const;
+const VALUE_FLAGS = ['conf-dir', 'cni-path', 'cache-dir', 'timeout', 'ifname', 'container-id', 'args', 'cap-args', 'valid', 'report', 'only', 'grace', 'forget-node', 'bin-dir', 'from', 'subnet', 'agent-state', 'bgp-status', 'systemd-dir', 'docker-state', 'docker-host', 'driver-socket', 'agent-config'] as const;
 const BOOL_FLAGS = ['json', 'help', 'h', 'version', 'skip-dataplane', 'verbose', 'dry-run', 'force', 'docker'] as const;
 
 const err = (s: string) => { writeSync(2, s); };

@@ -180,6 +180,12 @@ export async function run(c: Ctx): Promise<number> {
       c.out(bgpShow(sub, { file: str(c.p, 'bgp-status'), json: c.json }));
       return 0;
     }
+    case 'peers': {
+      const [sub, node] = c.p.positional.slice(1);
+      if (sub !== 'reclaim' || !node) throw new UsageError('peers reclaim <node> [--agent-config FILE]');
+      const { peersReclaim, DEFAULT_AGENT_CONFIG } = await import('./peers.js');
+      return peersReclaim(node, { agentConfig: str(c.p, 'agent-config') ?? DEFAULT_AGENT_CONFIG, timeoutMs: c.runtime.opts.timeoutMs, out: c.out });
+    }
     case 'conformance': {
       const [net] = need(c, 1, '<network>');
       const { runConformanceCli } = await import('../conformance/cli.js');

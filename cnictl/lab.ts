@@ -5,7 +5,7 @@ const USAGE = `cnictl lab: a multi-node cluster in network namespaces on this ma
 
 Usage:
   cnictl lab up --nodes N --mode vxlan [--pods K] [--vni N] [--port P] [--direct-routing] [--tx-checksum-off]
-  cnictl lab up --nodes N --mode bgp [--pods K] [--topology mesh|rr] [--pool CIDR] [--pool6 CIDR] [--max-blocks-per-node N]
+  cnictl lab up --nodes N --mode bgp [--pods K] [--topology mesh|rr] [--pool CIDR] [--pool6 CIDR] [--max-blocks-per-node N] [--store peers]
   cnictl lab status [--json]     the nodes, their subnets, the pods and the pod-to-pod connectivity matrix
   cnictl lab down                removes everything the lab made (namespaces, etcd, agents, files)
 
@@ -28,7 +28,7 @@ export async function labMain(argv: string[]): Promise<number> {
   const out = (s: string) => { writeSync(1, `${s}\n`); };
   let p;
   try {
-    p = parseArgv(argv, ['nodes', 'mode', 'pods', 'dir', 'vni', 'port', 'topology', 'pool', 'pool6', 'max-blocks-per-node'], ['json', 'direct-routing', 'tx-checksum-off', 'help']);
+    p = parseArgv(argv, ['nodes', 'mode', 'pods', 'dir', 'vni', 'port', 'topology', 'pool', 'pool6', 'max-blocks-per-node', 'store'], ['json', 'direct-routing', 'tx-checksum-off', 'help']);
     if (p.flags.has('help')) { out(USAGE); return 0; }
     if (p.positional.length !== 1 || !['up', 'down', 'status'].includes(p.positional[0])) throw new UsageError('lab needs one of up, status, down');
   } catch (e) {
@@ -61,6 +61,12 @@ export async function labMain(argv: string[]): Promise<number> {
         if (topology) modeOptions.topology = topology;
         if (str(p, 'pool6')) modeOptions.pool6 = str(p, 'pool6');
         if (str(p, 'max-blocks-per-node')) modeOptions.maxBlocksPerNode = num('max-blocks-per-node');
+        const store = str(p, 'store');
+        if (store !== undefined && store !== 'peers' && store !== 'etcd') throw new UsageError('--store must be etcd (the default) or peers');
+        if (store === 'peers') {
+          if (mode !== 'bgp') throw new UsageError('--store peers is built for --mode bgp only (VXLAN on peers is not yet)');
+          modeOptions.store = 'peers';
+        }
         const t0 = Date.now();
         const state = await lab.labUp({ nodes, podsPerNode: num('pods', 2)!, mode, dir, modeOptions, pool: str(p, 'pool') });
         const s = await lab.labStatus(state);

@@ -106,10 +106,23 @@ export async function nodeStatus(o: { confDir: string; cacheDir: string; agentSt
   };
 }
 
+/** Peer mode's part of the agent's health file: the members with their last contact, and who owns what. */
+function formatPeerDetails(d: Record<string, unknown>): string {
+  const { peers, table: owners, ...rest } = d as { peers: { name: string; address: string; state: string; lastContactMs: number | null; blocks: number; free: number; wants: number }[]; table: { blocks: string; owner: string; version: number }[] };
+  const ago = (ms: number | null) => (ms === null ? 'never' : ms === 0 ? '(this node)' : `${(ms / 1000).toFixed(1)} s ago`);
+  return [
+    ...Object.entries(rest).map(([k, v]) => `  ${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`),
+    '', table(['PEER', 'ADDRESS', 'STATE', 'LAST CONTACT', 'BLOCKS', 'FREE', 'WANTS'], peers.map((p) => [p.name, p.address, p.state, ago(p.lastContactMs), String(p.blocks), String(p.free), String(p.wants)])),
+    '', table(['BLOCKS', 'OWNER', 'VERSION'], owners.map((o) => [o.blocks, o.owner, String(o.version)])),
+  ].join('\n');
+}
+
 export function formatNodeStatus(s: NodeStatus): string {
   const a = s.agent;
+  const details = (d: Record<string, unknown>) => (d.mode === 'peers' && Array.isArray(d.peers) && Array.isArray(d.table) ? `\n${formatPeerDetails(d)}`
+    : `\n  ${Object.entries(d).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n  ')}`);
   const agent = a.state === 'running'
-    ? `running (pid ${a.pid}, updated ${a.updatedAt})${a.details && Object.keys(a.details).length ? `\n  ${Object.entries(a.details).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`).join('\n  ')}` : ''}`
+    ? `running (pid ${a.pid}, updated ${a.updatedAt})${a.details && Object.keys(a.details).length ? details(a.details) : ''}`
     : `${a.state} (${a.reason})`;
   const ipam = (n: NetworkStatus) => !n.ipam ? '-' : 'error' in n.ipam ? `error: ${n.ipam.error}` : n.ipam.rangeSets.map((r) => `${r.ranges}: ${r.used}/${r.size}`).join('; ');
   const nets = s.networks.length

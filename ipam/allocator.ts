@@ -13,6 +13,9 @@ import { forgetNode, type Retired } from './retire.js';
 
 export type { Allocation, Handle, HandleRecord, Owner } from './records.js';
 
+/** Present while tetherd (peer mode) forbids new allocations on the node; its value says why. */
+export const AGENT_HOLD_KEY = 'agent/hold';
+
 export interface BlockInfo {
   cidr: string;
   node: string;
@@ -100,6 +103,7 @@ export class Allocator {
       const got = take(b.key, b.ref, touched.get(b.key) ?? b);
       if (got) return got;
     }
+    if (this.cfg.agentBlocks) throw this.noAgentBlock(setIndex, blocks, mine.length);
     const capped = this.cfg.maxBlocksPerNode > 0 && mine.length >= this.cfg.maxBlocksPerNode;
     let unclaimed: BlockRef | undefined;
     if (!capped) {
@@ -124,10 +128,23 @@ export class Allocator {
     throw this.exhausted(setIndex, blocks);
   }
 
+  /** Peer mode: the node's blocks are full (or it has none yet); tetherd is asking the other nodes for more. */
+  private noAgentBlock(setIndex: number, blocks: Map<string, Loaded>, mine: number): CniError {
+    const set = this.cfg.ranges[setIndex];
+    return new CniError(ErrorCode.TryAgainLater,
+      mine ? `the ${mine} blocks tetherd gave node "${this.cfg.nodeName}" in range set ${describeSet(set)} of network "${this.cfg.network}" are full; tetherd asks the other nodes for space`
+        : `node "${this.cfg.nodeName}" owns no block of range set ${describeSet(set)} of network "${this.cfg.network}" yet: tetherd (peer mode) has not been given space (is it running, and has the network agreed its first split?)`,
+      `ipam.agentBlocks: ${this.kv.where}`);
+  }
+
   /** A specific address: from whatever block holds it (claimed for this node if nobody has it yet). */
   private takeRequested(ip: IP, blocks: Map<string, Loaded>, touched: Map<string, Touched>, id: string, setIndex: number) {
     const ref = blockOfIP(this.cfg.ranges[setIndex], ip, this.cfg.blockSize)!;
     const key = blockKey(ref.cidr);
+    const held = touched.get(key) ?? blocks.get(key);
+    if (this.cfg.agentBlocks && held?.rec.node !== this.cfg.nodeName) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is in a block this node does not own (peer mode: only the owner's node allocates there)`, 'ips');
+    }
     const l = touched.get(key) ?? blocks.get(key) ?? { rec: emptyBlock(ref, this.cfg.nodeName), version: 0 };
     const i = offsetOf(ref.cidr, ip);
     if (!usable(ref, i, this.cfg.exclude)) throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is excluded or is the gateway`, 'ips');
@@ -164,6 +181,7 @@ export class Allocator {
     for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
       const handle = await this.kv.get(handleKey(owner));
       const held = this.handleRecord(handleKey(owner), handle);
+      if (!held && this.cfg.agentBlocks) await this.checkAgentHold();
       if (held) return { existing: true, ips: held.ips.map((s) => { const ip = parseIP(s)!; return { ip, range: this.rangeOf(ip) }; }) };
       const blocks = await readBlocks(this.kv);
       const touched = new Map<string, Touched>();
@@ -181,6 +199,12 @@ export class Allocator {
       await new Promise((r) => setTimeout(r, Math.random() * 3 * (attempt + 1)));
     }
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
+  }
+
+  /** Peer mode: tetherd holds allocation while it may have been reclaimed (back after a long absence). */
+  private async checkAgentHold(): Promise<void> {
+    const hold = await this.kv.get(AGENT_HOLD_KEY);
+    if (hold) throw new CniError(ErrorCode.TryAgainLater, `tetherd holds allocation on this node: ${hold.value}`, `${this.kv.where}: ${AGENT_HOLD_KEY}`);
   }
 
   /**

@@ -36,6 +36,11 @@ export interface IpamConfig {
   maxBlocksPerNode: number;
   /** Shared state in etcd instead of the embedded store. */
   etcd?: EtcdConfig;
+  /**
+   * Peer mode (tetherd "store": "peers"): the node's agent writes the blocks it owns into the embedded
+   * store, and IPAM allocates only from those, never claiming a block or borrowing from one itself.
+   */
+  agentBlocks: boolean;
 }
 
 export interface EtcdConfig {
@@ -201,12 +206,14 @@ export function parseIpamConfig(conf: NetConf): IpamConfig {
   const nodeName = ipam.nodeName ?? process.env.TETHER_NODENAME ?? hostname();
   if (typeof nodeName !== 'string' || !nodeName) throw invalidConfig('ipam.nodeName', 'must be a non-empty string', ipam.nodeName);
   if (ipam.strictAffinity !== undefined && typeof ipam.strictAffinity !== 'boolean') throw invalidConfig('ipam.strictAffinity', 'must be true or false', ipam.strictAffinity);
+  if (ipam.agentBlocks !== undefined && typeof ipam.agentBlocks !== 'boolean') throw invalidConfig('ipam.agentBlocks', 'must be true or false', ipam.agentBlocks);
+  if (ipam.agentBlocks === true && ipam.etcd !== undefined) throw invalidConfig('ipam.agentBlocks', 'is for the embedded store tetherd fills in peer mode; it cannot be combined with "etcd"');
   const maxBlocks = ipam.maxBlocksPerNode ?? 0;
   if (!Number.isInteger(maxBlocks) || (maxBlocks as number) < 0) throw invalidConfig('ipam.maxBlocksPerNode', 'must be a whole number (0: no limit)', maxBlocks);
   return {
     network: conf.name, ranges, routes: parseRoutes(ipam.routes), dataDir, exclude, resolvConf: ipam.resolvConf as string | undefined,
     blockSize, nodeName, strictAffinity: ipam.strictAffinity === true, maxBlocksPerNode: maxBlocks as number,
-    etcd: parseEtcd(ipam.etcd),
+    etcd: parseEtcd(ipam.etcd), agentBlocks: ipam.agentBlocks === true,
   };
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSnapshot, type SpeakerSnapshot } from '../lib/bgp/index.js';
 import { RTN_BLACKHOLE } from '../lib/netlink/constants.js';
@@ -33,15 +33,26 @@ interface RouteReflector { pid: number; netns: string; dir: string; socket: stri
 const topologyOf = (lab: LabState) => (lab.modeOptions.topology === 'rr' ? 'rr' : 'mesh');
 const rrOf = (lab: LabState) => lab.modeOptions.routeReflector as RouteReflector | undefined;
 const etcdOf = (lab: LabState) => ({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}` });
+/** "store": "peers": no etcd; the agents agree on the pool among themselves (docs/peers.md). */
+export const onPeers = (lab: LabState) => lab.modeOptions.store === 'peers';
+const peerKey = (lab: LabState) => join(lab.dir, 'peers.key');
+
+/** The peer-mode part of a node's agent config: every other lab node's address, the lab's key. */
+function peerStoreConfig(lab: LabState, node: LabNode): Record<string, unknown> {
+  return {
+    store: 'peers', pool: lab.pool, blockSize: lab.modeOptions.blockSize ?? 26,
+    peers: { addresses: lab.nodes.filter((n) => n !== node).map((n) => n.underlayIP), keyFile: peerKey(lab), stateFile: join(node.dir, 'peers.json'), voteSilence: 10, gossipIntervalMs: 250 },
+    ipam: { network: POD_NETWORK, dataDir: files(node).cni },
+  };
+}
 
 export function agentConfig(lab: LabState, node: LabNode): Record<string, unknown> {
-  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, pool6: _p6, ...rest } = lab.modeOptions;
+  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, pool6: _p6, store: _s, ...rest } = lab.modeOptions;
   return {
     mode: 'bgp',
     network: 'lab',
     nodeName: node.name,
-    etcd: etcdOf(lab),
-    ipam: { network: POD_NETWORK },
+    ...(onPeers(lab) ? peerStoreConfig(lab, node) : { etcd: etcdOf(lab), ipam: { network: POD_NETWORK } }),
     statusFile: files(node).status,
     // The node's own health file (never the machine's /run/tether), metrics on the node's own loopback.
     observe: { healthFile: files(node).health, metricsAddress: '127.0.0.1:9310', healthIntervalMs: 1000 },
@@ -77,6 +88,10 @@ protocol bgp clients {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function setup(lab: LabState): Promise<void> {
+  if (onPeers(lab)) {
+    writeFileSync(peerKey(lab), `${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')}\n`, { mode: 0o600 });
+    chmodSync(peerKey(lab), 0o600);
+  }
   if (topologyOf(lab) !== 'rr') return;
   const netns = `${lab.prefix}-rr`;
   const path = newNetns(lab, netns);
@@ -138,13 +153,19 @@ export const bgpMode: ModeDriver = {
     plugins: [{
       type: 'tether-bgp-route',
       ipam: {
-        type: 'tether-ipam', ranges: [[{ subnet: lab.pool }], ...(lab.modeOptions.pool6 ? [[{ subnet: lab.modeOptions.pool6 }]] : [])], nodeName: node.name, etcd: etcdOf(lab), dataDir: files(node).cni,
+        type: 'tether-ipam', ranges: [[{ subnet: lab.pool }], ...(lab.modeOptions.pool6 ? [[{ subnet: lab.modeOptions.pool6 }]] : [])], nodeName: node.name, dataDir: files(node).cni,
+        ...(onPeers(lab) ? { agentBlocks: true, blockSize: lab.modeOptions.blockSize ?? 26 } : { etcd: etcdOf(lab) }),
         ...(lab.modeOptions.maxBlocksPerNode !== undefined ? { maxBlocksPerNode: lab.modeOptions.maxBlocksPerNode } : {}),
         ...(lab.modeOptions.blockSize !== undefined ? { blockSize: lab.modeOptions.blockSize } : {}),
       },
     }],
   }),
-  subnetOf: (_lab, node) => announcedBy(node).filter((a) => a.blackhole).map((a) => a.prefix).join(',') || undefined,
+  subnetOf: (lab, node) => {
+    const blocks = announcedBy(node).filter((a) => a.blackhole).map((a) => a.prefix);
+    // On peers a node owns a share of the whole pool: its count, not hundreds of prefixes.
+    if (onPeers(lab) && blocks.length > 4) return `${blocks.length} blocks (${blocks[0]} ...)`;
+    return blocks.join(',') || undefined;
+  },
   converged(lab) {
     const running = lab.nodes.filter((n) => n.agentPid !== undefined);
     const snaps = new Map(running.map((n) => [n.name, snapshotOf(n)]));
@@ -152,6 +173,8 @@ export const bgpMode: ModeDriver = {
     return running.every((n) => {
       const s = snaps.get(n.name);
       if (!s || s.peers.length !== peersWanted || s.peers.some((p) => p.state !== 'Established')) return false;
+      // On peers, a node can take pods once the table gave it a block (announced, blackholed).
+      if (onPeers(lab) && !s.routes.local.some((a) => a.blackhole)) return false;
       // Each of its pods is announced (in a block of its own, or as a borrowed address).
       const local = s.routes.local.map((a) => parseCIDR(a.prefix)!);
       if (!lab.pods.filter((p) => p.node === n.name).every((p) => local.some((c) => cidrContains(c, parseIP(p.ip)!)))) return false;

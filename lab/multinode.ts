@@ -172,8 +172,11 @@ export async function labUp(o: LabOptions): Promise<LabState> {
     lab.underlay.netns = `${lab.prefix}-ul`;
     const ul = newNetns(lab, lab.underlay.netns);
     Netlink.within(ul, (nl) => nl.linkAdd({ kind: 'bridge', name: lab.underlay.bridge, up: true, bridge: { stpState: 0, forwardDelay: 0 } }));
-    const etcd = await startEtcd({ unix: true, detached: true });
-    lab.etcd = { pid: etcd.pid, endpoint: etcd.endpoint, dir: etcd.dir };
+    // A mode on "store": "peers" runs without etcd: none is started.
+    if (lab.modeOptions.store !== 'peers') {
+      const etcd = await startEtcd({ unix: true, detached: true });
+      lab.etcd = { pid: etcd.pid, endpoint: etcd.endpoint, dir: etcd.dir };
+    }
     saveLab(lab);
     if (driver.setup) { await driver.setup(lab); saveLab(lab); }
     for (let i = 1; i <= o.nodes; i++) createNode(lab, i);

@@ -1,15 +1,20 @@
 import { parseEtcd, type EtcdConfig } from '../ipam/config.js';
 import { DEFAULT_ASN, type PeerConfig } from '../lib/bgp/index.js';
 import { parseIP } from '../lib/ip/addr.js';
-import { absPath, AgentConfigError, bool, int, parseCommon, type CommonConfig, type Obj } from './config.js';
+import { absPath, AgentConfigError, bool, int, parseCommon, parseIdentity, type CommonConfig, type Obj } from './config.js';
 import { DEFAULT_BGP_STATUS_FILE } from '../lib/paths.js';
+import { isPeerStore, parsePeerAgentConfig, type PeerAgentConfig } from './peers/config.js';
 
 /**
  * tetherd in BGP mode (`"mode": "bgp"`): no overlay. The node announces the IPAM blocks it holds and
  * its borrowed pod addresses over BGP and installs what the other nodes announce.
  */
-export interface BgpAgentConfig extends CommonConfig {
+export interface BgpAgentConfig extends Omit<CommonConfig, 'etcd'> {
   mode: 'bgp';
+  /** The node registry's etcd; absent with "store": "peers" (nodes and blocks come from the peer agent). */
+  etcd?: EtcdConfig;
+  /** "store": "peers": the address-space agent's configuration (tetherd/peers). */
+  peerStore?: PeerAgentConfig;
   /** This node's AS (published in its node record, so ASNs may differ per node); 64512 by default. */
   asn: number;
   /** BGP identifier; by default the underlay IPv4 address. */
@@ -29,7 +34,7 @@ export interface BgpAgentConfig extends CommonConfig {
   restartTime: number;
   holdTime: number;
   /** The pod network's IPAM store (tether-ipam's keys: <etcd.prefix>/ipam/<network>/block/...). */
-  ipam: { network: string; etcd: EtcdConfig };
+  ipam: { network: string; etcd?: EtcdConfig };
   statusFile: string;
   /** The node record's lease TTL (s), renewed at a third of it. */
   leaseTTL: number;
@@ -75,7 +80,9 @@ export function parseBgpAgentConfig(o: unknown): BgpAgentConfig {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
   const c = o as Obj;
   if (c.mode !== 'bgp') throw new AgentConfigError('mode', 'must be "bgp"', c.mode);
-  const common = parseCommon(c);
+  // With "store": "peers" the "peers" field is the gossip's, not explicit BGP peers: the topology is the mesh of members (or route reflectors).
+  const peerStore = isPeerStore(c) ? parsePeerAgentConfig(c) : undefined;
+  const common = peerStore ? parseIdentity(c) : parseCommon(c);
   const asn = int(c, 'asn', DEFAULT_ASN, 1, 0xffffffff);
   if (c.routerId !== undefined && (typeof c.routerId !== 'string' || parseIP(c.routerId)?.family !== 4)) throw new AgentConfigError('routerId', 'must be an IPv4 address', c.routerId);
   const l = (c.listen ?? {}) as Obj;
@@ -91,12 +98,13 @@ export function parseBgpAgentConfig(o: unknown): BgpAgentConfig {
     asn,
     routerId: c.routerId as string | undefined,
     listen: { address: l.address === undefined ? undefined : address(l.address, 'listen.address'), port: int(l, 'port', 179, 1, 65535) },
-    topology: topology(c, asn),
+    topology: topology(peerStore ? { ...c, peers: undefined } : c, asn),
     maxPrefix: c.maxPrefix === undefined ? undefined : int(c, 'maxPrefix', 0, 1, 10_000_000),
     gracefulRestart: bool(c, 'gracefulRestart', true),
     restartTime: int(c, 'restartTime', 120, 1, 4095),
     holdTime: int(c, 'holdTime', 90, 3, 65535),
-    ipam: { network: ipamNetwork, etcd: ipamEtcd ?? common.etcd },
+    ipam: { network: ipamNetwork, etcd: ipamEtcd ?? ('etcd' in common ? (common as CommonConfig).etcd : undefined) },
+    peerStore,
     statusFile: absPath(c, 'statusFile', DEFAULT_BGP_STATUS_FILE),
     leaseTTL: int(c, 'leaseTTL', 3600, 5, 7 * 86400),
     hostRoutePollMs: int(c, 'hostRoutePollMs', 1000, 50, 60_000),

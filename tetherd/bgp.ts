@@ -33,7 +33,17 @@ class DetachableSink implements RouteSink {
   blackhole(p: CIDR, on: boolean): void { if (this.attached) this.k.blackhole(p, on); }
 }
 
-const registryPrefix = (c: BgpAgentConfig) => `${c.etcd.prefix}/bgp/${c.network}/`;
+const registryPrefix = (c: BgpAgentConfig) => `${c.etcd!.prefix}/bgp/${c.network}/`;
+
+/**
+ * Where the nodes and blocks come from without etcd ("store": "peers"): the peer agent's members and
+ * ownership table, with a call whenever either changed.
+ */
+export interface BgpFeed {
+  nodes(): NodeInfo[];
+  blocks(): Block[];
+  onChange(fn: () => void): void;
+}
 
 /**
  * The node agent in BGP mode (Calico style, no overlay): registers the node under a lease, peers with
@@ -43,8 +53,10 @@ const registryPrefix = (c: BgpAgentConfig) => `${c.etcd.prefix}/bgp/${c.network}
  */
 export class BgpAgent {
   private readonly log: Logger;
-  private readonly registry: EtcdKV;
-  private readonly ipam: EtcdKV;
+  private readonly registry!: EtcdKV;
+  private readonly ipam!: EtcdKV;
+  /** Set once the node list has been read (from the registry, or the feed). */
+  private following = false;
   private nl!: Netlink;
   private speaker!: Speaker;
   private kernel!: KernelRoutes;
@@ -71,10 +83,23 @@ export class BgpAgent {
   /** What the last kernel repair could not put back, so a lasting failure is logged once. */
   private repairFailed = '';
 
-  constructor(private readonly c: BgpAgentConfig) {
+  constructor(private readonly c: BgpAgentConfig, private readonly feed?: BgpFeed) {
     this.log = createLogger({ component: 'tetherd', file: c.logFile, level: c.logLevel });
-    this.registry = new EtcdKV({ ...c.etcd, prefix: registryPrefix(c) });
-    this.ipam = new EtcdKV({ ...c.ipam.etcd, prefix: ipamEtcdPrefix(c.ipam.etcd.prefix, c.ipam.network) });
+    if (feed) return;
+    this.registry = new EtcdKV({ ...c.etcd!, prefix: registryPrefix(c) });
+    this.ipam = new EtcdKV({ ...c.ipam.etcd!, prefix: ipamEtcdPrefix(c.ipam.etcd!.prefix, c.ipam.network) });
+  }
+
+  /** Peer mode: the nodes and blocks as the peer agent knows them now. */
+  private fromFeed(): void {
+    if (this.stopping || !this.feed) return;
+    this.nodes.clear();
+    for (const n of this.feed.nodes()) if (n.name !== this.c.nodeName) this.nodes.set(n.name, n);
+    this.blocks.clear();
+    for (const b of this.feed.blocks()) this.blocks.set(formatCIDR(b.cidr), b);
+    this.applyPeers();
+    this.replan();
+    this.maybeReconcile();
   }
 
   /** For metrics and the health file: this node, its sessions and its routing table right now. */
@@ -117,6 +142,19 @@ export class BgpAgent {
       this.log.debug('session state', { peer: x.peer, from: x.from, to: x.to });
       this.events.emit({ kind: 'bgp-transition', peer: x.peer, from: x.from.toLowerCase(), to: x.to.toLowerCase() });
     });
+    if (this.feed) {
+      // No registry: the peer agent's members are the nodes, its table the blocks.
+      this.following = true;
+      this.fromFeed();
+      this.feed.onChange(() => this.fromFeed());
+      await this.speaker.start();
+      this.timers.push(setInterval(() => { this.replan(); this.repairKernel(); }, this.c.hostRoutePollMs));
+      this.timers.push(setTimeout(() => this.reconcileKernel('the restart hold ran out'), this.c.restartHoldMs));
+      this.maybeReconcile();
+      this.status.flush();
+      this.log.info('BGP mode up on peers', { node: this.c.nodeName, address, asn: this.c.asn, routerId: this.routerId, topology: this.c.topology.kind });
+      return;
+    }
     this.lease = new LeaseKeeper(this.registry, this.c.leaseTTL, this.log, () => this.publish(), this.events);
     await this.publish();
     // Our table is complete before any session starts: a peer that kept our routes over a restart
@@ -125,6 +163,7 @@ export class BgpAgent {
     await this.blockFollower.start();
     await this.speaker.start();
     this.nodeFollower = new Follower(this.registry, NODES, { listed: (e) => this.nodesListed(e), events: (e) => this.nodeEvents(e) }, this.log, this.c.resyncIntervalMs, this.events);
+    this.following = true;
     await this.nodeFollower.start();
     this.timers.push(setInterval(() => { this.replan(); this.repairKernel(); }, this.c.hostRoutePollMs));
     if (this.c.reclaimAfter > 0) {
@@ -158,7 +197,7 @@ export class BgpAgent {
    * are then replaced by what the peers announce), or the restart hold runs out; the rest is removed.
    */
   private maybeReconcile(): void {
-    if (this.reconciled || !this.nodeFollower) return;
+    if (this.reconciled || !this.following) return;
     const peers = this.speaker.peers();
     if (peers.length && peers.every((p) => p.state === 'Established')) {
       if (this.reconcileQueued) return;
@@ -184,7 +223,7 @@ export class BgpAgent {
   private nodesListed(entries: Map<string, Entry>): void {
     this.nodes.clear();
     for (const [k, e] of entries) this.nodeEvents([{ type: 'put', key: k, value: e.value, version: 0 }], false);
-    if (!entries.has(nodeKey(this.c.nodeName)) && !this.stopping) void this.publish().catch((e) => this.log.error('registering again failed', { error: (e as Error).message }));
+    if (!entries.has(nodeKey(this.c.nodeName)) && !this.stopping && !this.feed) void this.publish().catch((e) => this.log.error('registering again failed', { error: (e as Error).message }));
     this.applyPeers();
   }
 
@@ -301,7 +340,7 @@ export class BgpAgent {
 
 /** `tetherd leave`: the node record goes (its lease revoked), so every other node drops its sessions with us. */
 export async function leaveBgp(c: BgpAgentConfig): Promise<boolean> {
-  const kv = new EtcdKV({ ...c.etcd, prefix: registryPrefix(c) });
+  const kv = new EtcdKV({ ...c.etcd!, prefix: registryPrefix(c) });
   const key = nodeKey(c.nodeName);
   const e = (await kv.rangeWithRevision(key)).entries.get(key);
   if (!e) return false;

@@ -82,14 +82,12 @@ export interface CommonConfig {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
 }
 
-export function parseCommon(c: Obj): CommonConfig {
+/** What every mode needs without the store: the network's name, this node, the underlay, the log. */
+export function parseIdentity(c: Obj): Omit<CommonConfig, 'etcd'> {
   const network = c.network ?? 'tether';
   if (typeof network !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(network)) throw new AgentConfigError('network', 'must be a name of letters, digits, ".", "_" or "-"', network);
   const nodeName = c.nodeName ?? process.env.TETHER_NODENAME ?? hostname();
   if (typeof nodeName !== 'string' || !/^[A-Za-z0-9._-]{1,253}$/.test(nodeName)) throw new AgentConfigError('nodeName', 'must be a node name of letters, digits, ".", "_" or "-"', nodeName);
-  let etcd: EtcdConfig | undefined;
-  try { etcd = parseEtcd(c.etcd, 'etcd'); } catch (e) { throw new AgentConfigError('etcd', (e as Error).message.replace(/^[^:]*: /, '')); }
-  if (!etcd) throw new AgentConfigError('etcd', 'is required: {"endpoints": [...]}');
   if (c.underlayInterface !== undefined && (typeof c.underlayInterface !== 'string' || ifnameProblem(c.underlayInterface))) throw new AgentConfigError('underlayInterface', 'must be an interface name', c.underlayInterface);
   let underlayIP: IP | undefined;
   if (c.underlayIP !== undefined) {
@@ -99,7 +97,15 @@ export function parseCommon(c: Obj): CommonConfig {
   if (c.logFile !== undefined && (typeof c.logFile !== 'string' || !isAbsolute(c.logFile))) throw new AgentConfigError('logFile', 'must be an absolute path', c.logFile);
   const logLevel = c.logLevel ?? 'info';
   if (!['error', 'warn', 'info', 'debug'].includes(logLevel as string)) throw new AgentConfigError('logLevel', 'must be error, warn, info or debug', logLevel);
-  return { network, nodeName, etcd, underlayInterface: c.underlayInterface as string | undefined, underlayIP, logFile: c.logFile as string | undefined, logLevel: logLevel as CommonConfig['logLevel'] };
+  return { network, nodeName, underlayInterface: c.underlayInterface as string | undefined, underlayIP, logFile: c.logFile as string | undefined, logLevel: logLevel as CommonConfig['logLevel'] };
+}
+
+export function parseCommon(c: Obj): CommonConfig {
+  const id = parseIdentity(c);
+  let etcd: EtcdConfig | undefined;
+  try { etcd = parseEtcd(c.etcd, 'etcd'); } catch (e) { throw new AgentConfigError('etcd', (e as Error).message.replace(/^[^:]*: /, '')); }
+  if (!etcd) throw new AgentConfigError('etcd', 'is required: {"endpoints": [...]}, or "store": "peers" for the agents to agree among themselves');
+  return { ...id, etcd };
 }
 
 /** An absolute path field with a default. */

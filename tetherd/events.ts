@@ -9,6 +9,8 @@ export type AgentEvent =
   | { kind: 'watch'; reason: 'broken' | 'compacted' }
   /** A BGP session's FSM (any connection to the peer) changed state; states in lower case. */
   | { kind: 'bgp-transition'; peer: string; from: string; to: string }
+  /** A gossip datagram (peer mode): accepted, or dropped and why (malformed, forged, replayed, stale, self, other_network). */
+  | { kind: 'peer-message'; result: string }
   /** Something went wrong; `code` is a stable identifier (tether_errors_total's label). */
   | { kind: 'error'; code: string };
 

@@ -3,6 +3,7 @@ import { parseArgv, str, UsageError } from '../lib/argv.js';
 import { TETHER_VERSION } from '../lib/version.js';
 import { AgentConfigError, configMode, parseAgentConfig, readConfigFile } from './config.js';
 import { Agent, leave } from './agent.js';
+import { isPeerStore } from './peers/config.js';
 import { keepHealthFile, parseObserveConfig, startAgentMetrics, vxlanHealth } from './observe.js';
 
 const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or BGP, Calico style, with "mode": "bgp")
@@ -13,6 +14,10 @@ Usage:
                                 serve Docker as its network and IPAM driver "tether" (docs/docker.md)
   tetherd leave --config FILE   take the node out of the cluster: its subnet key and lease are removed,
                                 so every other node removes its routes, neighbour and FDB entries
+                                (peer mode: its blocks are handed to another member)
+  tetherd reclaim NODE --config FILE
+                                peer mode ("store": "peers"): ask the running agent to reclaim a node
+                                gone for good; a majority of the live members must agree
 
 SIGTERM and SIGINT stop the agent and leave the device, routes and lease in place (a restart picks up
 the same subnet). Metrics: http://127.0.0.1:9310/metrics unless "observe" says otherwise; health:
@@ -23,11 +28,13 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   let config: string | undefined;
   let command = 'run';
   if (argv[0] === 'docker-plugin') return (await import('./docker-plugin.js')).dockerPluginMain(argv.slice(1));
+  let args: string[] = [];
   try {
     const p = parseArgv(argv, ['config'], ['help']);
     if (p.flags.has('help')) { writeSync(1, `${USAGE}\n`); return 0; }
     command = p.positional[0] ?? 'run';
-    if (!['run', 'leave'].includes(command) || p.positional.length > 1) throw new UsageError(`unknown command ${p.positional.join(' ')}`);
+    if (!['run', 'leave', 'reclaim'].includes(command) || p.positional.length > (command === 'reclaim' ? 2 : 1)) throw new UsageError(`unknown command ${p.positional.join(' ')}`);
+    args = p.positional.slice(1);
     config = str(p, 'config');
     if (!config) throw new UsageError('--config FILE is required');
   } catch (e) {
@@ -37,6 +44,8 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   try {
     // One read of the file: the mode, the agent's section and the observe section all come from it.
     const raw = readConfigFile(config);
+    if (isPeerStore(raw)) return await (await import('./peers/main.js')).peersMain(command, raw, args);
+    if (command === 'reclaim') throw new UsageError('reclaim is for peer mode ("store": "peers"); in etcd modes a dead node\'s lease expires by itself');
     if (configMode(raw) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, raw);
     const c = parseAgentConfig(raw);
     const o = parseObserveConfig(raw);

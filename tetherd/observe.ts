@@ -61,6 +61,7 @@ function countAgentEvents(m: TetherMetrics, events: AgentEvents): () => void {
       case 'resync': m.resyncs.inc({ reason: e.reason }); break;
       case 'watch': m.watchRestarts.inc({ reason: e.reason }); break;
       case 'bgp-transition': m.bgpSessionTransitions.inc({ peer: e.peer, from: e.from, to: e.to }); break;
+      case 'peer-message': m.peerMessages.inc({ result: e.result }); break;
       case 'error': m.errors.inc({ component: 'tetherd', code: e.code }); break;
     }
   });
@@ -185,6 +186,19 @@ export async function startBgpMetrics(o: ObserveConfig, version: string, view: (
     m.routes.set({ source: 'bgp' }, v.routes.learned.filter((r) => r.best).length);
     m.routes.set({ source: 'local' }, v.routes.local.length);
     m.remoteNodes.set({ state: 'known' }, v.nodes);
+  });
+  return served;
+}
+
+/** Peer mode's gauges, read from the agent's view at scrape time (its drop counters come from events). */
+export async function startPeerMetrics(o: ObserveConfig, version: string, events: AgentEvents, view: () => { members: Record<string, number>; blocks: Record<string, number> }): Promise<AgentMetrics> {
+  if (o.metricsAddress === null) return { stop: async () => {} };
+  const served = await serve(o, version, events);
+  const m = served.metrics!;
+  m.registry.collect(() => {
+    const v = view();
+    for (const [state, n] of Object.entries(v.members)) m.peerMembers.set({ state }, n);
+    for (const [kind, n] of Object.entries(v.blocks)) m.peerBlocks.set({ kind }, n);
   });
   return served;
 }

@@ -1,0 +1,67 @@
+import { writeSync } from 'node:fs';
+import { TETHER_VERSION } from '../../lib/version.js';
+import { keepHealthFile, parseObserveConfig, startPeerMetrics } from '../observe.js';
+import { PeerAgent } from './agent.js';
+import { parsePeerAgentConfig } from './config.js';
+import { writeReclaimRequest } from './control.js';
+
+/** tetherd with "store": "peers": run, leave, or ask the running agent to reclaim a dead node. */
+export async function peersMain(command: string, raw: unknown, args: string[]): Promise<number> {
+  const c = parsePeerAgentConfig(raw);
+  const o = parseObserveConfig(raw);
+  const out = (s: string) => { writeSync(1, `${s}\n`); };
+  if (command === 'reclaim') {
+    const node = args[0];
+    if (!node) { writeSync(2, 'tetherd reclaim: name the node to reclaim: tetherd reclaim NODE --config FILE\n'); return 2; }
+    writeReclaimRequest(c.stateFile, node);
+    out(`tetherd: asked the agent to reclaim ${node}; "cnictl status" shows the vote and its result`);
+    return 0;
+  }
+  const agent = new PeerAgent(c);
+  if (command === 'leave') {
+    const r = await agent.leave(10_000);
+    if (r.problem) { writeSync(2, `tetherd leave: ${r.problem}\n`); return 1; }
+    out(r.blocks === 0 ? `tetherd: node ${c.nodeName} left; it owned no block` : r.confirmed
+      ? `tetherd: node ${c.nodeName} left; its ${r.blocks} blocks now belong to ${r.to}`
+      : `tetherd: node ${c.nodeName} left, but ${r.to} has not confirmed taking its ${r.blocks} blocks within 10 s; it will when it hears this node's state (run leave again to resend)`);
+    return 0;
+  }
+  if ((raw as { mode?: string }).mode === 'bgp') return bgpOnPeers(raw, agent);
+  const metrics = await startPeerMetrics(o, TETHER_VERSION, agent.events, () => agent.gauges());
+  let health: { stop(): void } | undefined;
+  const done = new Promise<number>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
+  });
+  await agent.start();
+  health = keepHealthFile(o, metrics, () => ({ ...agent.status() }));
+  const s = agent.status();
+  out(`tetherd: ready: node ${c.nodeName} peer mode on ${s.address}:${s.port}, ${s.owned} blocks owned${s.waiting ? ` (${s.waiting})` : ''}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}`);
+  return await done;
+}
+
+/**
+ * BGP mode on peers: the address-space agent, and the BGP speaker fed from it (members are the mesh,
+ * the table says which blocks each node announces). One health file holds both.
+ */
+async function bgpOnPeers(raw: unknown, agent: PeerAgent): Promise<number> {
+  const { BgpAgent } = await import('../bgp.js');
+  const { parseBgpAgentConfig } = await import('../bgp-config.js');
+  const { bgpHealth, startBgpMetrics } = await import('../observe.js');
+  const c = parseBgpAgentConfig(raw);
+  const o = parseObserveConfig(raw);
+  const bgp = new BgpAgent(c, { nodes: () => agent.liveMembers(c.asn), blocks: () => agent.ownedBlocks(), onChange: (fn) => agent.onChange(fn) });
+  agent.events.on((e) => bgp.events.emit(e));
+  const view = () => bgp.view();
+  const metrics = await startBgpMetrics(o, TETHER_VERSION, view, bgp.events);
+  let health: { stop(): void } | undefined;
+  const done = new Promise<number>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => { bgp.stop(); agent.stop(); health?.stop(); void metrics.stop().then(() => setTimeout(() => resolve(0), 200)); });
+    }
+  });
+  await agent.start();
+  await bgp.start();
+  health = keepHealthFile(o, metrics, () => ({ ...agent.status(), bgp: bgpHealth(view)() }));
+  writeSync(1, `tetherd: ready: node ${c.nodeName} in BGP mode on peers, AS ${c.asn}, ${agent.status().owned} blocks owned${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
+  return done;
+}

@@ -1,0 +1,91 @@
+import { AGENT_HOLD_KEY } from '../../ipam/allocator.js';
+import { blockKey, blockRecordProblem, blockSizeOf, type BlockRecord } from '../../ipam/blocks.js';
+import { bigIntToIP, formatCIDR, ipToBigInt, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
+import type { KV } from '../../lib/store/kv.js';
+
+/**
+ * The node's embedded IPAM store as the agent keeps it in peer mode: a block record for every block
+ * the node owns (tether-ipam allocates there and nowhere else), none for blocks it does not. A block
+ * leaves the store only while it is empty, by a transaction conditioned on the version read, so an
+ * allocation racing the agent either lands before (the block stays) or fails and retries elsewhere.
+ */
+export class BlockCutter {
+  private readonly base: bigint;
+  private readonly step: bigint;
+  constructor(readonly pool: CIDR, readonly blockSize: number) {
+    this.base = ipToBigInt(pool.ip);
+    this.step = 1n << BigInt(32 - blockSize);
+  }
+  get count(): number { return 2 ** (this.blockSize - this.pool.prefix); }
+  cidr(i: number): CIDR { return { ip: bigIntToIP(this.base + BigInt(i) * this.step, 4), prefix: this.blockSize }; }
+  /** The index of a stored block's CIDR, or -1 when it is not one of the pool's blocks. */
+  index(cidr: string): number {
+    const c = parseCIDR(cidr);
+    if (!c || c.ip.family !== 4 || c.prefix !== this.blockSize) return -1;
+    const off = ipToBigInt(c.ip) - this.base;
+    if (off < 0n || off % this.step !== 0n) return -1;
+    const i = Number(off / this.step);
+    return i < this.count ? i : -1;
+  }
+}
+
+export interface StoreReport {
+  /** Owned blocks with no address in use (they may be given away). */
+  empty: number[];
+  /** Blocks in the store with addresses in use that the table says are not ours (pods still on them). */
+  foreign: number[];
+  added: number[];
+  removed: number[];
+}
+
+const emptyRecord = (cut: BlockCutter, i: number, node: string): BlockRecord => ({ cidr: formatCIDR(cut.cidr(i)), node, allocations: new Array(blockSizeOf(cut.cidr(i))).fill(null), next: 0 });
+const inUse = (r: BlockRecord) => r.allocations.some((a) => a !== null);
+
+/** Makes the store hold exactly the owned blocks (except foreign ones still in use), and the hold key as asked. */
+export async function syncStore(kv: KV, cut: BlockCutter, node: string, owned: Set<number>, hold: string | null): Promise<StoreReport> {
+  const out: StoreReport = { empty: [], foreign: [], added: [], removed: [] };
+  const present = new Set<number>();
+  for (const [key, e] of await kv.range('block/')) {
+    let rec: BlockRecord;
+    try { rec = JSON.parse(e.value) as BlockRecord; } catch { continue; }
+    if (blockRecordProblem(rec)) continue; // tether-ipam reports a damaged block itself
+    const i = cut.index(rec.cidr);
+    if (i < 0) continue;
+    present.add(i);
+    if (owned.has(i) && rec.node === node) { if (!inUse(rec)) out.empty.push(i); continue; }
+    if (owned.has(i)) {
+      // Ours by the table, another node's name in the store (the node was renamed, or the store copied): ours if empty.
+      if (!inUse(rec) && await kv.txn({ if: [{ key, version: e.version }], put: [{ key, value: JSON.stringify(emptyRecord(cut, i, node)) }] })) out.empty.push(i);
+      else out.foreign.push(i);
+      continue;
+    }
+    if (!inUse(rec) && await kv.txn({ if: [{ key, version: e.version }], del: [key] })) out.removed.push(i);
+    else out.foreign.push(i);
+  }
+  for (const i of owned) {
+    if (present.has(i)) continue;
+    if (await kv.txn({ if: [{ key: blockKey(cut.cidr(i)), version: 0 }], put: [{ key: blockKey(cut.cidr(i)), value: JSON.stringify(emptyRecord(cut, i, node)) }] })) {
+      out.added.push(i); out.empty.push(i);
+    }
+  }
+  const h = await kv.get(AGENT_HOLD_KEY);
+  if (hold !== null && h?.value !== hold) await kv.txn({ if: [{ key: AGENT_HOLD_KEY, version: h?.version ?? 0 }], put: [{ key: AGENT_HOLD_KEY, value: hold }] });
+  if (hold === null && h) await kv.txn({ if: [{ key: AGENT_HOLD_KEY, version: h.version }], del: [AGENT_HOLD_KEY] });
+  out.empty.sort((a, b) => a - b);
+  return out;
+}
+
+/** Takes blocks out of the store before they are given away: only those still empty (or never written) leave. */
+export async function takeOut(kv: KV, cut: BlockCutter, blocks: number[]): Promise<number[]> {
+  const gone: number[] = [];
+  for (const i of blocks) {
+    const key = blockKey(cut.cidr(i));
+    const e = await kv.get(key);
+    if (!e) { gone.push(i); continue; }
+    let rec: BlockRecord;
+    try { rec = JSON.parse(e.value) as BlockRecord; } catch { continue; }
+    if (blockRecordProblem(rec) || inUse(rec)) continue;
+    if (await kv.txn({ if: [{ key, version: e.version }], del: [key] })) gone.push(i);
+  }
+  return gone;
+}
