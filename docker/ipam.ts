@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { nodeCrypto } from '../lib/builtin.js';
 import { CniError } from '../lib/cni/errors.js';
 import {
   addToIP, cidrContains, cidrsOverlap, compareIP, formatCIDR, formatIP, hostBitsZero, ipEqual, lastOf, networkOf, parseCIDR, parseIP, type CIDR, type IP,
@@ -152,7 +152,7 @@ export class IpamDriver {
     }
     const cfg = this.config(p, asked === undefined);
     const kv = openStore(cfg);
-    const owner = { containerID: `docker-${randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
+    const owner = { containerID: `docker-${nodeCrypto().randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
     try {
       const got = await withStore(kv, () => nodeLock(cfg, `docker RequestAddress on ${p.pool}`)(() => new Allocator(kv, cfg).allocate(owner, asked ? [asked] : [])));
       return withPrefix(got.ips[0].ip);

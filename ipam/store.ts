@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { nodeCrypto } from '../lib/builtin.js';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { FileKV } from '../lib/store/file.js';
 import { EtcdKV } from '../lib/store/etcd.js';
@@ -12,7 +12,7 @@ export const ipamEtcdPrefix = (etcdPrefix: string, network: string) => `${etcdPr
 
 /** Which member of a cluster answered last is remembered on this node, for the next exec (lib/store/etcd-members.ts). */
 export function etcdMembersFile(dataDir: string, endpoints: string[]): string {
-  return join(dataDir, `etcd-members-${createHash('sha256').update(endpoints.join(',')).digest('hex').slice(0, 12)}.json`);
+  return join(dataDir, `etcd-members-${nodeCrypto().createHash('sha256').update(endpoints.join(',')).digest('hex').slice(0, 12)}.json`);
 }
 
 /** The store a network's IPAM state lives in: etcd when configured, else the embedded one under dataDir/<network>. */

@@ -52,3 +52,31 @@ test('tetherd imports no CLI and no lab; plugins never import tetherd', (t) => {
   t.deepEqual(crossings(g, ['tetherd'], ['cnictl', 'lab', 'bin', 'conformance']), []);
   t.deepEqual(crossings(g, ['plugins'], ['tetherd']), []);
 });
+
+// The bundler puts a static import of a builtin at the top of the chunk that holds the importing module,
+// so every program loading that chunk pays for it on every exec: node:crypto and node:net cost ~3.5 ms
+// each, node:child_process ~1 ms (lib/builtin.ts). Program code fetches them at first use instead.
+const COSTLY = ['crypto', 'net', 'child_process', 'dgram', 'http', 'https', 'tls', 'zlib', 'worker_threads'];
+const PRODUCT = ['bin', 'lib', 'cnictl', 'conformance', 'plugins', 'ipam', 'observe', 'tetherd', 'lab', 'docker'];
+/** Build tools that run under Node and are never part of the binary. */
+const NOT_IN_BINARY = new Set(['bin/build-dist.ts']);
+
+test('no module of the binary imports a costly builtin statically (lib/builtin.ts fetches them at first use)', async (t) => {
+  const { readdirSync, readFileSync, statSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const files: string[] = [];
+  const walk = (rel: string) => {
+    for (const n of readdirSync(join(root, rel))) {
+      const r = `${rel}/${n}`;
+      if (statSync(join(root, r)).isDirectory()) walk(r);
+      else if (r.endsWith('.ts') && !r.endsWith('.d.ts') && !NOT_IN_BINARY.has(r)) files.push(r);
+    }
+  };
+  for (const d of PRODUCT) walk(d);
+  t.true(files.includes('ipam/store.ts') && files.includes('lib/builtin.ts'), 'the product sources are read');
+  const pattern = new RegExp(`^import\\s+(?!type\\b)[^;]*?from\\s+'node:(${COSTLY.join('|')})'`, 'gm');
+  const offenders = files.flatMap((f) => [...readFileSync(join(root, f), 'utf8').matchAll(pattern)].map((m) => `${f}: node:${m[1]}`));
+  t.deepEqual(offenders, []);
+  // The check itself finds what it looks for.
+  t.is([..."import { createHash } from 'node:crypto';\nimport type { Server } from 'node:http';\n".matchAll(pattern)].length, 1);
+});
