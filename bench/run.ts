@@ -66,16 +66,29 @@ function startup(): void {
 /** Capability arguments (runtimeConfig) for the i-th container of a run, or none. */
 type Caps = ((i: number) => Record<string, unknown>) | undefined;
 
+/** CPU time (user + system) of every descendant this process has waited for, in ms. */
+function childrenCpuMs(): number {
+  const u = sys.childrenUsage();
+  return u.userMs + u.sysMs;
+}
+
+/** One sample: exec wall time of the chain, and the CPU of its whole process tree (an IPAM plugin it exec'd included). */
+interface Sample { add: number; del: number; addCpu: number; delCpu: number }
+
 /** One ADD+DEL sample: a fresh container namespace, plugin exec times only (setup is not timed). */
-async function sample(lab: Lab, caps?: Caps): Promise<[number, number]> {
+async function sample(lab: Lab, caps?: Caps): Promise<Sample> {
   const c = lab.newContainer();
   const spec = { ...lab.spec(c), ...(caps ? { capabilityArgs: caps(0) } : {}) };
+  let cpu = childrenCpuMs();
   await lab.runtime.add(lab.list, spec);
+  const addCpu = childrenCpuMs() - cpu;
   const add = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
+  cpu = childrenCpuMs();
   await lab.runtime.del(lab.list, spec);
+  const delCpu = childrenCpuMs() - cpu;
   const del = lab.runtime.lastExecs.reduce((s, e) => s + e.ms, 0);
   lab.removeContainer(c);
-  return [add, del];
+  return { add, del, addCpu, delCpu };
 }
 
 /** ADD and DEL of two networks, each in its own throwaway host namespace, interleaved. */
@@ -84,12 +97,15 @@ async function addDel(label: string, listA: NetworkList, pathA: string[], listB:
   const labB = new Lab(listB, pathB);
   try {
     for (let i = 0; i < WARMUP; i++) { await sample(labA, caps); await sample(labB, caps); }
-    const a: number[][] = [];
-    const b: number[][] = [];
+    const a: Sample[] = [];
+    const b: Sample[] = [];
     for (let i = 0; i < N; i++) { a.push(await sample(labA, caps)); b.push(await sample(labB, caps)); }
     const names = [listA.plugins.map((p) => p.type).join('+'), listB.plugins.map((p) => p.type).join('+')];
-    rows.push({ name: `${label} ADD`, a: names[0], b: names[1], sa: stats(a.map((x) => x[0])), sb: stats(b.map((x) => x[0])), unit: 'ms' });
-    rows.push({ name: `${label} DEL`, a: names[0], b: names[1], sa: stats(a.map((x) => x[1])), sb: stats(b.map((x) => x[1])), unit: 'ms' });
+    const row = (name: string, f: (x: Sample) => number) => rows.push({ name, a: names[0], b: names[1], sa: stats(a.map(f)), sb: stats(b.map(f)), unit: 'ms' });
+    row(`${label} ADD`, (x) => x.add);
+    row('  ADD CPU (user+sys, process tree)', (x) => x.addCpu);
+    row(`${label} DEL`, (x) => x.del);
+    row('  DEL CPU (user+sys, process tree)', (x) => x.delCpu);
   } finally {
     labA.close();
     labB.close();
@@ -107,14 +123,14 @@ async function scale(list: NetworkList, path: string[], many: number, caps?: Cap
     await keep(1);
     for (let i = 0; i < WARMUP; i++) await sample(lab, caps);
     const one: number[] = [];
-    for (let i = 0; i < N; i++) one.push((await sample(lab, caps))[0]);
+    for (let i = 0; i < N; i++) one.push((await sample(lab, caps)).add);
     for (let i = 2; i <= many; i++) await keep(i);
     // 500 namespaces just born keep the kernel busy for a while (each new interface's IPv6 duplicate
     // address detection, router solicitations at 4 s intervals, MLD reports, flooded over the bridge):
     // measure the node with 500 containers on it, not the seconds after they arrived.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     const full: number[] = [];
-    for (let i = 0; i < N; i++) full.push((await sample(lab, caps))[0]);
+    for (let i = 0; i < N; i++) full.push((await sample(lab, caps)).add);
     const name = list.plugins.map((p) => p.type).join('+');
     rows.push({ name: `ADD${label} with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(full), sb: stats(one), unit: 'ms' });
   } finally { lab.close(); }
