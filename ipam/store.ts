@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { nodeCrypto } from '../lib/builtin.js';
 import { CniError, ErrorCode } from '../lib/cni/errors.js';
 import { FileKV } from '../lib/store/file.js';
-import { EtcdKV } from '../lib/store/etcd.js';
+import { DeferredKV } from '../lib/store/deferred.js';
 import { withFileLock } from '../lib/store/lock.js';
 import { StoreUnavailableError, type KV } from '../lib/store/kv.js';
 import type { IpamConfig } from './config.js';
@@ -19,7 +19,9 @@ export function etcdMembersFile(dataDir: string, endpoints: string[]): string {
 export function openStore(cfg: IpamConfig): KV {
   if (cfg.etcd) {
     const { endpoints, prefix, tls, username, password, timeoutMs } = cfg.etcd;
-    return new EtcdKV({ endpoints, prefix: ipamEtcdPrefix(prefix, cfg.network), tls, username, password, timeoutMs, membersFile: etcdMembersFile(cfg.dataDir, endpoints) });
+    return new DeferredKV(endpoints.join(','), async () => new (await import('../lib/store/etcd.js')).EtcdKV({
+      endpoints, prefix: ipamEtcdPrefix(prefix, cfg.network), tls, username, password, timeoutMs, membersFile: etcdMembersFile(cfg.dataDir, endpoints),
+    }));
   }
   return new FileKV(join(cfg.dataDir, cfg.network));
 }
