@@ -8,6 +8,7 @@ import { formatIP, parseCIDR, parseIP, type IP } from '../lib/ip/addr.js';
 import { Allocator, type Owner } from './allocator.js';
 import { describeSet, parseIpamConfig, type IpamConfig } from './config.js';
 import { nodeLock, openStore, withStore } from './store.js';
+import { mark } from '../lib/trace.js';
 
 export interface IpamNetConf extends NetConf {
   ipamConfig: IpamConfig;
@@ -73,7 +74,8 @@ export const ipamPlugin: PluginSpec<IpamNetConf> = {
     const cfg = ctx.conf.ipamConfig;
     const kv = openStore(cfg);
     const requested = requestedIPs(ctx);
-    const got = await withStore(kv, () => nodeLock(cfg, doing('ADD', ctx))(() => new Allocator(kv, cfg).allocate(owner(ctx), requested, ctx.args.netns || undefined)));
+    mark('ipam: config');
+    const got = await withStore(kv, () => nodeLock(cfg, doing('ADD', ctx))(() => { mark('ipam: node lock'); return new Allocator(kv, cfg).allocate(owner(ctx), requested, ctx.args.netns || undefined); }));
     ctx.log.info('allocated', { network: cfg.network, containerID: ctx.args.containerID, ifname: ctx.args.ifname, ips: got.ips.map((i) => formatIP(i.ip)), existing: got.existing });
     const result: Result = {
       cniVersion: ctx.version,

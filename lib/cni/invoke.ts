@@ -5,6 +5,7 @@ import { CniError, ErrorCode } from './errors.js';
 import type { Command } from './env.js';
 import { parseResult } from './result.js';
 import { buildContext, dispatch, type Context, type PluginSpec } from './skel.js';
+import { mark } from '../trace.js';
 import type { Result } from './types.js';
 
 /** Plugins compiled into this binary; delegating to one of them costs a function call, not an exec. */
@@ -41,6 +42,7 @@ export async function delegate(command: Command, type: string, ctx: Context<any>
   const local = inProcess.get(type);
   if (local) {
     const sub = buildContext(local, command, env, ctx.raw);
+    mark(`${type}: context`);
     const result = await dispatch(local, sub);
     return result && command === 'ADD' ? result : undefined;
   }

@@ -3,6 +3,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { withFileLockSync } from './lock.js';
+import { mark } from '../trace.js';
 import { StoreUnavailableError, type Entry, type KV, type Txn } from './kv.js';
 
 /** A write-ahead record: everything one transaction writes, with the revision it gets. */
@@ -209,14 +210,18 @@ export class FileKV implements KV {
   }
 
   async txn(t: Txn): Promise<boolean> {
+    mark('store: read');
     return this.locked(() => {
+      mark('store: locked');
       for (const c of t.if) if ((this.readEntry(c.key)?.version ?? 0) !== c.version) return false;
       if (!t.put?.length && !t.del?.length) return true;
       const j: Journal = { format: 'tether-kv-journal/1', revision: this.revision() + 1, put: t.put ?? [], del: t.del ?? [] };
       try {
         // The journal is the commit point: durable and complete before any key file changes.
         this.writeFile(this.journalFile, JSON.stringify(j), true);
+        mark('store: journal');
         this.apply(j);
+        mark('store: applied');
       } catch (e) {
         this.fail(`cannot write to ${this.where}`, e);
       }

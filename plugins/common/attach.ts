@@ -30,6 +30,7 @@ export async function attach(ctx: Context<any>, hostName: string, steps: (s: Att
         if (host.linkByName(hostName)) {
           throw new CniError(ErrorCode.InvalidEnvironment, `host interface ${hostName} for ${ctx.args.containerID}/${ctx.args.ifname} already exists: this attachment is already set up`, 'CNI_CONTAINERID');
         }
+        mark('attach: checked');
         const result = await steps({ nsfd, host, rollback });
         rollback.commit();
         return result;
