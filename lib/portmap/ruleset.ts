@@ -7,7 +7,7 @@ import { runNftScript } from '../nft-script.js';
 
 export const PORTS_TABLE = 'tether_ports';
 /** Bumped whenever the rules change, so a node with an older table is noticed rather than half-served. */
-export const PORTS_COMMENT = 'tether port mappings, rules v1';
+export const PORTS_COMMENT = 'tether port mappings, rules v2';
 
 /** Maps keyed on (protocol, port) for mappings on every host address; on (address, protocol, port) for a hostIP. */
 export const SETS = {
@@ -36,6 +36,9 @@ table inet ${t} {
   set masq4 { type ipv4_addr; flags interval; }
   set masq6 { type ipv6_addr; flags interval; }
   chain mapped {
+    # ::1 never leaves lo (IPv6 has no route_localnet): a DNAT of it would be dropped. tetherd's userspace
+    # proxy listens on [::1] for these ports instead (tetherd/ports-proxy.ts), and must see the connection.
+    ip6 daddr ::1 return
     meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @host4
     meta nfproto ipv6 dnat ip6 to ip6 daddr . meta l4proto . th dport map @host6
     meta nfproto ipv4 dnat ip to meta l4proto . th dport map @wild4

@@ -11,6 +11,7 @@ import { conntrackList } from '../../lib/netlink/conntrack.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { NetlinkSocket } from '../../lib/netlink/socket.js';
 import { inNetns } from '../../lib/netns/netns.js';
+import { until } from '../helpers/wait.js';
 import { listPortMappings, removePortMappings } from '../../lib/portmap/index.js';
 
 // Published ports (portMappings capability) end to end, in throwaway namespaces: a "host" where the
@@ -243,4 +244,31 @@ test('tether-vxlan publishes in its own exec (through the bridge it runs in-proc
     t.is(del.status, 0, del.stdout);
     t.deepEqual(ownedBy(host, 'v1'), []);
   } finally { ns.cleanup(); rmSync(dir, { recursive: true, force: true }); }
+});
+
+test('[::1]: tetherd\'s proxy serves a published port (unset hostIP, "::", "::1"), not an IPv4-only one, and stops after DEL', async (t) => {
+  const l = new Lab(bridgeNetwork('pmlo6', '10.90.0.0/24', 'fd00:90::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const out = l.newOutside();
+  const proxy = startIn(l.host, `${dist}tetherd`, ['ports-proxy', '--interval-ms', '200']);
+  servers.push(proxy);
+  await waitForLine(proxy, 'tetherd: ready', 20_000);
+  const a = l.newContainer();
+  await attachWithPorts(l, a, [
+    { hostPort: 8080, containerPort: 80 }, { hostPort: 8080, containerPort: 80, protocol: 'udp' },
+    { hostPort: 8081, containerPort: 80, hostIP: '::' }, { hostPort: 8082, containerPort: 80, hostIP: '::1' },
+    { hostPort: 8083, containerPort: 80, hostIP: '0.0.0.0' },
+  ]);
+  await serve(a.path, 80);
+  const answers = async (proto: 'tcp' | 'udp', port: number) => /^ok /.test(await probe(l.host, proto, '::1', port));
+  for (const [proto, port] of [['tcp', 8080], ['udp', 8080], ['tcp', 8081], ['tcp', 8082]] as const) {
+    await until(`[::1]:${port}/${proto} answers`, () => answers(proto, port), { ms: 10_000, every: 100 });
+    t.pass(`[::1]:${port}/${proto} answers`);
+  }
+  t.regex(await probe(l.host, 'tcp', '::1', 8083), /^fail .*ECONNREFUSED/, '"0.0.0.0" is IPv4 only: not on [::1]');
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 8080), /^ok /, 'the kernel still serves the host\'s own IPv6 address');
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 8082), /^fail .*ECONNREFUSED/, 'a "::1" mapping is on ::1 only');
+  await l.detach(a);
+  await until('[::1]:8080 closed after DEL', async () => /ECONNREFUSED/.test(await probe(l.host, 'tcp', '::1', 8080)), { ms: 10_000, every: 100 });
+  t.regex(await probe(l.host, 'tcp', '::1', 8082), /^fail .*ECONNREFUSED/, 'every listener went with the DEL');
 });

@@ -56,3 +56,11 @@ test('bandwidth: both spellings, pairs required, zero means no limit', (t) => {
   t.regex(t.throws(() => parseBandwidth({ egressRate: 1_000_000, egressBurst: 100 }))!.message, /must hold at least one full frame/);
   t.regex(t.throws(() => parseBandwidth({ ingressRate: -1, ingressBurst: 100000 }))!.message, /ingressRate: must be a whole number/);
 });
+
+test('the [::1] proxy listens for IPv6 mappings on every address or on ::1, tcp and udp only', async (t) => {
+  const { loopbackListeners } = await import('../../tetherd/ports-proxy.js');
+  const owner = { network: 'n', containerID: 'c', ifname: 'eth0' };
+  const m = (hostPort: number, protocol: string, family: 4 | 6, hostIP?: string) => ({ owner, hostPort, protocol, family, containerIP: family === 6 ? 'fd00::2' : '10.0.0.2', containerPort: 80, ...(hostIP ? { hostIP } : {}) });
+  const got = loopbackListeners([m(1, 'tcp', 6), m(1, 'tcp', 4), m(2, 'udp', 6), m(3, 'sctp', 6), m(4, 'tcp', 6, '::1'), m(5, 'tcp', 6, 'fd00::9'), m(6, 'tcp', 4, '127.0.0.1')]);
+  t.deepEqual(got.map((l) => `${l.protocol}/${l.hostPort} -> [${l.target.ip}]:${l.target.port}`), ['tcp/1 -> [fd00::2]:80', 'udp/2 -> [fd00::2]:80', 'tcp/4 -> [fd00::2]:80']);
+});
