@@ -3,18 +3,19 @@ import type { Command } from '../../lib/cni/env.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import { checkIpamSection, mtuField } from '../common/config.js';
 import { hasIpam } from '../common/ipam.js';
+import { parseIsolationOptions, type IsolationOptions } from '../common/isolation-config.js';
 
-export interface BgpRouteConf extends NetConf {
+export interface BgpRouteConf extends NetConf, IsolationOptions {
   mtu?: number;
 }
 
 /** Options of tether-bridge that have no meaning on a routed link: refused, so nobody believes they took effect. */
-const BRIDGE_ONLY = ['bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'hairpinMode', 'promiscMode', 'portIsolation', 'vlan', 'vlanTrunk'] as const;
+const BRIDGE_ONLY = ['bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'hairpinMode', 'promiscMode', 'portIsolation', 'vlan', 'vlanTrunk', 'internal', 'icc'] as const;
 
-/** Reads and checks tether-bgp-route's options: `mtu`, `ipam` (required), `dns`. */
+/** Reads and checks tether-bgp-route's options: `mtu`, `ipam` (required), `dns`, `isolation`, `allowBridges`, `allowNetworks`. */
 export function parseBgpRouteConf(conf: NetConf, command: Command): BgpRouteConf {
   // DEL and GC must work whatever the config says: they need only the IPAM section to release addresses.
-  if (command === 'DEL' || command === 'GC') return { ...conf, mtu: undefined };
+  if (command === 'DEL' || command === 'GC') return { ...conf, mtu: undefined, ...parseIsolationOptions(conf, false) };
   const mtu = mtuField(conf);
   checkIpamSection(conf);
   if (!hasIpam(conf)) {
@@ -29,5 +30,5 @@ export function parseBgpRouteConf(conf: NetConf, command: Command): BgpRouteConf
     }
   }
   if (conf.dns !== undefined && (typeof conf.dns !== 'object' || conf.dns === null || Array.isArray(conf.dns))) throw invalidConfig('dns', 'must be an object such as {"nameservers": ["10.96.0.10"]}', conf.dns);
-  return { ...conf, mtu };
+  return { ...conf, mtu, ...parseIsolationOptions(conf, true) };
 }

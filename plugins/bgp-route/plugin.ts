@@ -15,6 +15,7 @@ import { hostVethName } from '../common/names.js';
 import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
 import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
+import { ensureIsolation } from '../common/isolation.js';
 import { parseBgpRouteConf, type BgpRouteConf } from './config.js';
 import { configureHostEnd, hostProblems, routeToContainer } from './host.js';
 import { GATEWAY_V4, HOST_MAC, HOST_VETH_PREFIX, gatewayOf, planL3 } from './plan.js';
@@ -44,6 +45,9 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
     routeToContainer(host, hostLink, plan.addresses, parseMAC(ctrMac)!);
     enableForwarding(plan.families);
     mark('host routes');
+    // Isolation is per network: this network's group goes on the container's host veth (no bridge to carry it).
+    ensureIsolation({ member: { routed: c.name }, isolate: c.isolation === 'network', internal: false, icc: true, allowBridges: c.allowBridges, allowNetworks: c.allowNetworks }, name);
+    mark('isolation');
     const result: Result = {
       cniVersion: ctx.version,
       interfaces: [

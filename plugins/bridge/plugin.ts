@@ -16,7 +16,7 @@ import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/por
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
-import { ensureIsolation } from './isolation.js';
+import { ensureIsolation } from '../common/isolation.js';
 import { ensureMasquerade } from './masq.js';
 import { mark } from '../../lib/trace.js';
 
@@ -100,7 +100,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     }
     if (plan && c.ipMasq && !c.internal) ensureMasquerade(ctx.conf.name, plan.addresses);
     mark('masq');
-    ensureIsolation({ bridge: c.bridge, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges });
+    ensureIsolation({ member: { bridge: c.bridge }, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges, allowNetworks: c.allowNetworks });
     mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
     mark('forwarding');
