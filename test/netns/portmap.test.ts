@@ -48,6 +48,12 @@ async function probe(ns: string, proto: 'tcp' | 'udp', ip: string, port: number)
   return r.stdout.trim() || `fail (exit ${r.status}) ${r.stderr.trim()}`;
 }
 
+/** The bookkeeping sets of the ports table (ledger, claims), as nft lists them: what DEL and a refused ADD must leave as they found. */
+async function bookkeeping(host: string): Promise<string> {
+  const r = await Promise.all(['owners', 'claims4', 'claims6'].map((set) => runIn(host, '/usr/sbin/nft', ['list', 'set', 'inet', 'tether_ports', set])));
+  return r.map((x) => x.stdout.split('\n').filter((line) => !/^\s*(table|set|type|\})/.test(line)).join('\n')).join('\n');
+}
+
 const ownedBy = (host: string, containerID: string) => inNetns(host, () => listPortMappings()).filter((m) => m.owner.containerID === containerID);
 
 test('a published port answers from another host, the host itself (its addresses, 127.0.0.1), another pod and the pod itself; DEL removes it', async (t) => {
@@ -67,28 +73,88 @@ test('a published port answers from another host, the host itself (its addresses
     ['another pod on the node', b.path, out.hostIP],
     ['another pod on the node, IPv6', b.path, out.hostIP6],
     ['the pod itself (hairpin)', a.path, out.hostIP],
+    ['the host on its IPv6 address', l.host, out.hostIP6],
+    ['the pod itself (hairpin), IPv6', a.path, out.hostIP6],
   ];
   for (const [what, ns, ip] of cases) {
     for (const proto of ['tcp', 'udp'] as const) t.regex(await probe(ns, proto, ip, 8080), /^ok /, `${what} over ${proto}`);
   }
   t.is(ownedBy(l.host, a.id).length, 4, 'tcp and udp, IPv4 and IPv6: four elements');
+  t.regex(await bookkeeping(l.host), new RegExp(a.id), 'a ledger entry names the pod');
   await l.detach(a);
   t.deepEqual(ownedBy(l.host, a.id), [], 'DEL removed every element of the pod');
+  t.notRegex(await bookkeeping(l.host), /elements/, 'and its ledger entry and claims');
   t.regex(await probe(out.path, 'tcp', out.hostIP, 8080), /^fail .*ECONNREFUSED/, 'after DEL the port is closed (the host itself refuses)');
   await l.detach(a); // DEL again: nothing left to do, still succeeds
 });
 
-test('hostIP publishes on that address only', async (t) => {
+test('hostIP publishes on that address only (IPv4 and IPv6); "0.0.0.0" and "::" on one family only', async (t) => {
   const l = new Lab(bridgeNetwork('pmhostip', '10.82.0.0/24', 'fd00:82::/64'), [dist, '/usr/lib/cni']);
   labs.push(l);
   const out = l.newOutside();
   const a = l.newContainer();
-  await attachWithPorts(l, a, [{ hostPort: 9090, containerPort: 80, hostIP: out.hostIP }]);
+  await attachWithPorts(l, a, [
+    { hostPort: 9090, containerPort: 80, hostIP: out.hostIP }, { hostPort: 9091, containerPort: 80, hostIP: out.hostIP6 },
+    { hostPort: 9092, containerPort: 80, hostIP: '0.0.0.0' }, { hostPort: 9093, containerPort: 80, hostIP: '::' },
+  ]);
   await serve(a.path, 80);
   t.regex(await probe(out.path, 'tcp', out.hostIP, 9090), /^ok /, 'on the hostIP');
   t.regex(await probe(l.host, 'tcp', '127.0.0.1', 9090), /^fail .*ECONNREFUSED/, 'not on 127.0.0.1');
   t.regex(await probe(l.host, 'tcp', '10.82.0.1', 9090), /^fail .*ECONNREFUSED/, 'not on the bridge address');
   t.regex(await probe(out.path, 'tcp', out.hostIP6, 9090), /^fail .*ECONNREFUSED/, 'not on the IPv6 address');
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 9091), /^ok /, 'on the IPv6 hostIP');
+  t.regex(await probe(l.host, 'tcp', 'fd00:82::1', 9091), /^fail .*ECONNREFUSED/, 'not on the bridge\'s IPv6 address');
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 9091), /^fail .*ECONNREFUSED/, 'not on the IPv4 address');
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 9092), /^ok /, '"0.0.0.0" on IPv4');
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 9092), /^fail .*ECONNREFUSED/, '"0.0.0.0" not on IPv6');
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 9093), /^ok /, '"::" on IPv6');
+  t.regex(await probe(l.host, 'tcp', out.hostIP6, 9093), /^ok /, '"::" from the host itself, IPv6');
+  t.regex(await probe(a.path, 'tcp', out.hostIP6, 9093), /^ok /, '"::" hairpin, IPv6');
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 9093), /^fail .*ECONNREFUSED/, '"::" not on IPv4');
+});
+
+test('a port on every address and the same port on one address cannot coexist: code 7 naming the owner, either order, nothing left behind', async (t) => {
+  const l = new Lab(bridgeNetwork('pmover', '10.88.0.0/24', 'fd00:88::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const out = l.newOutside();
+  const a = l.newContainer();
+  await attachWithPorts(l, a, [{ hostPort: 8443, containerPort: 443 }]);
+  const refusedCleanly = async (c: Container, mappings: unknown[], re: RegExp) => {
+    const before = snapshot(l.host);
+    const reserved = await l.reservations();
+    const elements = inNetns(l.host, () => listPortMappings());
+    const books = await bookkeeping(l.host);
+    const e = await t.throwsAsync(attachWithPorts(l, c, mappings), { instanceOf: PluginFailure });
+    t.is(e!.code, 7);
+    t.regex(e!.message, re);
+    t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, address or route left');
+    t.deepEqual(await l.reservations(), reserved, 'the address was released');
+    t.deepEqual(inNetns(l.host, () => listPortMappings()), elements, 'no element added');
+    t.is(await bookkeeping(l.host), books, 'no ledger entry or claim added');
+  };
+  // hostIP after a wildcard of the same port.
+  const b = l.newContainer();
+  await refusedCleanly(b, [{ hostPort: 8443, containerPort: 443, hostIP: out.hostIP }],
+    new RegExp(`8443/tcp on ${out.hostIP} \\(IPv4\\) overlaps 8443/tcp on every IPv4 host address, published by container ${a.id} \\(interface eth0, network pmover\\)`));
+  // A wildcard after a hostIP of the same port (IPv6 this time).
+  const c = l.newContainer();
+  await attachWithPorts(l, c, [{ hostPort: 9443, containerPort: 443, hostIP: out.hostIP6 }]);
+  const d = l.newContainer();
+  await refusedCleanly(d, [{ hostPort: 9443, containerPort: 443, hostIP: '::' }],
+    new RegExp(`9443/tcp on every IPv6 host address \\(IPv6\\) overlaps 9443/tcp on ${out.hostIP6}, published by container ${c.id}`));
+  // Two hostIP mappings of one port on different addresses are fine; an IPv4 wildcard does not meet an IPv6 hostIP.
+  const e = l.newContainer();
+  await t.notThrowsAsync(attachWithPorts(l, e, [{ hostPort: 9443, containerPort: 443, hostIP: '10.88.0.1' }, { hostPort: 9443, containerPort: 443, hostIP: '0.0.0.0', protocol: 'udp' }]));
+  await refusedCleanly(l.newContainer(), [{ hostPort: 9443, containerPort: 443, hostIP: '0.0.0.0' }], new RegExp(`9443/tcp on every IPv4 host address \\(IPv4\\) overlaps 9443/tcp on 10.88.0.1, published by container ${e.id}`));
+  // Same request: refused before anything is made.
+  const f = l.newContainer();
+  await refusedCleanly(f, [{ hostPort: 7443, containerPort: 443 }, { hostPort: 7443, containerPort: 443, hostIP: out.hostIP }], /portMappings\[1\]: publishes 7443\/tcp on .*, which overlaps entry 0/);
+  // Once every hostIP mapping of the port is gone, a wildcard may have it (the shared claim left behind is cleared).
+  await l.detach(c);
+  await l.detach(e);
+  await t.notThrowsAsync(attachWithPorts(l, d, [{ hostPort: 9443, containerPort: 443, hostIP: '::' }]));
+  await serve(d.path, 443);
+  t.regex(await probe(out.path, 'tcp', out.hostIP6, 9443), /^ok /, 'd serves 9443 on IPv6');
 });
 
 test('a second container asking for a taken host port fails naming the owner, and leaves nothing behind', async (t) => {
@@ -116,21 +182,29 @@ test('a second container asking for a taken host port fails naming the owner, an
   t.regex(bad!.message, /portMappings\[0\]\.hostPort: must be a port number from 1 to 65535/);
 });
 
-test('CHECK verifies the published ports; GC removes those of attachments no longer valid', async (t) => {
+test('CHECK verifies the published ports; GC removes those of attachments no longer valid and keeps the valid ones', async (t) => {
   const l = new Lab(bridgeNetwork('pmcheck', '10.84.0.0/24', 'fd00:84::/64'), [dist, '/usr/lib/cni']);
   labs.push(l);
+  const out = l.newOutside();
   const a = l.newContainer();
   const b = l.newContainer();
   const spec = (c: Container, port: number) => ({ ...l.spec(c), capabilityArgs: { portMappings: [{ hostPort: port, containerPort: 80 }] } });
   await l.runtime.add(l.list, spec(a, 8001));
   await l.runtime.add(l.list, spec(b, 8002));
   await t.notThrowsAsync(l.runtime.check(l.list, spec(a, 8001)));
-  inNetns(l.host, () => removePortMappings({ network: 'pmcheck', containerID: a.id, ifname: 'eth0' }));
-  const e = await t.throwsAsync(l.runtime.check(l.list, spec(a, 8001)), { instanceOf: PluginFailure });
+  // A CHECK asking for a port the pod never published fails naming it (nothing removed by hand).
+  const e = await t.throwsAsync(l.runtime.check(l.list, spec(a, 8009)), { instanceOf: PluginFailure });
   t.is(e!.code, 100);
-  t.regex(e!.message, /8001\/tcp on every host address \(IPv4\) is not published/);
+  t.regex(e!.message, /8009\/tcp on every host address \(IPv4\) is not published/);
+  const aBefore = ownedBy(l.host, a.id);
+  t.is(aBefore.length, 2, 'a has its two elements before GC');
   await l.runtime.gc(l.list, [l.spec(a)]);
   t.deepEqual(ownedBy(l.host, b.id), [], 'GC removed the mappings of b, not in the valid list');
+  t.deepEqual(ownedBy(l.host, a.id), aBefore, 'GC kept every element of a, which is valid');
+  await t.notThrowsAsync(l.runtime.check(l.list, spec(a, 8001)), 'a still passes CHECK after GC');
+  await serve(a.path, 80);
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 8001), /^ok /, 'and a still answers');
+  t.regex(await probe(out.path, 'tcp', out.hostIP, 8002), /^fail .*ECONNREFUSED/, 'b does not');
 });
 
 test('a UDP host port given up and published again: the ADD deletes the flows still going to the old container', async (t) => {
