@@ -346,3 +346,26 @@ test('[::1]: tetherd\'s proxy serves a published port (unset hostIP, "::", "::1"
   await until('[::1]:8080 closed after DEL', async () => /ECONNREFUSED/.test(await probe(l.host, 'tcp', '::1', 8080)), { ms: 10_000, every: 100 });
   t.regex(await probe(l.host, 'tcp', '::1', 8082), /^fail .*ECONNREFUSED/, 'every listener went with the DEL');
 });
+
+test('sctp: a published SCTP port is DNATed to the container\'s address and port (a raw INIT: this kernel has no SCTP sockets); DEL removes it', async (t) => {
+  const { sctpListener, sendSctpInit } = await import('../helpers/sctp-raw.js');
+  const l = new Lab(bridgeNetwork('pmsctp', '10.79.0.0/24', 'fd00:79::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const out = l.newOutside();
+  const a = l.newContainer();
+  const r = await attachWithPorts(l, a, [{ hostPort: 3868, containerPort: 3869, protocol: 'sctp' }]);
+  const podIP = r.ips!.find((i) => !i.address.includes(':'))!.address.split('/')[0];
+  t.deepEqual(ownedBy(l.host, a.id).map((m) => m.protocol), ['sctp', 'sctp'], 'one element per family');
+  const seen = sctpListener(a.path);
+  try {
+    let got: { dst: string; dport: number } | null = null;
+    await until('the INIT reaches the pod', () => {
+      sendSctpInit(out.path, out.hostIP, 3868);
+      got = seen.next(200);
+      return got;
+    }, { ms: 10_000, every: 50 });
+    t.deepEqual(got, { dst: podIP, dport: 3869 }, 'addressed to the pod\'s address and containerPort');
+  } finally { seen.close(); }
+  await l.detach(a);
+  t.deepEqual(ownedBy(l.host, a.id), [], 'DEL removed both');
+});
