@@ -186,7 +186,7 @@ function enableRouteLocalnet(ifaces: string[]): void {
  * the frame back out of the port it came in on.
  */
 function enableHairpin(ifaces: string[]): void {
-  Netlink.within('/proc/thread-self/ns/net', (nl) => {
+  Netlink.within((nl) => {
     for (const name of ifaces) {
       const link = nl.linkByName(name);
       if (link?.kind === 'veth' && link.master && !link.bridgePort?.hairpin) nl.bridgePortSet(link.index, { hairpin: true });

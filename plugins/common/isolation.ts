@@ -87,7 +87,7 @@ const change = (op: 'add' | 'delete', set: string, keys: Buffer[]): SetChange =>
 
 /** Puts the network's group on the device that carries its traffic on the host (the bridge, or a routed container's host veth). */
 function tagDevice(name: string, g: number): void {
-  Netlink.within('/proc/thread-self/ns/net', (nl) => {
+  Netlink.within((nl) => {
     const link = nl.linkByName(name);
     if (!link) throw new Error(`isolation: device ${name} not found`);
     if (link.group !== g) nl.linkSet(link.index, { group: g });

@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
@@ -52,6 +52,21 @@ async function probe(ns: string, proto: 'tcp' | 'udp', ip: string, port: number)
 async function bookkeeping(host: string): Promise<string> {
   const r = await Promise.all(['owners', 'claims4', 'claims6'].map((set) => runIn(host, '/usr/sbin/nft', ['list', 'set', 'inet', 'tether_ports', set])));
   return r.map((x) => x.stdout.split('\n').filter((line) => !/^\s*(table|set|type|\})/.test(line)).join('\n')).join('\n');
+}
+
+/** An ADD that must fail with code 7 matching `re` and leave the host as it found it: interfaces, addresses, routes, IPAM, map elements, ledger and claims. */
+async function refusedCleanly(t: ExecutionContext, l: Lab, c: Container, mappings: unknown[], re: RegExp): Promise<void> {
+  const before = snapshot(l.host);
+  const reserved = await l.reservations();
+  const elements = inNetns(l.host, () => listPortMappings());
+  const books = await bookkeeping(l.host);
+  const e = await t.throwsAsync(attachWithPorts(l, c, mappings), { instanceOf: PluginFailure });
+  t.is(e!.code, 7);
+  t.regex(e!.message, re);
+  t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, address or route left');
+  t.deepEqual(await l.reservations(), reserved, 'the address was released');
+  t.deepEqual(inNetns(l.host, () => listPortMappings()), elements, 'no element added (not even for a free port of the request)');
+  t.is(await bookkeeping(l.host), books, 'no ledger entry or claim added');
 }
 
 const ownedBy = (host: string, containerID: string) => inNetns(host, () => listPortMappings()).filter((m) => m.owner.containerID === containerID);
@@ -119,36 +134,23 @@ test('a port on every address and the same port on one address cannot coexist: c
   const out = l.newOutside();
   const a = l.newContainer();
   await attachWithPorts(l, a, [{ hostPort: 8443, containerPort: 443 }]);
-  const refusedCleanly = async (c: Container, mappings: unknown[], re: RegExp) => {
-    const before = snapshot(l.host);
-    const reserved = await l.reservations();
-    const elements = inNetns(l.host, () => listPortMappings());
-    const books = await bookkeeping(l.host);
-    const e = await t.throwsAsync(attachWithPorts(l, c, mappings), { instanceOf: PluginFailure });
-    t.is(e!.code, 7);
-    t.regex(e!.message, re);
-    t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, address or route left');
-    t.deepEqual(await l.reservations(), reserved, 'the address was released');
-    t.deepEqual(inNetns(l.host, () => listPortMappings()), elements, 'no element added');
-    t.is(await bookkeeping(l.host), books, 'no ledger entry or claim added');
-  };
   // hostIP after a wildcard of the same port.
   const b = l.newContainer();
-  await refusedCleanly(b, [{ hostPort: 8443, containerPort: 443, hostIP: out.hostIP }],
+  await refusedCleanly(t, l, b, [{ hostPort: 8443, containerPort: 443, hostIP: out.hostIP }],
     new RegExp(`8443/tcp on ${out.hostIP} \\(IPv4\\) overlaps 8443/tcp on every IPv4 host address, published by container ${a.id} \\(interface eth0, network pmover\\)`));
   // A wildcard after a hostIP of the same port (IPv6 this time).
   const c = l.newContainer();
   await attachWithPorts(l, c, [{ hostPort: 9443, containerPort: 443, hostIP: out.hostIP6 }]);
   const d = l.newContainer();
-  await refusedCleanly(d, [{ hostPort: 9443, containerPort: 443, hostIP: '::' }],
+  await refusedCleanly(t, l, d, [{ hostPort: 9443, containerPort: 443, hostIP: '::' }],
     new RegExp(`9443/tcp on every IPv6 host address \\(IPv6\\) overlaps 9443/tcp on ${out.hostIP6}, published by container ${c.id}`));
   // Two hostIP mappings of one port on different addresses are fine; an IPv4 wildcard does not meet an IPv6 hostIP.
   const e = l.newContainer();
   await t.notThrowsAsync(attachWithPorts(l, e, [{ hostPort: 9443, containerPort: 443, hostIP: '10.88.0.1' }, { hostPort: 9443, containerPort: 443, hostIP: '0.0.0.0', protocol: 'udp' }]));
-  await refusedCleanly(l.newContainer(), [{ hostPort: 9443, containerPort: 443, hostIP: '0.0.0.0' }], new RegExp(`9443/tcp on every IPv4 host address \\(IPv4\\) overlaps 9443/tcp on 10.88.0.1, published by container ${e.id}`));
+  await refusedCleanly(t, l, l.newContainer(), [{ hostPort: 9443, containerPort: 443, hostIP: '0.0.0.0' }], new RegExp(`9443/tcp on every IPv4 host address \\(IPv4\\) overlaps 9443/tcp on 10.88.0.1, published by container ${e.id}`));
   // Same request: refused before anything is made.
   const f = l.newContainer();
-  await refusedCleanly(f, [{ hostPort: 7443, containerPort: 443 }, { hostPort: 7443, containerPort: 443, hostIP: out.hostIP }], /portMappings\[1\]: publishes 7443\/tcp on .*, which overlaps entry 0/);
+  await refusedCleanly(t, l, f, [{ hostPort: 7443, containerPort: 443 }, { hostPort: 7443, containerPort: 443, hostIP: out.hostIP }], /portMappings\[1\]: publishes 7443\/tcp on .*, which overlaps entry 0/);
   // Once every hostIP mapping of the port is gone, a wildcard may have it (the shared claim left behind is cleared).
   await l.detach(c);
   await l.detach(e);
@@ -162,16 +164,8 @@ test('a second container asking for a taken host port fails naming the owner, an
   labs.push(l);
   const a = l.newContainer();
   await attachWithPorts(l, a, [{ hostPort: 8443, containerPort: 443 }]);
-  const before = snapshot(l.host);
-  const reserved = await l.reservations();
-  const elements = inNetns(l.host, () => listPortMappings());
   const b = l.newContainer();
-  const e = await t.throwsAsync(attachWithPorts(l, b, [{ hostPort: 7000, containerPort: 70 }, { hostPort: 8443, containerPort: 443 }]), { instanceOf: PluginFailure });
-  t.is(e!.code, 7);
-  t.regex(e!.message, new RegExp(`8443/tcp .* already published by container ${a.id} \\(interface eth0, network pmdup\\)`));
-  t.deepEqual(diffSnapshots(before, snapshot(l.host)), [], 'no veth, address or route left');
-  t.deepEqual(await l.reservations(), reserved, 'the address was released');
-  t.deepEqual(inNetns(l.host, () => listPortMappings()), elements, 'not even the free port 7000 was published');
+  await refusedCleanly(t, l, b, [{ hostPort: 7000, containerPort: 70 }, { hostPort: 8443, containerPort: 443 }], new RegExp(`8443/tcp .* already published by container ${a.id} \\(interface eth0, network pmdup\\)`));
   // The failed container's DEL (a runtime cleans up) must not take the owner's port away.
   await l.detach(b);
   t.is(ownedBy(l.host, a.id).length, 2);
@@ -368,4 +362,36 @@ test('sctp: a published SCTP port is DNATed to the container\'s address and port
   } finally { seen.close(); }
   await l.detach(a);
   t.deepEqual(ownedBy(l.host, a.id), [], 'DEL removed both');
+});
+
+test('DEL of a pod with more mappings than its ledger comment holds scans the maps instead, and removes exactly its own', async (t) => {
+  const l = new Lab(bridgeNetwork('pmmany', '10.78.0.0/24', 'fd00:78::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const a = l.newContainer();
+  const b = l.newContainer();
+  await attachWithPorts(l, a, Array.from({ length: 20 }, (_, i) => ({ hostPort: 30000 + i, containerPort: 80 })));
+  await attachWithPorts(l, b, [{ hostPort: 31000, containerPort: 80 }]);
+  t.regex(await bookkeeping(l.host), new RegExp(`${a.id} eth0\\|\\*`), 'a\'s ledger says "*": 40 elements do not fit a comment');
+  t.is(ownedBy(l.host, a.id).length, 40);
+  await l.detach(a);
+  t.deepEqual(ownedBy(l.host, a.id), [], 'DEL removed all 40');
+  t.is(ownedBy(l.host, b.id).length, 2, 'and none of b\'s');
+  t.notRegex(await bookkeeping(l.host), new RegExp(a.id), 'nor left a\'s ledger or claims');
+});
+
+test('the ports functions stay in the namespace they are called in (a nested namespace switch once sent the rest of an ADD home)', async (t) => {
+  const { readlinkSync } = await import('node:fs');
+  const { addPortMappings, parsePortMappings } = await import('../../lib/portmap/index.js');
+  const { parseCIDR } = await import('../../lib/ip/addr.js');
+  const l = new Lab(bridgeNetwork('pmnest', '10.77.0.0/24', 'fd00:77::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const owner = { network: 'pmnest', containerID: 'nest1', ifname: 'eth0' };
+  const [ns, after] = inNetns(l.host, () => {
+    const here = readlinkSync('/proc/thread-self/ns/net');
+    addPortMappings({ owner, addresses: [parseCIDR('10.77.0.9/24')!], hostInterfaces: ['lo'] }, parsePortMappings([{ hostPort: 8080, containerPort: 80 }]));
+    return [here, readlinkSync('/proc/thread-self/ns/net')];
+  });
+  t.is(after, ns, 'still in the lab\'s host namespace after the ADD');
+  t.is(ownedBy(l.host, 'nest1').length, 1);
+  t.is(inNetns(l.host, () => removePortMappings(owner)), 1);
 });
