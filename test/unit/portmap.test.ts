@@ -90,3 +90,13 @@ test('portMappings: one port on every address and on one address in the same req
   t.notThrows(() => parsePortMappings([{ hostPort: 80, containerPort: 80, hostIP: '10.0.0.2' }, { hostPort: 80, containerPort: 80, hostIP: '10.0.0.1' }]), 'two addresses');
   t.notThrows(() => parsePortMappings([{ hostPort: 80, containerPort: 80 }, { hostPort: 80, containerPort: 80, hostIP: '10.0.0.1', protocol: 'udp' }]), 'two protocols');
 });
+
+test('tetherd\'s "portsProxy" option: on by default, false turns it off, a bad value is a configuration error', async (t) => {
+  const { portsProxyOptions } = await import('../../tetherd/ports-main.js');
+  t.deepEqual(portsProxyOptions({}), { enabled: true, intervalMs: 1000 });
+  t.deepEqual(portsProxyOptions({ portsProxy: false }), { enabled: false, intervalMs: 1000 });
+  t.deepEqual(portsProxyOptions({ portsProxy: { intervalMs: 250 } }), { enabled: true, intervalMs: 250 });
+  for (const bad of ['yes', 0, { intervalMs: 10 }, { intervalMs: 'x' }, []]) {
+    t.throws(() => portsProxyOptions({ portsProxy: bad }), { message: /portsProxy/ }, JSON.stringify(bad));
+  }
+});
