@@ -3,7 +3,7 @@ import { formatIP, ipEqual, networkCIDR, type CIDR, type Family, type IP } from 
 import { AF_INET, AF_INET6, NETLINK_NETFILTER } from '../netlink/constants.js';
 import { conntrackDelete, conntrackList } from '../netlink/conntrack.js';
 import { NFPROTO_INET } from '../netlink/nftables.js';
-import { nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { sysctlSet } from '../netns/sysctl.js';
@@ -162,9 +162,11 @@ function addMasqPrefixes(sock: NetlinkSocket, addresses: CIDR[]): void {
   for (const a of addresses) {
     const set = a.ip.family === 4 ? SETS.masq4 : SETS.masq6;
     const elements = prefixElements(networkCIDR(a));
-    // Present already (every ADD but the subnet's first): looked up, since a refused add aborts the
-    // transaction, and an abort costs the kernel a grace period (~10 ms), a lookup almost nothing.
-    if (nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, set, elements[0].key)) continue;
+    // Present already (every ADD but the subnet's first): looked for first, since a refused add aborts
+    // the transaction, and an abort costs the kernel a grace period (~10 ms). A listing, not a get: a
+    // get of an IPv6 interval's start misses on this kernel. The set holds one element per subnet.
+    const present = nftListElements(sock, NFPROTO_INET, PORTS_TABLE, set);
+    if (present.some((e) => e.key.equals(elements[0].key) && !((e.flags ?? 0) & NFT_SET_ELEM_INTERVAL_END))) continue;
     try {
       nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set, elements }]);
     } catch (e) {
