@@ -136,3 +136,20 @@ export function removeIsolation(member: IsolationMember): void {
     }
   });
 }
+
+/** What CHECK finds wrong with a network's isolation on `device` (its bridge, or a routed container's host veth). */
+export function isolationProblems(s: IsolationSettings, device: { name: string; group?: number }): string[] {
+  if (!s.isolate && !s.internal && s.icc) return [];
+  if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return [`the isolation table inet ${ISOLATION_TABLE} is missing`];
+  const g = isolationGroup(s.member);
+  const problems: string[] = [];
+  if ((device.group ?? 0) !== g) problems.push(`${device.name} is in device group ${device.group ?? 0}, not the network's isolation group ${g}`);
+  NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
+    const has = (set: string, key: Buffer) => nftGetElement(sock, NFPROTO_INET, ISOLATION_TABLE, set, key) !== null;
+    if (s.isolate && !has('isolated', group(g))) problems.push(`the network's group ${g} is missing from the isolation set "isolated"`);
+    if (!has('self', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "self"`);
+    if (s.internal && !has('internal', group(g))) problems.push(`the network's group ${g} is missing from the isolation set "internal"`);
+    if (!s.icc && !has('noicc', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "noicc"`);
+  });
+  return problems;
+}

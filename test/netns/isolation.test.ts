@@ -2,6 +2,7 @@ import test from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { Lab, type Container } from '../../conformance/lab.js';
 import { runIn, startIn, stop, waitForLine } from '../../conformance/spawn.js';
 import { parseCIDR, parseIP } from '../../lib/ip/addr.js';
@@ -185,4 +186,18 @@ test('routed networks (tether-bgp-route) are isolated per network, from each oth
   t.regex(await probe(x2.c.path, '10.101.0.1', 8080), /^ok /, 'r2 -> r1 published port through the host');
   t.regex(await probe(l.host, x1.ip), /^ok /, 'host -> r1');
   t.regex(await probe(l.host, x1.ip6!), /^ok /, 'host -> r1 (IPv6)');
+  // CHECK sees the tag: a routed veth (or a bridge) taken out of its network's group fails it.
+  const { hostVethName } = await import('../../plugins/common/names.js');
+  const { HOST_VETH_PREFIX } = await import('../../plugins/bgp-route/plan.js');
+  await t.notThrowsAsync(l.runtime.check(r1, l.spec(x1.c)), 'CHECK passes as ADD left it');
+  await t.notThrowsAsync(l.runtime.check(l.list, l.spec(a.c)), 'and for the bridge network');
+  Netlink.within(l.host, (nl) => {
+    nl.linkSet(nl.linkByName(hostVethName(x1.c.id, 'eth0', HOST_VETH_PREFIX))!.index, { group: 0 });
+    nl.linkSet(nl.linkByName('bisor')!.index, { group: 0 });
+  });
+  for (const [list, c, what] of [[r1, x1.c, 'routed'], [l.list, a.c, 'bridge']] as const) {
+    const e = await t.throwsAsync(l.runtime.check(list, l.spec(c)), { instanceOf: PluginFailure }, what);
+    t.is(e!.code, 100);
+    t.regex(e!.message, /is in device group 0, not the network's isolation group \d+/, what);
+  }
 });
