@@ -90,10 +90,10 @@ function ledgerOf(planned: Planned[]): LedgerEntry[] {
 }
 
 /**
- * The ADD's one transaction: its map elements and its claims (exclusive unless `retry`), and its
- * ledger entry. `hostClaimsShared`: a hostIP claim found to be another hostIP mapping's, which is fine.
+ * The ADD's one transaction: its map elements, its claims and its ledger entry (`ledger`, or what
+ * `planned` holds), each add exclusive or not.
  */
-function addChanges(planned: Planned[], t: PortTarget, exclusive: boolean): SetChange[] {
+function addChanges(planned: Planned[], t: PortTarget, exclusive: boolean, ledger?: LedgerEntry[]): SetChange[] {
   const bySet = new Map<string, SetElement[]>();
   const put = (set: string, e: SetElement) => bySet.set(set, [...(bySet.get(set) ?? []), e]);
   for (const p of planned) put(p.set, p.element);
@@ -107,8 +107,27 @@ function addChanges(planned: Planned[], t: PortTarget, exclusive: boolean): SetC
     claims.set(`${p.family} ${key.toString('hex')}`, { set: claimsOf(p.family), e: { key, comment: wild ? wildClaim(t.owner) : HOST_CLAIM }, wild });
   }
   for (const c of claims.values()) changes.push({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: c.set, elements: [c.e], exclusive: exclusive || undefined });
-  changes.push({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.owners, elements: [{ key: ownerKey(ownerComment(t.owner)), comment: ledgerComment(ownerComment(t.owner), ledgerOf(planned)) }] });
+  changes.push({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.owners, elements: [{ key: ownerKey(ownerComment(t.owner)), comment: ledgerComment(ownerComment(t.owner), ledger ?? ledgerOf(planned)) }] });
   return changes;
+}
+
+/**
+ * The non-exclusive ADD after a benign EEXIST. An existing ledger (a retried ADD) is replaced by the
+ * union of its entries and these, in the same transaction: an add would keep the old comment, and a
+ * DEL would then miss whatever this ADD added beyond it.
+ */
+function retryChanges(sock: NetlinkSocket, planned: Planned[], t: PortTarget): SetChange[] {
+  const key = ownerKey(ownerComment(t.owner));
+  const old = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.owners, key);
+  if (!old) return addChanges(planned, t, false);
+  const before = ledgerEntries(old.comment);
+  const mine = ledgerOf(planned);
+  const text = (e: LedgerEntry) => `${e.family} ${e.hostIP ?? '*'} ${e.protocol} ${e.hostPort}`;
+  // "*" (a DEL scans) covers anything; a ledger that already names every entry stays as it is.
+  if (!before) return addChanges(planned, t, false);
+  const union = [...before, ...mine.filter((e) => !before.some((b) => text(b) === text(e)))];
+  if (union.length === before.length) return addChanges(planned, t, false);
+  return [{ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.owners, elements: [{ key }] }, ...addChanges(planned, t, false, union)];
 }
 
 type Conflict = { p: Planned; owner: PortOwner | null; how: string };
@@ -241,7 +260,7 @@ export function addPortMappings(t: PortTarget, mappings: PortMapping[]): { flush
         if (conflict && conflict !== 'stale') throw conflictError(conflict);
         // Every key is ours already (a retried ADD), or a hostIP claim is shared with another hostIP
         // mapping of the port: add without exclusivity (the map elements were found free or ours).
-        nftApplySetChanges(sock, addChanges(planned, t, false));
+        nftApplySetChanges(sock, retryChanges(sock, planned, t));
         break;
       }
     }

@@ -395,3 +395,19 @@ test('the ports functions stay in the namespace they are called in (a nested nam
   t.is(ownedBy(l.host, 'nest1').length, 1);
   t.is(inNetns(l.host, () => removePortMappings(owner)), 1);
 });
+
+test('addPortMappings again for the same owner with one more mapping (a retried publish): the ledger grows to name it, so DEL removes all', async (t) => {
+  const { addPortMappings, parsePortMappings } = await import('../../lib/portmap/index.js');
+  const { parseCIDR } = await import('../../lib/ip/addr.js');
+  const l = new Lab(bridgeNetwork('pmretry', '10.76.0.0/24', 'fd00:76::/64'), [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const owner = { network: 'pmretry', containerID: 'retry1', ifname: 'eth0' };
+  const target = { owner, addresses: [parseCIDR('10.76.0.9/24')!, parseCIDR('fd00:76::9/64')!], hostInterfaces: [] };
+  inNetns(l.host, () => addPortMappings(target, parsePortMappings([{ hostPort: 8080, containerPort: 80 }])));
+  inNetns(l.host, () => addPortMappings(target, parsePortMappings([{ hostPort: 8080, containerPort: 80 }, { hostPort: 8081, containerPort: 81 }])));
+  t.deepEqual(ownedBy(l.host, 'retry1').map((m) => m.hostPort).sort(), [8080, 8080, 8081, 8081]);
+  t.regex(await bookkeeping(l.host), /w4\/tcp\/8080 w6\/tcp\/8080 w4\/tcp\/8081 w6\/tcp\/8081/, 'one ledger naming all four');
+  t.is(inNetns(l.host, () => removePortMappings(owner)), 4);
+  t.deepEqual(ownedBy(l.host, 'retry1'), []);
+  t.notRegex(await bookkeeping(l.host), /elements/);
+});
