@@ -8,7 +8,7 @@ import { Rollback } from '../plugins/common/rollback.js';
 import { createVeth, removeVeth } from '../plugins/common/veth.js';
 import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
-import { ensureIsolation, removeIsolation } from '../plugins/bridge/isolation.js';
+import { ensureIsolation, removeIsolation } from '../plugins/common/isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
 import type { EndpointRecord, NetworkRecord } from './state.js';
 
@@ -60,11 +60,11 @@ export const kernelDataplane: Dataplane = {
     enableForwarding(new Set<Family>(gateways.map((g) => g.ip.family)));
     if (n.masquerade) ensureMasquerade(masqName(n), gateways);
     // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge.
-    ensureIsolation({ bridge: n.bridge, isolate: true, internal: n.internal, icc: true, allowBridges: [] });
+    ensureIsolation({ member: { bridge: n.bridge }, isolate: true, internal: n.internal, icc: true, allowBridges: [], allowNetworks: [] });
   },
 
   removeNetwork(n) {
-    removeIsolation(n.bridge);
+    removeIsolation({ bridge: n.bridge });
     removeMasquerade(masqName(n));
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = nl.linkByName(n.bridge);

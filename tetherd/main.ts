@@ -10,6 +10,9 @@ const USAGE = `tetherd: the tether node agent (VXLAN overlay, Flannel style; or 
 
 Usage:
   tetherd [run] --config FILE   register the node, take its subnet, program the overlay; runs until SIGTERM
+  tetherd ports-proxy [--interval-ms 1000] [--log-file FILE]
+                                only the proxy that serves published ports on [::1] (run also does it,
+                                unless its config says "portsProxy": false), for a node with no agent
   tetherd docker-plugin [--socket PATH] [--state-dir DIR] [--config FILE]
                                 serve Docker as its network and IPAM driver "tether" (docs/docker.md)
   tetherd leave --config FILE   take the node out of the cluster: its subnet key and lease are removed,
@@ -28,6 +31,7 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   let config: string | undefined;
   let command = 'run';
   if (argv[0] === 'docker-plugin') return (await import('./docker-plugin.js')).dockerPluginMain(argv.slice(1));
+  if (argv[0] === 'ports-proxy') return (await import('./ports-main.js')).portsProxyMain(argv.slice(1));
   let args: string[] = [];
   try {
     const p = parseArgv(argv, ['config'], ['help']);
@@ -44,28 +48,37 @@ export async function tetherdMain(argv: string[]): Promise<number> {
   try {
     // One read of the file: the mode, the agent's section and the observe section all come from it.
     const raw = readConfigFile(config);
-    if (isPeerStore(raw)) return await (await import('./peers/main.js')).peersMain(command, raw, args);
-    if (command === 'reclaim') throw new UsageError('reclaim is for peer mode ("store": "peers"); in etcd modes a dead node\'s lease expires by itself');
-    if (configMode(raw) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, raw);
-    const c = parseAgentConfig(raw);
-    const o = parseObserveConfig(raw);
-    if (command === 'leave') {
-      const subnet = await leave(c);
-      writeSync(1, subnet ? `tetherd: node ${c.nodeName} left; released ${subnet}\n` : `tetherd: node ${c.nodeName} holds no subnet\n`);
-      return 0;
+    // Published ports on [::1] need a userspace proxy, and the agent is the node's long-lived process.
+    if (command === 'run') {
+      const proxy = (await import('./ports-main.js')).startPortsProxy(raw);
+      try { return await runMode(command, raw, args); } finally { proxy.stop(); }
     }
-    const agent = new Agent(c);
-    const metrics = await startAgentMetrics(c, o, TETHER_VERSION, agent.events);
-    let health: { stop(): void } | undefined;
-    const done = new Promise<number>((resolve) => {
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
-    });
-    await agent.start();
-    health = keepHealthFile(o, metrics, vxlanHealth(agent));
-    writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
-    return await done;
+    return await runMode(command, raw, args);
   } catch (e) {
     err(`tetherd: ${e instanceof AgentConfigError ? '' : 'error: '}${(e as Error).message}\n`);
     return e instanceof AgentConfigError ? 3 : 1;
   }
+}
+
+async function runMode(command: string, raw: unknown, args: string[]): Promise<number> {
+  if (isPeerStore(raw)) return await (await import('./peers/main.js')).peersMain(command, raw, args);
+  if (command === 'reclaim') throw new UsageError('reclaim is for peer mode ("store": "peers"); in etcd modes a dead node\'s lease expires by itself');
+  if (configMode(raw) === 'bgp') return await (await import('./bgp.js')).bgpMain(command, raw);
+  const c = parseAgentConfig(raw);
+  const o = parseObserveConfig(raw);
+  if (command === 'leave') {
+    const subnet = await leave(c);
+    writeSync(1, subnet ? `tetherd: node ${c.nodeName} left; released ${subnet}\n` : `tetherd: node ${c.nodeName} holds no subnet\n`);
+    return 0;
+  }
+  const agent = new Agent(c);
+  const metrics = await startAgentMetrics(c, o, TETHER_VERSION, agent.events);
+  let health: { stop(): void } | undefined;
+  const done = new Promise<number>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
+  });
+  await agent.start();
+  health = keepHealthFile(o, metrics, vxlanHealth(agent));
+  writeSync(1, `tetherd: ready: node ${c.nodeName} subnet ${agent.state.subnet} mtu ${agent.state.mtu}${metrics.address ? ` metrics http://${metrics.address}/metrics` : ''} health ${o.healthFile}\n`);
+  return await done;
 }

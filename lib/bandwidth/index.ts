@@ -51,7 +51,7 @@ function bucket(rateBits: number, burstBits: number): Tbf {
   return { rateBytes, burstBytes, limitBytes: Math.ceil(rateBytes * LATENCY_S) + burstBytes };
 }
 
-const here = <T>(fn: (nl: Netlink) => T) => Netlink.within('/proc/thread-self/ns/net', fn);
+const here = <T>(fn: (nl: Netlink) => T) => Netlink.within(fn);
 
 /** Applies the limits to the container whose host-side veth end is `hostIf`; `ifb` names its egress device. */
 export function applyBandwidth(hostIf: string, ifb: string, l: BandwidthLimits): void {

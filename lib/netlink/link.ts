@@ -57,6 +57,8 @@ export interface Link {
   bridge?: BridgeOptions;
   vxlan?: VxlanOptions;
   bridgePort?: BridgePortOptions;
+  /** IFLA_GROUP; 0 (the default group) is left out. */
+  group?: number;
 }
 
 interface LinkCommon {
@@ -87,6 +89,8 @@ export interface LinkChanges {
   name?: string;
   promisc?: boolean;
   netnsFd?: number;
+  /** The device group (IFLA_GROUP), which nftables matches as iifgroup / oifgroup. */
+  group?: number;
 }
 
 /** struct ifinfomsg: family, pad, type, index, flags, change. */
@@ -163,6 +167,7 @@ export function encodeSetLink(index: number, c: LinkChanges): MessageWriter {
   if (c.mac) w.bytes(C.IFLA_ADDRESS, c.mac);
   if (c.master !== undefined) w.u32(C.IFLA_MASTER, c.master);
   if (c.netnsFd !== undefined) w.u32(C.IFLA_NET_NS_FD, c.netnsFd);
+  if (c.group !== undefined) w.u32(C.IFLA_GROUP, c.group >>> 0);
   return w;
 }
 
@@ -272,6 +277,8 @@ export function decodeLink(payload: Buffer): Link {
   if (parent !== undefined && (parent !== index || nsid !== undefined)) link.parent = parent;
   const txq = a.u32(C.IFLA_TXQLEN);
   if (txq !== undefined) link.txqlen = txq;
+  const group = a.u32(C.IFLA_GROUP);
+  if (group) link.group = group;
   const promisc = a.u32(C.IFLA_PROMISCUITY);
   if (promisc !== undefined) link.promiscuity = promisc;
   const carrier = a.u8(C.IFLA_CARRIER);

@@ -51,13 +51,15 @@ export class MessageWriter {
     return at + NLA_HDRLEN;
   }
 
-  u8(type: number, v: number): this { this.view.setUint8(this.attr(type, 1), v); return this; }
-  u16(type: number, v: number): this { this.view.setUint16(this.attr(type, 2), v, LE); return this; }
-  u16be(type: number, v: number): this { this.view.setUint16(this.attr(type, 2), v, false); return this; }
-  u32(type: number, v: number): this { this.view.setUint32(this.attr(type, 4), v >>> 0, LE); return this; }
-  i32(type: number, v: number): this { this.view.setInt32(this.attr(type, 4), v, LE); return this; }
+  // Each reserves its attribute before touching buf or view: reserving may grow (replace) them, and
+  // `this.view.setUint8(this.attr(...))` would write into the old, outgrown one.
+  u8(type: number, v: number): this { const at = this.attr(type, 1); this.view.setUint8(at, v); return this; }
+  u16(type: number, v: number): this { const at = this.attr(type, 2); this.view.setUint16(at, v, LE); return this; }
+  u16be(type: number, v: number): this { const at = this.attr(type, 2); this.view.setUint16(at, v, false); return this; }
+  u32(type: number, v: number): this { const at = this.attr(type, 4); this.view.setUint32(at, v >>> 0, LE); return this; }
+  i32(type: number, v: number): this { const at = this.attr(type, 4); this.view.setInt32(at, v, LE); return this; }
   flag(type: number): this { this.attr(type, 0); return this; }
-  bytes(type: number, b: Uint8Array): this { this.buf.set(b, this.attr(type, b.length)); return this; }
+  bytes(type: number, b: Uint8Array): this { const at = this.attr(type, b.length); this.buf.set(b, at); return this; }
   /** NUL-terminated, as the kernel's NLA_NUL_STRING / NLA_STRING policies accept. */
   str(type: number, s: string): this {
     const n = Buffer.byteLength(s);

@@ -3,12 +3,13 @@ import { formatIP, ipEqual, networkCIDR, type CIDR, type Family, type IP } from 
 import { AF_INET, AF_INET6, NETLINK_NETFILTER } from '../netlink/constants.js';
 import { conntrackDelete, conntrackList } from '../netlink/conntrack.js';
 import { NFPROTO_INET } from '../netlink/nftables.js';
-import { nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { sysctlSet } from '../netns/sysctl.js';
 import { mark } from '../trace.js';
 import { hostKey, portKey, prefixElements, target, wildKey } from './elements.js';
+import { entryElement, ledgerComment, ledgerEntries, ownerKey, type LedgerEntry } from './ledger.js';
 import { describeMapping, PROTOCOL_NUMBER, type PortMapping } from './mapping.js';
 import { ensurePortsTable, PORTS_TABLE, SETS } from './ruleset.js';
 
@@ -80,31 +81,113 @@ function plan(t: PortTarget, mappings: PortMapping[]): Planned[] {
 }
 
 const withNetfilter = <T>(fn: (sock: NetlinkSocket) => T) => NetlinkSocket.within(NETLINK_NETFILTER, fn);
+const claimsOf = (f: Family) => (f === 4 ? SETS.claims4 : SETS.claims6);
+const HOST_CLAIM = 'host';
+const wildClaim = (o: PortOwner) => `wild ${ownerComment(o)}`;
 
-function addChanges(planned: Planned[], t: PortTarget, exclusive: boolean): SetChange[] {
+function ledgerOf(planned: Planned[]): LedgerEntry[] {
+  return planned.map((p) => ({ family: p.family, protocol: p.mapping.protocol, hostPort: p.mapping.hostPort, ...(p.mapping.hostIP ? { hostIP: formatIP(p.mapping.hostIP) } : {}) }));
+}
+
+/**
+ * The ADD's one transaction: its map elements, its claims and its ledger entry (`ledger`, or what
+ * `planned` holds), each add exclusive or not.
+ */
+function addChanges(planned: Planned[], t: PortTarget, exclusive: boolean, ledger?: LedgerEntry[]): SetChange[] {
   const bySet = new Map<string, SetElement[]>();
-  for (const p of planned) bySet.set(p.set, [...(bySet.get(p.set) ?? []), p.element]);
+  const put = (set: string, e: SetElement) => bySet.set(set, [...(bySet.get(set) ?? []), e]);
+  for (const p of planned) put(p.set, p.element);
   const changes: SetChange[] = [...bySet].map(([set, elements]) => ({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set, elements, exclusive }));
+  // Claims: a wildcard one is the attachment's own (exclusive, so a second owner's add fails); a
+  // hostIP one is shared by every hostIP mapping of that port, and only has to stop a wildcard one.
+  const claims = new Map<string, { set: string; e: SetElement; wild: boolean }>();
+  for (const p of planned) {
+    const wild = !p.mapping.hostIP;
+    const key = wildKey(p.mapping.protocol, p.mapping.hostPort);
+    claims.set(`${p.family} ${key.toString('hex')}`, { set: claimsOf(p.family), e: { key, comment: wild ? wildClaim(t.owner) : HOST_CLAIM }, wild });
+  }
+  for (const c of claims.values()) changes.push({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: c.set, elements: [c.e], exclusive: exclusive || undefined });
+  changes.push({ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.owners, elements: [{ key: ownerKey(ownerComment(t.owner)), comment: ledgerComment(ownerComment(t.owner), ledger ?? ledgerOf(planned)) }] });
   return changes;
 }
 
-/** The owner of whichever planned key is taken by someone else, for the error. */
-function findConflict(sock: NetlinkSocket, planned: Planned[], me: PortOwner): { p: Planned; owner: PortOwner | null } | null {
+/**
+ * The non-exclusive ADD after a benign EEXIST. An existing ledger (a retried ADD) is replaced by the
+ * union of its entries and these, in the same transaction: an add would keep the old comment, and a
+ * DEL would then miss whatever this ADD added beyond it.
+ */
+function retryChanges(sock: NetlinkSocket, planned: Planned[], t: PortTarget): SetChange[] {
+  const key = ownerKey(ownerComment(t.owner));
+  const old = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.owners, key);
+  if (!old) return addChanges(planned, t, false);
+  const before = ledgerEntries(old.comment);
+  const mine = ledgerOf(planned);
+  const text = (e: LedgerEntry) => `${e.family} ${e.hostIP ?? '*'} ${e.protocol} ${e.hostPort}`;
+  // "*" (a DEL scans) covers anything; a ledger that already names every entry stays as it is.
+  if (!before) return addChanges(planned, t, false);
+  const union = [...before, ...mine.filter((e) => !before.some((b) => text(b) === text(e)))];
+  if (union.length === before.length) return addChanges(planned, t, false);
+  return [{ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.owners, elements: [{ key }] }, ...addChanges(planned, t, false, union)];
+}
+
+type Conflict = { p: Planned; owner: PortOwner | null; how: string };
+
+/** The host elements of one protocol . port and family (a scan of one map: only on a conflict, never on the common path). */
+function hostElementsOf(sock: NetlinkSocket, family: Family, p: PortMapping): { e: SetElement; owner: PortOwner | null }[] {
+  const set = family === 4 ? SETS.host4 : SETS.host6;
+  const tail = wildKey(p.protocol, p.hostPort);
+  return nftListElements(sock, NFPROTO_INET, PORTS_TABLE, set).filter((e) => e.key.subarray(e.key.length - tail.length).equals(tail)).map((e) => ({ e, owner: parseOwner(e.comment) }));
+}
+
+/** Why the exclusive add failed: a key of another owner, or a claim of the other kind. 'stale' when only a leftover hostIP claim was in the way. */
+function findConflict(sock: NetlinkSocket, planned: Planned[], me: PortOwner): Conflict | 'stale' | null {
+  let stale = false;
   for (const p of planned) {
     const e = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, p.set, p.element.key);
-    if (!e) continue;
-    const owner = parseOwner(e.comment);
-    if (!owner || !sameOwner(owner, me)) return { p, owner };
+    if (e) {
+      const owner = parseOwner(e.comment);
+      if (!owner || !sameOwner(owner, me)) return { p, owner, how: 'is already published by' };
+      continue;
+    }
+    const claim = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, claimsOf(p.family), wildKey(p.mapping.protocol, p.mapping.hostPort));
+    if (!claim) continue;
+    if (p.mapping.hostIP && claim.comment?.startsWith('wild ')) {
+      const owner = parseOwner(claim.comment.slice(5));
+      if (!owner || !sameOwner(owner, me)) return { p, owner, how: `overlaps ${p.mapping.hostPort}/${p.mapping.protocol} on every IPv${p.family} host address, published by` };
+    }
+    if (!p.mapping.hostIP && claim.comment === HOST_CLAIM) {
+      const holders = hostElementsOf(sock, p.family, p.mapping).filter((h) => !h.owner || !sameOwner(h.owner, me));
+      if (holders.length) {
+        const ip = formatIP({ family: p.family, bytes: Uint8Array.from(holders[0].e.key.subarray(0, p.family === 4 ? 4 : 16)) });
+        return { p, owner: holders[0].owner, how: `overlaps ${p.mapping.hostPort}/${p.mapping.protocol} on ${ip}, published by` };
+      }
+      // Every hostIP mapping of that port is gone (DEL leaves the shared claim): take the claim away.
+      nftApplySetChanges(sock, [{ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set: claimsOf(p.family), elements: [{ key: claim.key }] }]);
+      stale = true;
+    }
   }
-  return null;
+  return stale ? 'stale' : null;
+}
+
+function conflictError(c: Conflict): CniError {
+  const who = c.owner ? `container ${c.owner.containerID} (interface ${c.owner.ifname}, network ${c.owner.network})` : 'an element without a tether owner';
+  const m = c.p.mapping;
+  return new CniError(ErrorCode.InvalidNetworkConfig, `host port ${describeMapping(m)} (IPv${c.p.family}) ${c.how} ${who}`,
+    `hostPort=${m.hostPort} protocol=${m.protocol}${m.hostIP ? ` hostIP=${formatIP(m.hostIP)}` : ''}`);
 }
 
 /** Adds the container's subnets to the masquerade sets; a prefix already there is fine. */
 function addMasqPrefixes(sock: NetlinkSocket, addresses: CIDR[]): void {
   for (const a of addresses) {
     const set = a.ip.family === 4 ? SETS.masq4 : SETS.masq6;
+    const elements = prefixElements(networkCIDR(a));
+    // Present already (every ADD but the subnet's first): looked for first, since a refused add aborts
+    // the transaction, and an abort costs the kernel a grace period (~10 ms). A listing, not a get: a
+    // get of an IPv6 interval's start misses on this kernel. The set holds one element per subnet.
+    const present = nftListElements(sock, NFPROTO_INET, PORTS_TABLE, set);
+    if (present.some((e) => e.key.equals(elements[0].key) && !((e.flags ?? 0) & NFT_SET_ELEM_INTERVAL_END))) continue;
     try {
-      nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set, elements: prefixElements(networkCIDR(a)) }]);
+      nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set, elements }]);
     } catch (e) {
       // Overlapping with a prefix already present (a wider or narrower subnet): that one already covers it.
       if (!(e instanceof NetlinkError && (e.code === 'EEXIST' || e.code === 'ENOTEMPTY'))) throw e;
@@ -124,7 +207,7 @@ function enableRouteLocalnet(ifaces: string[]): void {
  * the frame back out of the port it came in on.
  */
 function enableHairpin(ifaces: string[]): void {
-  Netlink.within('/proc/thread-self/ns/net', (nl) => {
+  Netlink.within((nl) => {
     for (const name of ifaces) {
       const link = nl.linkByName(name);
       if (link?.kind === 'veth' && link.master && !link.bridgePort?.hairpin) nl.bridgePortSet(link.index, { hairpin: true });
@@ -133,11 +216,13 @@ function enableHairpin(ifaces: string[]): void {
 }
 
 /**
- * Deletes the conntrack entries of UDP host ports another container gave up lately: a client that kept
- * sending would otherwise keep reaching the old container's address for as long as it sends.
+ * Deletes the conntrack entries of UDP host ports another container gave up lately and that carried
+ * traffic lately: a client that kept sending would otherwise keep reaching the old container's address
+ * for as long as it sends. Both conditions are set lookups; only then is the conntrack table walked.
  */
 function flushUdp(sock: NetlinkSocket, mappings: PortMapping[], families: Set<Family>): number {
-  const udp = mappings.filter((m) => m.protocol === 'udp' && nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.udpReleased, portKey(m.hostPort)) !== null);
+  const inSet = (set: string, port: number) => nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, set, portKey(port)) !== null;
+  const udp = mappings.filter((m) => m.protocol === 'udp' && inSet(SETS.udpReleased, m.hostPort) && inSet(SETS.udpActive, m.hostPort));
   if (!udp.length) return 0;
   let n = 0;
   // A dump walks the kernel's whole conntrack hash (~10 ms here, whatever it holds), once per family the
@@ -155,26 +240,29 @@ function flushUdp(sock: NetlinkSocket, mappings: PortMapping[], families: Set<Fa
 
 /**
  * Publishes the container's ports. All elements go in one transaction: when any hostIP:hostPort/protocol
- * is taken by another container, nothing is added and the CNI error names that container. Adding the
- * same mappings again for the same owner succeeds (an ADD retried by a runtime).
+ * is taken by another container, or a mapping on every address and one on a hostIP of the same port
+ * would coexist, nothing is added and the CNI error names the owner. Adding the same mappings again for
+ * the same owner succeeds (an ADD retried by a runtime).
  */
 export function addPortMappings(t: PortTarget, mappings: PortMapping[]): { flushed: number } {
   if (!mappings.length) return { flushed: 0 };
   const planned = plan(t, mappings);
   ensurePortsTable();
   return withNetfilter((sock) => {
-    try {
-      nftApplySetChanges(sock, addChanges(planned, t, true));
-    } catch (e) {
-      if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
-      const conflict = findConflict(sock, planned, t.owner);
-      if (conflict) {
-        const who = conflict.owner ? `container ${conflict.owner.containerID} (interface ${conflict.owner.ifname}, network ${conflict.owner.network})` : 'an element without a tether owner';
-        throw new CniError(ErrorCode.InvalidNetworkConfig, `host port ${describeMapping(conflict.p.mapping)} (IPv${conflict.p.family}) is already published by ${who}`,
-          `hostPort=${conflict.p.mapping.hostPort} protocol=${conflict.p.mapping.protocol}${conflict.p.mapping.hostIP ? ` hostIP=${formatIP(conflict.p.mapping.hostIP)}` : ''}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        nftApplySetChanges(sock, addChanges(planned, t, true));
+        break;
+      } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'EEXIST')) throw e;
+        const conflict = findConflict(sock, planned, t.owner);
+        if (conflict === 'stale' && attempt === 0) continue;
+        if (conflict && conflict !== 'stale') throw conflictError(conflict);
+        // Every key is ours already (a retried ADD), or a hostIP claim is shared with another hostIP
+        // mapping of the port: add without exclusivity (the map elements were found free or ours).
+        nftApplySetChanges(sock, retryChanges(sock, planned, t));
+        break;
       }
-      // Every key is ours already (a retried ADD): put back any of ours that a partial earlier run missed.
-      nftApplySetChanges(sock, addChanges(planned, t, false));
     }
     mark('ports: elements');
     addMasqPrefixes(sock, t.addresses);
@@ -228,38 +316,67 @@ function listElements(sock: NetlinkSocket): { set: string; e: SetElement; owner:
   return out;
 }
 
-function removeWhere(pred: (o: PortOwner) => boolean): number {
-  return withNetfilter((sock) => {
-    const doomed = listElements(sock).filter((x) => x.owner && pred(x.owner));
-    const bySet = new Map<string, SetElement[]>();
-    for (const d of doomed) bySet.set(d.set, [...(bySet.get(d.set) ?? []), { key: d.e.key }]);
-    const udpPorts = [...new Set(doomed.map((d) => keyPort(d.set, d.e.key)).filter((p): p is number => p !== null))];
-    // The UDP ports given up, so the next container to publish one flushes the flows still going here.
-    if (udpPorts.length) nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.udpReleased, elements: udpPorts.map((p) => ({ key: portKey(p) })) }]);
-    try {
-      nftApplySetChanges(sock, [...bySet].map(([set, elements]) => ({ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set, elements })));
-    } catch (err) {
-      // Someone removed one meanwhile (a concurrent DEL of the same container): remove the rest one by one.
-      if (!(err instanceof NetlinkError && err.code === 'ENOENT')) throw err;
-      for (const d of doomed) {
-        try { nftApplySetChanges(sock, [{ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set: d.set, elements: [{ key: d.e.key }] }]); } catch (e2) {
-          if (!(e2 instanceof NetlinkError && e2.code === 'ENOENT')) throw e2;
-        }
+type Doomed = { set: string; key: Buffer };
+
+/** Deletes elements (and the owners' ledger entries and wildcard claims), recording the UDP ports given up. */
+function removeElements(sock: NetlinkSocket, doomed: Doomed[], owners: PortOwner[]): void {
+  const extra: Doomed[] = [];
+  for (const d of doomed) {
+    // A wildcard element's claim goes with it; a hostIP claim is shared and left for the next wildcard ADD to clear.
+    if (d.set.startsWith('wild')) extra.push({ set: d.set.endsWith('4') ? SETS.claims4 : SETS.claims6, key: d.key });
+  }
+  for (const o of owners) extra.push({ set: SETS.owners, key: ownerKey(ownerComment(o)) });
+  const udpPorts = [...new Set(doomed.map((d) => keyPort(d.set, d.key)).filter((p): p is number => p !== null))];
+  // The UDP ports given up, so the next container to publish one flushes the flows still going here.
+  if (udpPorts.length) nftApplySetChanges(sock, [{ op: 'add', family: NFPROTO_INET, table: PORTS_TABLE, set: SETS.udpReleased, elements: udpPorts.map((p) => ({ key: portKey(p) })) }]);
+  const all = [...doomed, ...extra];
+  const bySet = new Map<string, SetElement[]>();
+  for (const d of all) bySet.set(d.set, [...(bySet.get(d.set) ?? []), { key: d.key }]);
+  try {
+    nftApplySetChanges(sock, [...bySet].map(([set, elements]) => ({ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set, elements })));
+  } catch (err) {
+    // Someone removed one meanwhile (a concurrent DEL of the same container): remove the rest one by one.
+    if (!(err instanceof NetlinkError && err.code === 'ENOENT')) throw err;
+    for (const d of all) {
+      try { nftApplySetChanges(sock, [{ op: 'delete', family: NFPROTO_INET, table: PORTS_TABLE, set: d.set, elements: [{ key: d.key }] }]); } catch (e2) {
+        if (!(e2 instanceof NetlinkError && e2.code === 'ENOENT')) throw e2;
       }
     }
-    return doomed.length;
-  });
+  }
 }
 
-/** Removes every mapping this attachment published (whatever the DEL's config says); 0 when there were none. */
+/** Removes, after a scan of the four maps, the elements of every owner `pred` picks (GC; DEL without a readable ledger). */
+function removeWhere(sock: NetlinkSocket, pred: (o: PortOwner) => boolean): number {
+  const doomed = listElements(sock).filter((x) => x.owner && pred(x.owner));
+  const owners = new Map(doomed.map((d) => [ownerComment(d.owner!), d.owner!]));
+  if (doomed.length) removeElements(sock, doomed.map((d) => ({ set: d.set, key: d.e.key })), [...owners.values()]);
+  return doomed.length;
+}
+
+/**
+ * Removes every mapping this attachment published (whatever the DEL's config says); 0 when there were
+ * none. Its ledger entry names its elements, which are looked up by key: no dump of the maps.
+ */
 export function removePortMappings(owner: PortOwner): number {
-  return removeWhere((o) => sameOwner(o, owner));
+  return withNetfilter((sock) => {
+    const ledger = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.owners, ownerKey(ownerComment(owner)));
+    if (!ledger) return 0; // published nothing (or no table at all)
+    const entries = ledgerEntries(ledger.comment);
+    if (!entries) return removeWhere(sock, (o) => sameOwner(o, owner));
+    const doomed = entries.map(entryElement).filter((d) => {
+      const e = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, d.set, d.key);
+      const o = e ? parseOwner(e.comment) : null;
+      return o !== null && sameOwner(o, owner); // gone already, or (never) someone else's now
+    });
+    removeElements(sock, doomed, [owner]);
+    return doomed.length;
+  });
 }
 
 /** GC: removes the network's mappings whose attachment is not in `keep`. */
 export function gcPortMappings(network: string, keep: { containerID: string; ifname: string }[]): number {
   const live = new Set(keep.map((k) => `${k.containerID} ${k.ifname}`));
-  return removeWhere((o) => o.network === network && !live.has(`${o.containerID} ${o.ifname}`));
+  return withNetfilter((sock) => removeWhere(sock, (o) => o.network === network && !live.has(`${o.containerID} ${o.ifname}`)));
 }
 
 function decodeIP(b: Buffer): string { return formatIP({ family: b.length === 4 ? 4 : 6, bytes: Uint8Array.from(b) }); }

@@ -47,11 +47,18 @@ export function parsePortMappings(raw: unknown, field = 'runtimeConfig.portMappi
   });
   // The same published port twice in one request can only be a mistake; say so instead of keeping one.
   const seen = new Map<string, number>();
+  // ...and so is one port both on every address and on one address (Docker: "port is already allocated").
+  const kinds = new Map<string, number>();
   out.forEach((m, i) => {
     for (const k of claimKeys(m)) {
       const j = seen.get(k);
       if (j !== undefined) throw bad(`${field}[${i}]`, `publishes ${describeMapping(m)}, which entry ${j} already publishes`, raw[i]);
       seen.set(k, i);
+      const [f, where, rest] = [k.split('/')[0], k.split('/')[1], k.split('/').slice(2).join('/')];
+      const mine = `${f}/${where === '*' ? '*' : 'ip'}/${rest}`;
+      const other = kinds.get(`${f}/${where === '*' ? 'ip' : '*'}/${rest}`);
+      if (other !== undefined) throw bad(`${field}[${i}]`, `publishes ${describeMapping(m)}, which overlaps entry ${other} (${describeMapping(out[other])}) on IPv${f}`, raw[i]);
+      if (!kinds.has(mine)) kinds.set(mine, i);
     }
   });
   return out;

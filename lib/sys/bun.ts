@@ -5,6 +5,7 @@ const { i32, u64, ptr } = FFIType;
 const libc = dlopen('libc.so.6', {
   socket: { args: [i32, i32, i32], returns: i32 },
   bind: { args: [i32, ptr, i32], returns: i32 },
+  connect: { args: [i32, ptr, i32], returns: i32 },
   setsockopt: { args: [i32, i32, i32, ptr, i32], returns: i32 },
   send: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
   recv: { args: [i32, ptr, u64, i32], returns: FFIType.i64 },
@@ -29,6 +30,7 @@ const cstr = (s: string) => Buffer.from(`${s}\0`);
 export const sys = checked('bun', {
   socket: libc.socket,
   bind: libc.bind,
+  connect: libc.connect,
   setsockopt: libc.setsockopt,
   send: libc.send,
   recv: libc.recv,

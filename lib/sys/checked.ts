@@ -19,6 +19,7 @@ function flockStruct(type: number, start: number, len: number): Uint8Array {
 export interface Libc {
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Uint8Array, len: number): number;
+  connect(fd: number, addr: Uint8Array, len: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array, len: number): number;
   send(fd: number, buf: Uint8Array, len: number, flags: number): number | bigint;
   recv(fd: number, buf: Uint8Array, len: number, flags: number): number | bigint;
@@ -49,6 +50,7 @@ export function checked(backend: Sys['backend'], c: Libc): Sys {
       return fd < 0 ? fail('socket') : fd;
     },
     bind(fd, addr) { ok(c.bind(fd, addr, addr.byteLength), 'bind'); },
+    connect(fd, addr) { ok(c.connect(fd, addr, addr.byteLength), 'connect'); },
     setsockopt(fd, level, name, value) { ok(c.setsockopt(fd, level, name, value, value.byteLength), 'setsockopt', `(${level}/${name})`); },
     send(fd, buf, len) {
       const n = Number(c.send(fd, buf, len, 0));

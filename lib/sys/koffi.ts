@@ -10,6 +10,7 @@ const fcntl = lib.func('int fcntl(int, int, ...)');
 export const sys = checked('koffi', {
   socket: lib.func('int socket(int, int, int)'),
   bind: lib.func('int bind(int, void *, uint32_t)'),
+  connect: lib.func('int connect(int, void *, uint32_t)'),
   setsockopt: lib.func('int setsockopt(int, int, int, void *, uint32_t)'),
   send: lib.func('int64_t send(int, void *, size_t, int)'),
   recv: lib.func('int64_t recv(int, void *, size_t, int)'),

@@ -8,6 +8,8 @@ export interface Sys {
   readonly backend: 'bun' | 'koffi';
   socket(domain: number, type: number, protocol: number): number;
   bind(fd: number, addr: Uint8Array): void;
+  /** connect(2); for a raw socket, the peer its send() goes to (tests' raw SCTP probe). */
+  connect(fd: number, addr: Uint8Array): void;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): void;
   send(fd: number, buf: Uint8Array, len: number): number;
   /** Returns the byte count; with MSG_TRUNC the real length even when larger than buf. */

@@ -3,18 +3,19 @@ import type { Command } from '../../lib/cni/env.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import { checkIpamSection, mtuField } from '../common/config.js';
 import { hasIpam } from '../common/ipam.js';
+import { parseIsolationOptions, type IsolationOptions } from '../common/isolation-config.js';
 
-export interface BgpRouteConf extends NetConf {
+export interface BgpRouteConf extends NetConf, IsolationOptions {
   mtu?: number;
 }
 
 /** Options of tether-bridge that have no meaning on a routed link: refused, so nobody believes they took effect. */
-const BRIDGE_ONLY = ['bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'hairpinMode', 'promiscMode', 'portIsolation', 'vlan', 'vlanTrunk'] as const;
+const BRIDGE_ONLY = ['bridge', 'isGateway', 'isDefaultGateway', 'forceAddress', 'hairpinMode', 'promiscMode', 'portIsolation', 'vlan', 'vlanTrunk', 'internal'] as const;
 
-/** Reads and checks tether-bgp-route's options: `mtu`, `ipam` (required), `dns`. */
+/** Reads and checks tether-bgp-route's options: `mtu`, `ipam` (required), `dns`, `isolation`, `allowBridges`, `allowNetworks`. */
 export function parseBgpRouteConf(conf: NetConf, command: Command): BgpRouteConf {
   // DEL and GC must work whatever the config says: they need only the IPAM section to release addresses.
-  if (command === 'DEL' || command === 'GC') return { ...conf, mtu: undefined };
+  if (command === 'DEL' || command === 'GC') return { ...conf, mtu: undefined, ...parseIsolationOptions(conf, false) };
   const mtu = mtuField(conf);
   checkIpamSection(conf);
   if (!hasIpam(conf)) {
@@ -28,6 +29,10 @@ export function parseBgpRouteConf(conf: NetConf, command: Command): BgpRouteConf
       throw new CniError(ErrorCode.UnsupportedField, `unsupported field "${k}": tether-bgp-route attaches containers by routing, with no bridge; "${k}" is a tether-bridge option`, `${k}=${JSON.stringify(conf[k])}`);
     }
   }
+  // icc off is a bridge's idea (its ports cannot talk); true, the default, means nothing to refuse.
+  if (conf.icc !== undefined && conf.icc !== true) {
+    throw new CniError(ErrorCode.UnsupportedField, 'unsupported field "icc": tether-bgp-route attaches containers by routing, with no bridge; "icc" is a tether-bridge option', `icc=${JSON.stringify(conf.icc)}`);
+  }
   if (conf.dns !== undefined && (typeof conf.dns !== 'object' || conf.dns === null || Array.isArray(conf.dns))) throw invalidConfig('dns', 'must be an object such as {"nameservers": ["10.96.0.10"]}', conf.dns);
-  return { ...conf, mtu };
+  return { ...conf, mtu, ...parseIsolationOptions(conf, true) };
 }

@@ -15,12 +15,15 @@ import { hostVethName } from '../common/names.js';
 import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
 import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
+import { ensureIsolation, isolationProblems, type IsolationSettings } from '../common/isolation.js';
 import { parseBgpRouteConf, type BgpRouteConf } from './config.js';
 import { configureHostEnd, hostProblems, routeToContainer } from './host.js';
 import { GATEWAY_V4, HOST_MAC, HOST_VETH_PREFIX, gatewayOf, planL3 } from './plan.js';
 
 const hostName = (ctx: Context) => hostVethName(ctx.args.containerID, ctx.args.ifname, HOST_VETH_PREFIX);
 const HOST_MAC_TEXT = formatMAC(HOST_MAC);
+
+const isolationOf = (c: BgpRouteConf): IsolationSettings => ({ member: { routed: c.name }, isolate: c.isolation === 'network', internal: false, icc: true, allowBridges: c.allowBridges, allowNetworks: c.allowNetworks });
 
 async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
   const c = ctx.conf;
@@ -44,6 +47,9 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
     routeToContainer(host, hostLink, plan.addresses, parseMAC(ctrMac)!);
     enableForwarding(plan.families);
     mark('host routes');
+    // Isolation is per network: this network's group goes on the container's host veth (no bridge to carry it).
+    ensureIsolation(isolationOf(c), name);
+    mark('isolation');
     const result: Result = {
       cniVersion: ctx.version,
       interfaces: [
@@ -94,6 +100,7 @@ async function check(ctx: Context<BgpRouteConf>): Promise<void> {
       if (hostLink.mac !== HOST_MAC_TEXT) problems.push(`${hostLink.name} has MAC ${hostLink.mac}, not ${HOST_MAC_TEXT}`);
       if (!hostLink.up) problems.push(`${hostLink.name} is down`);
       if (ctrLink) problems.push(...hostProblems(host, hostLink, addresses, ctrLink.mac, families));
+      problems.push(...isolationProblems(isolationOf(ctx.conf), hostLink));
     }
     if (ctrLink) {
       if (!ctrLink.up) problems.push(`${ctx.args.ifname} is down`);

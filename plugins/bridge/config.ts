@@ -3,8 +3,9 @@ import type { Command } from '../../lib/cni/env.js';
 import type { NetConf } from '../../lib/cni/types.js';
 import { ifnameProblem } from '../../lib/cni/validate.js';
 import { checkIpamSection, mtuField, requireBooleans } from '../common/config.js';
+import { parseIsolationOptions, type IsolationOptions } from '../common/isolation-config.js';
 
-export interface BridgeConf extends NetConf {
+export interface BridgeConf extends NetConf, IsolationOptions {
   bridge: string;
   isGateway: boolean;
   isDefaultGateway: boolean;
@@ -20,9 +21,6 @@ export interface BridgeConf extends NetConf {
   internal: boolean;
   /** Inter-container communication on this bridge (Docker's enable_icc); false isolates every port. */
   icc: boolean;
-  /** "network" (default): traffic to other tether networks' bridges is dropped unless allowed; "none": no isolation. */
-  isolation: 'network' | 'none';
-  allowBridges: string[];
 }
 
 const BOOLS = ['internal', 'icc', 'isGateway', 'isDefaultGateway', 'forceAddress', 'ipMasq', 'hairpinMode', 'promiscMode', 'portIsolation', 'enabledad', 'disableContainerInterface', 'macspoofchk'] as const;
@@ -50,21 +48,12 @@ export function parseBridgeConf(conf: NetConf, command: Command): BridgeConf {
     disableContainerInterface: conf.disableContainerInterface === true,
     internal: conf.internal === true,
     icc: conf.icc !== false,
-    isolation: conf.isolation === 'none' ? 'none' : 'network',
-    allowBridges: Array.isArray(conf.allowBridges) ? conf.allowBridges.filter((b): b is string => typeof b === 'string') : [],
+    ...parseIsolationOptions(conf, command !== 'DEL' && command !== 'GC'),
   };
   // icc off: the bridge forwards nothing between its ports either.
   if (!c.icc) c.portIsolation = true;
   // DEL and GC must work whatever the config says, so option refusals apply to ADD, CHECK and STATUS.
   if (command === 'DEL' || command === 'GC') return c;
-  if (conf.isolation !== undefined && conf.isolation !== 'network' && conf.isolation !== 'none') throw invalidConfig('isolation', 'must be "network" or "none"', conf.isolation);
-  if (conf.allowBridges !== undefined) {
-    if (!Array.isArray(conf.allowBridges)) throw invalidConfig('allowBridges', 'must be a list of bridge names', conf.allowBridges);
-    for (const b of conf.allowBridges) {
-      const p = typeof b === 'string' ? ifnameProblem(b) : 'must be a string';
-      if (p) throw invalidConfig('allowBridges', `entry ${JSON.stringify(b)} ${p}`, conf.allowBridges);
-    }
-  }
   if (c.hairpinMode && c.promiscMode) throw invalidConfig('hairpinMode', 'cannot be combined with promiscMode (promiscuous mode already reflects frames); set one of them');
   if (c.disableContainerInterface && conf.ipam && Object.keys(conf.ipam).length) throw invalidConfig('disableContainerInterface', 'cannot be combined with "ipam": an address needs the interface up');
   for (const k of ['vlan', 'vlanTrunk', 'preserveDefaultVlan'] as const) {

@@ -16,7 +16,7 @@ import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/por
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
 import { ensureBridge, ensureGatewayAddresses } from './host.js';
-import { ensureIsolation } from './isolation.js';
+import { ensureIsolation, isolationProblems, type IsolationSettings } from '../common/isolation.js';
 import { ensureMasquerade } from './masq.js';
 import { mark } from '../../lib/trace.js';
 
@@ -100,7 +100,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
     }
     if (plan && c.ipMasq && !c.internal) ensureMasquerade(ctx.conf.name, plan.addresses);
     mark('masq');
-    ensureIsolation({ bridge: c.bridge, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges });
+    ensureIsolation(isolationOf(c));
     mark('gateway+masq');
     if (!c.disableContainerInterface) waitForwarding(host, hostLink.index);
     mark('forwarding');
@@ -142,6 +142,8 @@ async function del(ctx: Context<BridgeConf>): Promise<void> {
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
 
+const isolationOf = (c: BridgeConf): IsolationSettings => ({ member: { bridge: c.bridge }, isolate: c.isolation === 'network', internal: c.internal, icc: c.icc, allowBridges: c.allowBridges, allowNetworks: c.allowNetworks });
+
 async function check(ctx: Context<BridgeConf>): Promise<void> {
   const c = ctx.conf;
   await checkVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname), ({ host, hostLink, prev, problems }) => {
@@ -152,6 +154,7 @@ async function check(ctx: Context<BridgeConf>): Promise<void> {
       if (brIface?.mac && brIface.mac !== br.mac) problems.push(`bridge ${c.bridge} has MAC ${br.mac}, the ADD reported ${brIface.mac}`);
       if (c.promiscMode !== ((br.flags & C.IFF_PROMISC) !== 0)) problems.push(`bridge ${c.bridge} promiscuous mode differs from promiscMode ${c.promiscMode}`);
       if (hostLink && hostLink.master !== br.index) problems.push(`${hostLink.name} is not attached to ${c.bridge}`);
+      problems.push(...isolationProblems(isolationOf(c), br));
     }
   });
   checkPorts(ctx, ctx.prevResult!);

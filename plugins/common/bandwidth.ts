@@ -22,7 +22,7 @@ export const ifbName = (ctx: Context) => hostVethName(ctx.args.containerID, ctx.
 /** The host end of the container's veth among the result's host-side interfaces. */
 export function hostVethOf(result: Result): string | undefined {
   const names = (result.interfaces ?? []).filter((i) => !i.sandbox).map((i) => i.name);
-  return Netlink.within('/proc/thread-self/ns/net', (nl) => names.find((n) => nl.linkByName(n)?.kind === 'veth'));
+  return Netlink.within((nl) => names.find((n) => nl.linkByName(n)?.kind === 'veth'));
 }
 
 export function shapeTraffic(ctx: Context, result: Result, limits: BandwidthLimits | null, rollback?: Rollback): void {

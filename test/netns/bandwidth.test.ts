@@ -98,3 +98,29 @@ test('tether-bandwidth chained after the reference bridge: both buckets at the c
   await l.runtime.del(l.list, spec);
   t.is(Netlink.within(l.host, (nl) => nl.linkByName(ifb)), null, 'DEL removed the ifb');
 });
+
+test('tether-bgp-route in its own exec: both directions within 10 % of the rate to another routed pod; CHECK passes; DEL removes the ifb', async (t) => {
+  const list = parseNetworkList(Buffer.from(JSON.stringify({
+    cniVersion: '1.1.0', name: 'bwbgp',
+    plugins: [{ type: 'tether-bgp-route', capabilities: { bandwidth: true }, ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.86.1.0/24' }]] } }],
+  })));
+  const l = new Lab(list, [dist, '/usr/lib/cni']);
+  labs.push(l);
+  const a = l.newContainer();
+  const b = l.newContainer();
+  await l.runtime.add(l.list, { ...l.spec(a), capabilityArgs: { bandwidth: limits } });
+  const rb = await l.runtime.add(l.list, l.spec(b));
+  const bIP = rb.ips![0].address.split('/')[0];
+  await iperfServer(b.path, bIP);
+  const egress = await measure(a.path, bIP, false);
+  const ingress = await measure(a.path, bIP, true);
+  t.log(`routed pod to pod: egress ${mbit(egress)}, ingress ${mbit(ingress)} (limit ${mbit(RATE)})`);
+  t.true(within10(egress), `egress: ${mbit(egress)}`);
+  t.true(within10(ingress), `ingress: ${mbit(ingress)}`);
+  await t.notThrowsAsync(l.runtime.check(l.list, { ...l.spec(a), capabilityArgs: { bandwidth: limits } }));
+  const ifb = hostVethName(a.id, 'eth0', 'tbw');
+  const exists = () => Netlink.within(l.host, (nl) => nl.linkByName(ifb) !== null);
+  t.true(exists(), 'the egress ifb exists');
+  await l.detach(a);
+  t.false(exists(), 'DEL removed the ifb');
+});

@@ -2,6 +2,7 @@ import test from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseNetworkList, type NetworkList } from '../../lib/libcni/conf.js';
+import { PluginFailure } from '../../lib/libcni/runtime.js';
 import { Lab, type Container } from '../../conformance/lab.js';
 import { runIn, startIn, stop, waitForLine } from '../../conformance/spawn.js';
 import { parseCIDR, parseIP } from '../../lib/ip/addr.js';
@@ -31,14 +32,15 @@ function lab(first: NetworkList): Lab {
   return l;
 }
 
-/** A pod on `list` with an echo server on port 80; returns its namespace and address. */
-async function pod(l: Lab, list: NetworkList, portMappings?: unknown[]): Promise<{ c: Container; ip: string }> {
+/** A pod on `list` with an echo server on port 80 (both families); returns its namespace and addresses. */
+async function pod(l: Lab, list: NetworkList, portMappings?: unknown[]): Promise<{ c: Container; ip: string; ip6?: string }> {
   const c = l.newContainer();
   const r = await l.runtime.add(list, { ...l.spec(c), ...(portMappings ? { capabilityArgs: { portMappings } } : {}) });
-  const s = startIn(c.path, tether, ['probe', 'serve', '--ip', '0.0.0.0', '--port', '80', '--seconds', '300']);
+  const s = startIn(c.path, tether, ['probe', 'serve', '--ip', '::', '--port', '80', '--seconds', '300']);
   servers.push(s);
   await waitForLine(s, 'ready', 20_000);
-  return { c, ip: r.ips![0].address.split('/')[0] };
+  const addr = (f: string) => r.ips!.map((i) => i.address.split('/')[0]).find((a) => a.includes(':') === (f === '6'));
+  return { c, ip: addr('4')!, ip6: addr('6') };
 }
 
 /** Packets the isolation rules refused so far in the lab's host (their counters), to tell a refusal from any other failure. */
@@ -119,4 +121,83 @@ test('icc false: containers on one bridge cannot talk, bridged or routed; each s
   await assertRefused(t, l, n1.c.path, n2.ip, 'n1 -> n2 through the gateway');
   t.regex(await probe(l.host, n1.ip), /^ok /, 'host -> n1');
   t.regex(await probe(n1.c.path, out.outsideIP), /^ok /, 'n1 -> another host (masqueraded)');
+});
+
+/** A routed (tether-bgp-route) network in the lab's host, dual-stack, sharing the lab's IPAM store. */
+function routed(l: Lab, suffix: string, n: number, extra: Record<string, unknown> = {}): NetworkList {
+  return l.variant(suffix, (p) => ({
+    type: 'tether-bgp-route', capabilities: { portMappings: true },
+    ipam: { ...(p.ipam as object), ranges: [[{ subnet: `10.${n}.0.0/24` }], [{ subnet: `fd00:${n}::/64` }]] }, ...extra,
+  }));
+}
+
+test('routed networks (tether-bgp-route) are isolated per network, from each other and from bridges, both ways and in both families; allowNetworks / allowBridges open a pair; "none" takes no part', async (t) => {
+  const l = lab(net('isor', '10.101.0.0/24', { ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.101.0.0/24' }], [{ subnet: 'fd00:101::/64' }]] } }));
+  const r1 = routed(l, 'r1', 102);
+  const r2 = routed(l, 'r2', 103);
+  const a = await pod(l, l.list);
+  const x1 = await pod(l, r1);
+  const x1b = await pod(l, r1);
+  const x2 = await pod(l, r2);
+  for (const f of ['ip', 'ip6'] as const) {
+    t.regex(await probe(x1.c.path, x1b[f]!), /^ok /, `same routed network (${f})`);
+    await assertRefused(t, l, x1.c.path, x2[f]!, `r1 -> r2 (${f})`);
+    await assertRefused(t, l, x2.c.path, x1[f]!, `r2 -> r1 (${f})`);
+    await assertRefused(t, l, x1.c.path, a[f]!, `r1 -> bridge (${f})`);
+    await assertRefused(t, l, a.c.path, x1[f]!, `bridge -> r1 (${f})`);
+  }
+  // r3 allows r1 (by network name) and the bridge network (by bridge): those pairs open both ways, r2 stays shut.
+  const r3 = routed(l, 'r3', 104, { allowNetworks: ['isor-r1'], allowBridges: ['bisor'] });
+  const x3 = await pod(l, r3);
+  for (const f of ['ip', 'ip6'] as const) {
+    t.regex(await probe(x3.c.path, x1[f]!), /^ok /, `r3 -> r1 allowed (${f})`);
+    t.regex(await probe(x1.c.path, x3[f]!), /^ok /, `r1 -> r3 allowed (${f})`);
+    t.regex(await probe(x3.c.path, a[f]!), /^ok /, `r3 -> bridge allowed (${f})`);
+    t.regex(await probe(a.c.path, x3[f]!), /^ok /, `bridge -> r3 allowed (${f})`);
+    await assertRefused(t, l, x3.c.path, x2[f]!, `r3 -> r2 (${f})`);
+  }
+  // A routed network with "isolation": "none" talks to everyone, and everyone to it.
+  const r4 = routed(l, 'r4', 105, { isolation: 'none' });
+  const x4 = await pod(l, r4);
+  for (const f of ['ip', 'ip6'] as const) {
+    for (const [from, to, what] of [[x4, x1, 'r4 -> r1'], [x1, x4, 'r1 -> r4'], [x4, a, 'r4 -> bridge'], [a, x4, 'bridge -> r4']] as const) {
+      t.regex(await probe(from.c.path, to[f]!), /^ok /, `${what} (${f}), isolation none`);
+    }
+  }
+  // A bridge network allows a routed one by name, from the bridge's side alone.
+  const b = l.variant('b', (p) => ({ ...p, bridge: 'bisorb', allowNetworks: ['isor-r2'], ipam: { ...(p.ipam as object), ranges: [[{ subnet: '10.106.0.0/24' }], [{ subnet: 'fd00:106::/64' }]] } }));
+  const y = await pod(l, b);
+  t.regex(await probe(y.c.path, x2.ip), /^ok /, 'bridge (allowNetworks) -> r2');
+  t.regex(await probe(x2.c.path, y.ip), /^ok /, 'r2 -> that bridge');
+  await assertRefused(t, l, y.c.path, x1.ip, 'that bridge -> r1, not allowed');
+  await assertRefused(t, l, y.c.path, a.ip6!, 'bridge -> bridge (IPv6)');
+  await assertRefused(t, l, a.c.path, y.ip6!, 'bridge -> bridge, the other way (IPv6)');
+  // A bridge network with "isolation": "none" takes no part either.
+  const n = l.variant('n', (p) => ({ ...p, bridge: 'bisorn', isolation: 'none', ipam: { ...(p.ipam as object), ranges: [[{ subnet: '10.107.0.0/24' }], [{ subnet: 'fd00:107::/64' }]] } }));
+  const z = await pod(l, n);
+  for (const f of ['ip', 'ip6'] as const) {
+    for (const [from, to, what] of [[z, a, 'none -> bridge'], [a, z, 'bridge -> none'], [z, x1, 'none -> r1'], [x1, z, 'r1 -> none']] as const) {
+      t.regex(await probe(from.c.path, to[f]!), /^ok /, `${what} (${f}), bridge with isolation none`);
+    }
+  }
+  // A published port of a routed pod answers from another network; the host reaches every routed pod.
+  const p1 = await pod(l, r1, [{ hostPort: 8080, containerPort: 80 }]);
+  t.truthy(p1);
+  t.regex(await probe(x2.c.path, '10.101.0.1', 8080), /^ok /, 'r2 -> r1 published port through the host');
+  t.regex(await probe(l.host, x1.ip), /^ok /, 'host -> r1');
+  t.regex(await probe(l.host, x1.ip6!), /^ok /, 'host -> r1 (IPv6)');
+  // CHECK sees the tag: a routed veth (or a bridge) taken out of its network's group fails it.
+  const { hostVethName } = await import('../../plugins/common/names.js');
+  const { HOST_VETH_PREFIX } = await import('../../plugins/bgp-route/plan.js');
+  await t.notThrowsAsync(l.runtime.check(r1, l.spec(x1.c)), 'CHECK passes as ADD left it');
+  await t.notThrowsAsync(l.runtime.check(l.list, l.spec(a.c)), 'and for the bridge network');
+  Netlink.within(l.host, (nl) => {
+    nl.linkSet(nl.linkByName(hostVethName(x1.c.id, 'eth0', HOST_VETH_PREFIX))!.index, { group: 0 });
+    nl.linkSet(nl.linkByName('bisor')!.index, { group: 0 });
+  });
+  for (const [list, c, what] of [[r1, x1.c, 'routed'], [l.list, a.c, 'bridge']] as const) {
+    const e = await t.throwsAsync(l.runtime.check(list, l.spec(c)), { instanceOf: PluginFailure }, what);
+    t.is(e!.code, 100);
+    t.regex(e!.message, /is in device group 0, not the network's isolation group \d+/, what);
+  }
 });

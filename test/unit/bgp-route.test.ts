@@ -57,6 +57,9 @@ test('config: code 7 naming the field, code 2 for bridge options and ipMasq; DEL
     [{ ipMasq: true }, 2, /"ipMasq"/],
     [{ bridge: 'cni0' }, 2, /"bridge"/], [{ hairpinMode: true }, 2, /"hairpinMode"/], [{ isDefaultGateway: true }, 2, /"isDefaultGateway"/],
     [{ dns: [] }, 7, /"dns"/],
+    [{ internal: true }, 2, /"internal"/], [{ icc: false }, 2, /"icc"/],
+    [{ isolation: 'yes' }, 7, /"isolation"/], [{ allowNetworks: 'n2' }, 7, /"allowNetworks"/], [{ allowNetworks: [''] }, 7, /"allowNetworks"/],
+    [{ allowBridges: ['x'.repeat(16)] }, 7, /"allowBridges"/],
   ];
   for (const [extra, code, re] of cases) {
     const e = t.throws(() => parseBgpRouteConf(conf(extra), 'ADD'), { instanceOf: CniError }, JSON.stringify(extra));
@@ -68,6 +71,9 @@ test('config: code 7 naming the field, code 2 for bridge options and ipMasq; DEL
   t.is(parseBgpRouteConf(conf({ mtu: 1400 }), 'ADD').mtu, 1400);
   t.is(parseBgpRouteConf(conf({ mtu: 0 }), 'ADD').mtu, undefined);
   t.notThrows(() => parseBgpRouteConf(conf({ bridge: false, ipMasq: false }), 'CHECK'));
+  const iso = parseBgpRouteConf(conf({ allowNetworks: ['n2'], allowBridges: ['cni0'] }), 'ADD');
+  t.deepEqual([iso.isolation, iso.allowNetworks, iso.allowBridges], ['network', ['n2'], ['cni0']]);
+  t.is(parseBgpRouteConf(conf({ isolation: 'none' }), 'ADD').isolation, 'none');
 });
 
 test('hostile values in every field end in a CniError or success, never a crash', (t) => {

@@ -268,3 +268,14 @@ test('parseMessages rejects a truncated message instead of misreading it', (t) =
   const good = Buffer.from(new MessageWriter(C.RTM_GETLINK, C.NLM_F_ACK).struct(ifinfomsg()).finish(1));
   t.throws(() => parseMessages(good.subarray(0, good.length - 4)), { instanceOf: RangeError });
 });
+
+test('MessageWriter: an attribute that outgrows the buffer lands in the grown one (bytes and integers)', async (t) => {
+  const { MessageWriter } = await import('../../lib/netlink/wire.js');
+  const w = new MessageWriter(16, 0, 20);
+  w.bytes(1, Buffer.alloc(40, 0xab)).u32(2, 0xdeadbeef).u8(3, 7);
+  const msg = Buffer.from(w.finish(1));
+  t.is(msg.readUInt32LE(0), msg.length);
+  t.true(msg.subarray(20, 60).every((b) => b === 0xab), 'the 40 bytes are in the message');
+  t.is(msg.readUInt32LE(64), 0xdeadbeef);
+  t.is(msg.readUInt8(72), 7);
+});

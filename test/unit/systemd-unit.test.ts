@@ -68,3 +68,20 @@ test('tetherd-docker.service is what cnictl install --docker writes, and systemd
     t.is(r.stderr.trim(), '', 'no warnings either');
   } finally { rmSync(d, { recursive: true, force: true }); }
 });
+
+// systemd/tetherd-ports.service: the [::1] proxy alone, for a node without the agent.
+test('tetherd-ports.service runs the proxy alone, conflicts with tetherd.service (which runs it too), and systemd-analyze verify accepts it', (t) => {
+  const file = readFileSync(fileURLToPath(new URL('../../../systemd/tetherd-ports.service', import.meta.url)), 'utf8');
+  const u = sections(file);
+  t.deepEqual(u.Service.ExecStart, ['/opt/cni/bin/tetherd ports-proxy']);
+  t.deepEqual(u.Unit.Conflicts, ['tetherd.service']);
+  t.true(u.Service.RestrictAddressFamilies[0].split(' ').includes('AF_INET6'), 'it listens on [::1]');
+  const d = mkdtempSync(join(tmpdir(), 'tether-unit-'));
+  try {
+    const copy = join(d, 'tetherd-ports.service');
+    writeFileSync(copy, file.replaceAll('/opt/cni/bin/tetherd', dist));
+    const r = spawnSync('systemd-analyze', ['verify', copy], { encoding: 'utf8' });
+    t.is(r.status, 0, r.stderr);
+    t.is(r.stderr.trim(), '', 'no warnings either');
+  } finally { rmSync(d, { recursive: true, force: true }); }
+});

@@ -1,0 +1,155 @@
+import { Netlink } from '../../lib/netlink/handle.js';
+import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
+import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
+import { nftApplySetChanges, nftGetElement, type SetChange } from '../../lib/netlink/nft-set.js';
+import { NetlinkError, NetlinkSocket } from '../../lib/netlink/socket.js';
+import { runNftScript } from '../../lib/nft-script.js';
+
+// Isolation between tether networks, node-wide: one table whose forward rules never change; each
+// network is a device group number (IFLA_GROUP), and its settings are set elements keyed on it. A
+// bridge network's group is on its bridge; a routed network (tether-bgp-route: one host veth per
+// container, no bridge) puts its group on each of its host veths. So the rules see a network, whatever
+// plugin made it: routed traffic between two isolated networks is refused (ICMP administratively
+// prohibited, so a sender learns at once) unless it was DNATed to a published port (those answer from
+// anywhere), or one of the networks allows the other; an internal network exchanges nothing with any
+// other device; with icc off, nothing is routed from a bridge back to itself (bridged traffic between
+// its ports is stopped by port isolation).
+
+export const ISOLATION_TABLE = 'tether_isolation';
+/** Bumped whenever the rules change, so a node with an older table is noticed rather than half-served. */
+const COMMENT = 'tether network isolation, rules v2';
+
+/** A network as the isolation rules know it. */
+export type IsolationMember = { bridge: string } | { routed: string };
+
+export interface IsolationSettings {
+  member: IsolationMember;
+  /** false: this network takes no part (it opted out with "isolation": "none"). */
+  isolate: boolean;
+  internal: boolean;
+  icc: boolean;
+  /** Bridges of other (bridge) networks this one exchanges traffic with, both ways. */
+  allowBridges: string[];
+  /** Names of routed (tether-bgp-route) networks this one exchanges traffic with, both ways. */
+  allowNetworks: string[];
+}
+
+/**
+ * The device group of a network: a hash of its bridge's name, or of a routed network's name, with the
+ * top bit set (operators number their own groups from 0 up; 0 is every device's default).
+ */
+export function isolationGroup(m: IsolationMember): number {
+  const text = 'bridge' in m ? `bridge ${m.bridge}` : `routed ${m.routed}`;
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return (h | 0x80000000) >>> 0;
+}
+
+function script(): string {
+  const t = ISOLATION_TABLE;
+  return `create table inet ${t} { comment "${COMMENT}"; }
+table inet ${t} {
+  set isolated { type devgroup; }
+  set internal { type devgroup; }
+  set self { type devgroup . devgroup; }
+  set peers { type devgroup . devgroup; }
+  set noicc { type devgroup . devgroup; }
+  chain forward {
+    type filter hook forward priority filter - 10; policy accept;
+    iifgroup . oifgroup @noicc counter reject with icmpx admin-prohibited
+    iifgroup @internal iifgroup . oifgroup != @self counter reject with icmpx admin-prohibited
+    oifgroup @internal iifgroup . oifgroup != @self counter reject with icmpx admin-prohibited
+    iifgroup @isolated oifgroup @isolated iifgroup . oifgroup != @self iifgroup . oifgroup != @peers ct status & dnat == 0 counter reject with icmpx admin-prohibited
+  }
+}
+`;
+}
+
+function ensureTable(): void {
+  const check = () => {
+    const t = nftGetTable(NFPROTO_INET, ISOLATION_TABLE);
+    if (t && t.comment !== COMMENT) {
+      throw new Error(`nftables table inet ${ISOLATION_TABLE} exists with comment ${JSON.stringify(t.comment ?? '')}, not ${JSON.stringify(COMMENT)}: it was written by another tether version; delete it (nft delete table inet ${ISOLATION_TABLE}) and ADD again`);
+    }
+    return t !== null;
+  };
+  if (check()) return;
+  try { runNftScript(script(), 'isolation', ISOLATION_TABLE); } catch (e) {
+    if (!check()) throw e; // else another ADD made it first
+  }
+}
+
+/** A devgroup key: the group number as the kernel's meta expression loads it (host byte order). */
+function group(g: number): Buffer { return Buffer.from(new Uint32Array([g]).buffer); }
+const pair = (a: number, b: number) => Buffer.concat([group(a), group(b)]);
+
+const change = (op: 'add' | 'delete', set: string, keys: Buffer[]): SetChange => ({ op, family: NFPROTO_INET, table: ISOLATION_TABLE, set, elements: keys.map((key) => ({ key })) });
+
+/** Puts the network's group on the device that carries its traffic on the host (the bridge, or a routed container's host veth). */
+function tagDevice(name: string, g: number): void {
+  Netlink.within((nl) => {
+    const link = nl.linkByName(name);
+    if (!link) throw new Error(`isolation: device ${name} not found`);
+    if (link.group !== g) nl.linkSet(link.index, { group: g });
+  });
+}
+
+/**
+ * Brings the network's elements in line with its settings (a few element changes, no rules) and tags
+ * `device` with its group: the bridge (by default) or a routed container's host veth.
+ */
+export function ensureIsolation(s: IsolationSettings, device = 'bridge' in s.member ? s.member.bridge : undefined): void {
+  if (!s.isolate && !s.internal && s.icc) {
+    if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return; // nothing to take part in, nothing to leave
+  } else ensureTable();
+  const g = isolationGroup(s.member);
+  if (device) tagDevice(device, g);
+  const others = [...s.allowBridges.map((bridge) => isolationGroup({ bridge })), ...s.allowNetworks.map((routed) => isolationGroup({ routed }))];
+  NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
+    const want: SetChange[] = [];
+    const drop: SetChange[] = [];
+    (s.isolate ? want : drop).push(change('add', 'isolated', [group(g)]));
+    want.push(change('add', 'self', [pair(g, g)]));
+    if (others.length) want.push(change('add', 'peers', others.flatMap((o) => [pair(g, o), pair(o, g)])));
+    (s.internal ? want : drop).push(change('add', 'internal', [group(g)]));
+    (s.icc ? drop : want).push(change('add', 'noicc', [pair(g, g)]));
+    nftApplySetChanges(sock, want);
+    // Settings turned off since an earlier ADD. Looked up first: deleting an absent element aborts the
+    // transaction, and an abort costs the kernel a grace period (~10 ms), a lookup almost nothing.
+    const present = drop.filter((d) => nftGetElement(sock, NFPROTO_INET, ISOLATION_TABLE, d.set, d.elements[0].key) !== null);
+    if (present.length) nftApplySetChanges(sock, present.map((d) => ({ ...d, op: 'delete' as const })));
+  });
+}
+
+/**
+ * Takes a network out of isolation when it is gone (Docker's network rm; CNI never removes a
+ * network): its elements go, one by one, since deleting an absent element fails the batch.
+ */
+export function removeIsolation(member: IsolationMember): void {
+  if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return;
+  const g = isolationGroup(member);
+  NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
+    for (const d of [change('delete', 'isolated', [group(g)]), change('delete', 'self', [pair(g, g)]), change('delete', 'internal', [group(g)]), change('delete', 'noicc', [pair(g, g)])]) {
+      try { nftApplySetChanges(sock, [d]); } catch (e) {
+        if (!(e instanceof NetlinkError && e.code === 'ENOENT')) throw e;
+      }
+    }
+  });
+}
+
+/** What CHECK finds wrong with a network's isolation on `device` (its bridge, or a routed container's host veth). */
+export function isolationProblems(s: IsolationSettings, device: { name: string; group?: number }): string[] {
+  if (!s.isolate && !s.internal && s.icc) return [];
+  if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return [`the isolation table inet ${ISOLATION_TABLE} is missing`];
+  const g = isolationGroup(s.member);
+  const problems: string[] = [];
+  if ((device.group ?? 0) !== g) problems.push(`${device.name} is in device group ${device.group ?? 0}, not the network's isolation group ${g}`);
+  NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
+    const has = (set: string, key: Buffer) => nftGetElement(sock, NFPROTO_INET, ISOLATION_TABLE, set, key) !== null;
+    if (s.isolate && !has('isolated', group(g))) problems.push(`the network's group ${g} is missing from the isolation set "isolated"`);
+    if (!has('self', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "self"`);
+    if (s.internal && !has('internal', group(g))) problems.push(`the network's group ${g} is missing from the isolation set "internal"`);
+    if (!s.icc && !has('noicc', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "noicc"`);
+  });
+  return problems;
+}
