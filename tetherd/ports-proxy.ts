@@ -1,5 +1,6 @@
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
+import type { Server, Socket } from 'node:net';
+import { nodeDgram, nodeNet } from '../lib/builtin.js';
 import type { Logger } from '../lib/log.js';
 import { listPortMappings, type InstalledMapping } from '../lib/portmap/index.js';
 
@@ -51,8 +52,8 @@ interface Running {
 function tcpListener(l: LoopbackListener): Running {
   const conns = new Set<Socket>();
   let r: Running;
-  const server: Server = createServer((client) => {
-    const upstream = connect({ host: l.target.ip, port: l.target.port });
+  const server: Server = nodeNet().createServer((client) => {
+    const upstream = nodeNet().connect({ host: l.target.ip, port: l.target.port });
     conns.add(client);
     conns.add(upstream);
     const end = () => { client.destroy(); upstream.destroy(); conns.delete(client); conns.delete(upstream); };
@@ -69,7 +70,7 @@ function tcpListener(l: LoopbackListener): Running {
 
 function udpListener(l: LoopbackListener): Running {
   let r: Running;
-  const server: UdpSocket = createSocket({ type: 'udp6', ipv6Only: true });
+  const server: UdpSocket = nodeDgram().createSocket({ type: 'udp6', ipv6Only: true });
   const clients = new Map<string, { sock: UdpSocket; timer: NodeJS.Timeout }>();
   const forget = (k: string) => { const c = clients.get(k); if (c) { clearTimeout(c.timer); c.sock.close(); clients.delete(k); } };
   server.on('message', (msg: Buffer, from: RemoteInfo) => {
@@ -78,7 +79,7 @@ function udpListener(l: LoopbackListener): Running {
     let c = clients.get(k);
     if (!c) {
       // One socket per client, so the container's replies come back to the client they answer.
-      const sock = createSocket(l.target.ip.includes(':') ? 'udp6' : 'udp4');
+      const sock = nodeDgram().createSocket(l.target.ip.includes(':') ? 'udp6' : 'udp4');
       sock.on('message', (reply: Buffer) => { server.send(reply, from.port, from.address); touch(); });
       sock.on('error', () => forget(k));
       c = { sock, timer: setTimeout(() => forget(k), UDP_IDLE_MS) };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { nodeCrypto } from '../builtin.js';
 import { formatIP, parseIP, type Family } from '../ip/addr.js';
 import { hostKey, wildKey } from './elements.js';
 import type { Protocol } from './mapping.js';
@@ -15,7 +15,7 @@ const COMMENT_MAX = 250;
 
 /** The owners set's key: 16 bytes of SHA-256 of the owner text (the set is typed ipv6_addr for 16 opaque bytes). */
 export function ownerKey(ownerText: string): Buffer {
-  return createHash('sha256').update(ownerText).digest().subarray(0, 16);
+  return nodeCrypto().createHash('sha256').update(ownerText).digest().subarray(0, 16);
 }
 
 const entryText = (e: LedgerEntry) => `${e.hostIP ? `h${e.family}/${e.hostIP}` : `w${e.family}`}/${e.protocol}/${e.hostPort}`;
