@@ -18,12 +18,12 @@ export const bandwidthPlugin: PluginSpec = {
     if (command === 'ADD' || command === 'CHECK') requestedBandwidth({ conf }, true); // a bad limit is refused up front
     return conf;
   },
-  add(ctx) {
+  async add(ctx) {
     const r = prev(ctx);
-    shapeTraffic(ctx, r, requestedBandwidth(ctx, true));
+    await shapeTraffic(ctx, r, requestedBandwidth(ctx, true));
     return { ...r, cniVersion: ctx.version };
   },
-  del(ctx) { unshapeTraffic(ctx, true); },
-  check(ctx) { checkShaping(ctx, prev(ctx), requestedBandwidth(ctx, true)); },
+  async del(ctx) { await unshapeTraffic(ctx, true); },
+  async check(ctx) { await checkShaping(ctx, prev(ctx), requestedBandwidth(ctx, true)); },
   status() { /* nothing to be ready for */ },
 };

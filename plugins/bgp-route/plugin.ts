@@ -61,16 +61,16 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
     };
     if (ipam.dns) result.dns = ipam.dns;
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
-    shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
-    publishPorts(ctx, result, rollback);
+    await shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
+    await publishPorts(ctx, result, rollback);
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: name, ips: result.ips!.map((i) => i.address) });
     return result;
   });
 }
 
 async function del(ctx: Context<BgpRouteConf>): Promise<void> {
-  unpublishPorts(ctx);
-  unshapeTraffic(ctx, false);
+  await unpublishPorts(ctx);
+  await unshapeTraffic(ctx, false);
   await deleteVethAttachment(ctx, hostName(ctx));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
@@ -107,8 +107,8 @@ async function check(ctx: Context<BgpRouteConf>): Promise<void> {
       problems.push(...containerProblems(ctr, ctrLink.index, ctx.args.ifname, families));
     }
   });
-  checkPorts(ctx, ctx.prevResult!);
-  checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
+  await checkPorts(ctx, ctx.prevResult!);
+  await checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
 }
 
 export const bgpRoutePlugin: PluginSpec<BgpRouteConf> = {
@@ -120,7 +120,7 @@ export const bgpRoutePlugin: PluginSpec<BgpRouteConf> = {
   check,
   ...ipamForwarders,
   async gc(ctx, valid) {
-    gcPorts(ctx, valid);
+    await gcPorts(ctx, valid);
     await ipamForwarders.gc(ctx);
   },
 };

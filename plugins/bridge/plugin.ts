@@ -124,9 +124,9 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
       if (ipam.dns) result.dns = ipam.dns;
     }
     if (c.dns && Object.keys(c.dns).length) result.dns = c.dns;
-    shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
+    await shapeTraffic(ctx, result, requestedBandwidth(ctx), rollback);
     mark('bandwidth');
-    publishPorts(ctx, result, rollback);
+    await publishPorts(ctx, result, rollback);
     mark('ports');
     ctx.log.info('ADD', { network: c.name, containerID, ifname, hostVeth: hostName, ips: result.ips?.map((i) => i.address) });
     return result;
@@ -134,9 +134,9 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
 }
 
 async function del(ctx: Context<BridgeConf>): Promise<void> {
-  unpublishPorts(ctx);
+  await unpublishPorts(ctx);
   mark('del: ports');
-  unshapeTraffic(ctx, false);
+  await unshapeTraffic(ctx, false);
   mark('del: bandwidth');
   await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
@@ -157,8 +157,8 @@ async function check(ctx: Context<BridgeConf>): Promise<void> {
       problems.push(...isolationProblems(isolationOf(c), br));
     }
   });
-  checkPorts(ctx, ctx.prevResult!);
-  checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
+  await checkPorts(ctx, ctx.prevResult!);
+  await checkShaping(ctx, ctx.prevResult!, requestedBandwidth(ctx));
 }
 
 export const bridgePlugin: PluginSpec<BridgeConf> = {
@@ -170,7 +170,7 @@ export const bridgePlugin: PluginSpec<BridgeConf> = {
   check,
   ...ipamForwarders,
   async gc(ctx, valid) {
-    gcPorts(ctx, valid);
+    await gcPorts(ctx, valid);
     await ipamForwarders.gc(ctx);
   },
 };

@@ -1,13 +1,15 @@
 import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import type { Context } from '../../lib/cni/skel.js';
 import type { Result } from '../../lib/cni/types.js';
-import { applyBandwidth, checkBandwidth, parseBandwidth, removeBandwidth, type BandwidthLimits } from '../../lib/bandwidth/index.js';
+import { parseBandwidth, type BandwidthLimits } from '../../lib/bandwidth/limits.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { hostVethName } from './names.js';
 import type { Rollback } from './rollback.js';
 
 // The bandwidth capability for any plugin: the main plugins in the same exec as their ADD, and
-// tether-bandwidth chained after any plugin, from its prevResult.
+// tether-bandwidth chained after any plugin, from its prevResult. The shaping code is loaded only by an
+// exec that has limits to apply, check or remove: most ADDs and DELs have none.
+const shaping = () => import('../../lib/bandwidth/index.js');
 
 /** runtimeConfig.bandwidth, else (for tether-bandwidth) the same fields at the top of the plugin's config. */
 export function requestedBandwidth(ctx: Pick<Context, 'conf'>, topLevel = false): BandwidthLimits | null {
@@ -25,10 +27,11 @@ export function hostVethOf(result: Result): string | undefined {
   return Netlink.within((nl) => names.find((n) => nl.linkByName(n)?.kind === 'veth'));
 }
 
-export function shapeTraffic(ctx: Context, result: Result, limits: BandwidthLimits | null, rollback?: Rollback): void {
+export async function shapeTraffic(ctx: Context, result: Result, limits: BandwidthLimits | null, rollback?: Rollback): Promise<void> {
   if (!limits) return;
   const host = hostVethOf(result);
   if (!host) throw new CniError(ErrorCode.InvalidNetworkConfig, 'bandwidth: the result lists no host-side veth to shape (bandwidth needs a veth attachment)', JSON.stringify(result.interfaces ?? []));
+  const { applyBandwidth, removeBandwidth } = await shaping();
   rollback?.push(() => removeBandwidth(host, ifbName(ctx)));
   applyBandwidth(host, ifbName(ctx), limits);
 }
@@ -37,13 +40,16 @@ export function shapeTraffic(ctx: Context, result: Result, limits: BandwidthLimi
  * DEL: the egress device always (it outlives the veth); the host end's qdiscs too when the veth stays
  * (a chained plugin: the main plugin's DEL runs after it) and a prevResult names it.
  */
-export function unshapeTraffic(ctx: Context, vethStays: boolean): void {
-  removeBandwidth(vethStays && ctx.prevResult ? hostVethOf(ctx.prevResult) : undefined, ifbName(ctx));
+export async function unshapeTraffic(ctx: Context, vethStays: boolean): Promise<void> {
+  const host = vethStays && ctx.prevResult ? hostVethOf(ctx.prevResult) : undefined;
+  // The usual DEL: the veth goes with the attachment, and a container that had no limits has no ifb.
+  if (!host && !Netlink.within((nl) => nl.linkByName(ifbName(ctx)))) return;
+  (await shaping()).removeBandwidth(host, ifbName(ctx));
 }
 
-export function checkShaping(ctx: Context, prev: Result, limits: BandwidthLimits | null): void {
+export async function checkShaping(ctx: Context, prev: Result, limits: BandwidthLimits | null): Promise<void> {
   if (!limits) return;
   const host = hostVethOf(prev);
-  const problems = host ? checkBandwidth(host, ifbName(ctx), limits) : ['the result lists no host-side veth'];
+  const problems = host ? (await shaping()).checkBandwidth(host, ifbName(ctx), limits) : ['the result lists no host-side veth'];
   if (problems.length) throw new CniError(ErrorCode.CheckFailed, `CHECK of ${ctx.args.containerID}/${ctx.args.ifname} failed: ${problems.join('; ')}`);
 }

@@ -2,13 +2,16 @@ import { CniError, ErrorCode } from '../../lib/cni/errors.js';
 import type { Context } from '../../lib/cni/skel.js';
 import type { Attachment, Result } from '../../lib/cni/types.js';
 import { parseCIDR, type CIDR } from '../../lib/ip/addr.js';
-import {
-  addPortMappings, checkPortMappings, gcPortMappings, parsePortMappings, removePortMappings, type PortMapping, type PortOwner, type PortTarget,
-} from '../../lib/portmap/index.js';
+import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
+import type { PortOwner, PortTarget } from '../../lib/portmap/index.js';
+import { parsePortMappings, type PortMapping } from '../../lib/portmap/mapping.js';
+import { PORTS_TABLE } from '../../lib/portmap/ruleset.js';
 import type { Rollback } from './rollback.js';
 
 // The portMappings capability for any plugin: the main plugins in the same exec as their ADD, and
-// tether-portmap chained after any plugin, from its prevResult.
+// tether-portmap chained after any plugin, from its prevResult. The port table's code is loaded only
+// by an exec that has ports to publish, check or remove: most ADDs and DELs have none.
+const portTable = () => import('../../lib/portmap/index.js');
 
 /** The mappings the runtime asked for (runtimeConfig.portMappings); [] when none. */
 export function requestedPorts(ctx: Context): PortMapping[] {
@@ -27,25 +30,27 @@ export function portTarget(ctx: Context, result: Result): PortTarget {
 }
 
 /** ADD: publishes the ports; a later failing step of the same ADD takes them back. */
-export function publishPorts(ctx: Context, result: Result, rollback?: Rollback): void {
+export async function publishPorts(ctx: Context, result: Result, rollback?: Rollback): Promise<void> {
   const mappings = requestedPorts(ctx);
   if (!mappings.length) return;
+  const { addPortMappings, removePortMappings } = await portTable();
   const { flushed } = addPortMappings(portTarget(ctx, result), mappings);
   rollback?.push(() => { removePortMappings(portOwner(ctx)); });
   ctx.log.info('ports published', { ports: mappings.length, udpConntrackFlushed: flushed });
 }
 
 /** DEL: whatever this attachment published, whatever the DEL's own config says. */
-export function unpublishPorts(ctx: Context): void {
-  removePortMappings(portOwner(ctx));
+export async function unpublishPorts(ctx: Context): Promise<void> {
+  if (!nftGetTable(NFPROTO_INET, PORTS_TABLE)) return; // no port was ever published on this node
+  (await portTable()).removePortMappings(portOwner(ctx));
 }
 
 /** CHECK: every requested mapping is in place, ours, and points at the container. */
-export function checkPorts(ctx: Context, prev: Result): void {
-  const problems = checkPortMappings(portTarget(ctx, prev), requestedPorts(ctx));
+export async function checkPorts(ctx: Context, prev: Result): Promise<void> {
+  const problems = (await portTable()).checkPortMappings(portTarget(ctx, prev), requestedPorts(ctx));
   if (problems.length) throw new CniError(ErrorCode.CheckFailed, `CHECK of ${ctx.args.containerID}/${ctx.args.ifname} failed: ${problems.join('; ')}`);
 }
 
-export function gcPorts(ctx: Context, valid: Attachment[]): void {
-  gcPortMappings(ctx.conf.name, valid);
+export async function gcPorts(ctx: Context, valid: Attachment[]): Promise<void> {
+  (await portTable()).gcPortMappings(ctx.conf.name, valid);
 }

@@ -18,13 +18,13 @@ export const portmapPlugin: PluginSpec = {
     if (command === 'ADD' || command === 'CHECK') requestedPorts({ conf } as Context); // a bad portMappings entry is refused up front
     return conf;
   },
-  add(ctx) {
+  async add(ctx) {
     const r = prev(ctx);
-    publishPorts(ctx, r);
+    await publishPorts(ctx, r);
     return { ...r, cniVersion: ctx.version };
   },
-  del(ctx) { unpublishPorts(ctx); },
-  check(ctx) { checkPorts(ctx, prev(ctx)); },
+  async del(ctx) { await unpublishPorts(ctx); },
+  async check(ctx) { await checkPorts(ctx, prev(ctx)); },
   status() { /* nothing to be ready for: the table is made on first use */ },
-  gc(ctx, valid) { gcPorts(ctx, valid); },
+  async gc(ctx, valid) { await gcPorts(ctx, valid); },
 };

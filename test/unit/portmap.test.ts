@@ -1,6 +1,6 @@
 import test from 'ava';
 import { CniError } from '../../lib/cni/errors.js';
-import { parseBandwidth } from '../../lib/bandwidth/index.js';
+import { parseBandwidth } from '../../lib/bandwidth/limits.js';
 import { parseIP, parseCIDR } from '../../lib/ip/addr.js';
 import { hostKey, portKey, prefixElements, target, wildKey } from '../../lib/portmap/elements.js';
 import { describeMapping, parsePortMappings } from '../../lib/portmap/mapping.js';
