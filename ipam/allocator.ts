@@ -97,7 +97,8 @@ export class Allocator {
       touched.set(key, t);
       return { ip: addressAt(ref.cidr, i), range: ref.range };
     };
-    const claimed = this.claimedIn(setIndex, blocks);
+    // A closed block gives no new address, whoever's it is (its holders keep theirs until DEL).
+    const claimed = this.claimedIn(setIndex, blocks).filter((b) => b.rec.closed === undefined);
     const mine = claimed.filter((b) => b.rec.node === me);
     for (const b of mine) {
       const got = take(b.key, b.ref, touched.get(b.key) ?? b);
@@ -144,6 +145,9 @@ export class Allocator {
     const held = touched.get(key) ?? blocks.get(key);
     if (this.cfg.agentBlocks && held?.rec.node !== this.cfg.nodeName) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is in a block this node does not own (peer mode: only the owner's node allocates there)`, 'ips');
+    }
+    if (held?.rec.closed !== undefined) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is in block ${held.rec.cidr}, which gives no new address: ${held.rec.closed}`, 'ips');
     }
     const l = touched.get(key) ?? blocks.get(key) ?? { rec: emptyBlock(ref, this.cfg.nodeName), version: 0 };
     const i = offsetOf(ref.cidr, ip);

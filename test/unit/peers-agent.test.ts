@@ -1,11 +1,13 @@
 import test from 'ava';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_HOLD_KEY, Allocator } from '../../ipam/allocator.js';
 import { blockKey } from '../../ipam/blocks.js';
 import { parseIpamConfig } from '../../ipam/config.js';
 import { FileKV } from '../../lib/store/file.js';
+import { formatIP, parseCIDR, parseIP } from '../../lib/ip/addr.js';
+import { digest, PeerNode, type Snapshot } from '../../tetherd/peers/peers.js';
 import { AgentConfigError } from '../../tetherd/config.js';
 import { KeyFileError, readKeyFile } from '../../tetherd/peers/auth.js';
 import { parsePeerAgentConfig } from '../../tetherd/peers/config.js';
@@ -77,4 +79,106 @@ test('agentBlocks: tether-ipam allocates only from the blocks the agent wrote, n
   t.is(await kv.get(AGENT_HOLD_KEY), undefined);
   t.deepEqual(await takeOut(kv, cut, [7]), [7], 'an empty block leaves');
   t.is(await kv.get(blockKey(cut.cidr(7))), undefined);
+});
+
+/**
+ * Three nodes as the agent runs them, with the real pieces and no sockets: PeerNode's protocol, messages
+ * handed over directly, syncStore into each node's own embedded store, and tether-ipam's Allocator on it.
+ */
+function reclaimRig(t: { teardown(fn: () => void): void }) {
+  const dir = mkdtempSync(join(tmpdir(), 'peers-reclaimed-'));
+  const cut = new BlockCutter(parseCIDR('10.244.0.0/22')!, 26);
+  const names = ['a', 'b', 'c'];
+  const addr = (n: string) => `198.18.0.${11 + names.indexOf(n)}`;
+  let now = 1_700_000_000_000;
+  const make = (name: string, saved?: Snapshot) => {
+    const peer = new PeerNode({ name, address: addr(name), port: 6784, vtepMAC: '', config: digest(['lab', '10.244.0.0/22', '26']), blocks: cut.count, initialPeers: names.filter((x) => x !== name).map(addr), seed: false, voteSilenceMs: 3000, reclaimAfterMs: 0, reachableMs: 1500, lowWater: 2 }, now, saved);
+    const kv = new FileKV(join(dir, name, 'lab'));
+    const cfg = parseIpamConfig({ cniVersion: '1.0.0', name: 'lab', ipam: { type: 'tether-ipam', ranges: [[{ subnet: '10.244.0.0/22' }]], blockSize: 26, dataDir: join(dir, name), nodeName: name, agentBlocks: true } } as never);
+    return { name, peer, kv, ipam: new Allocator(new FileKV(join(dir, name, 'lab')), cfg) };
+  };
+  type N = ReturnType<typeof make>;
+  const nodes = new Map(names.map((n) => [n, make(n)]));
+  /** The agent's step: the protocol's own decisions, then the store made to match (as agent.ts does). */
+  const step = async (n: N) => {
+    n.peer.tick(now);
+    const hold = n.peer.waiting || n.peer.isRetired ? 'held' : null;
+    return syncStore(n.kv, cut, n.name, new Set(n.peer.waiting ? [] : n.peer.owned()), hold);
+  };
+  const hear = (to: N, from: N) => to.peer.receive(from.peer.message(), from.name, now);
+  const round = async (among: N[]) => { for (const x of among) for (const y of among) if (x !== y) hear(x, y); for (const x of among) await step(x); };
+  const alloc = (n: N, id: string, ip?: string) => n.ipam.allocate({ containerID: id, ifname: 'eth0' }, ip ? [parseIP(ip)!] : []).then((r) => formatIP(r.ips[0].ip), (e: { code: number; message: string }) => e);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { nodes, cut, make, step, round, alloc, hear, advance: (ms: number) => { now += ms; }, get now() { return now; } };
+}
+
+test('a reclaimed node back from a restart: its blocks closed, it allocates nothing, its heir allocates there; no address twice (real store sync and allocator)', async (t) => {
+  const r = reclaimRig(t);
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => r.nodes.get(n)!);
+  await r.round([a, b, c]); await r.round([a, b, c]);
+  t.deepEqual(c.peer.owned(), [11, 12, 13, 14, 15], 'the split');
+  const cHeld: string[] = [];
+  for (let i = 0; i < 3; i++) cHeld.push(await r.alloc(c, `c${i}`) as string);
+  t.deepEqual(cHeld, ['10.244.2.192', '10.244.2.193', '10.244.2.194'], 'c allocates in its first block, 10.244.2.192/26');
+  // c dies (its state saved now); after the vote silence a proposes itself heir, b agrees.
+  const saved = c.peer.snapshot(r.now);
+  r.advance(4000);
+  t.is(a.peer.proposeReclaim('c', r.now), null);
+  for (let i = 0; i < 3; i++) await r.round([a, b]);
+  t.true(a.peer.retired.has('c') && b.peer.retired.has('c'));
+  t.deepEqual(a.peer.owned().filter((i) => i >= 11), [11, 12, 13, 14, 15], 'a owns c\'s blocks');
+  // The heir allocates in c's first block (its store got the block empty: c's pods there are c's, reclaimed with it).
+  const aNew: string[] = [];
+  for (let i = 0; i < 5; i++) aNew.push(await r.alloc(a, `a${i}`, `10.244.2.${200 + i}`) as string);
+  t.true(aNew.every((ip) => typeof ip === 'string'), String(aNew));
+  // c comes back from its saved state: it waits for word, then hears it was reclaimed.
+  const c2 = r.make('c', saved);
+  r.nodes.set('c', c2);
+  t.true(c2.peer.waiting);
+  await r.step(c2);
+  t.like(await r.alloc(c2, 'c-early'), { code: 11 }, 'nothing while it waits for word');
+  r.hear(c2, a);
+  const report = await r.step(c2);
+  t.true(c2.peer.isRetired);
+  t.deepEqual(report.foreign, [11], 'the block with c\'s pods stays in its store');
+  const rec = JSON.parse((await c2.kv.get(blockKey(r.cut.cidr(11))))!.value) as { closed?: string; node: string };
+  t.regex(rec.closed ?? '', /another node/, 'closed');
+  for (let i = 0; i < 20; i++) t.like(await r.alloc(c2, `c-new${i}`), { code: 11 }, 'c gives no new address');
+  // Even with the hold key gone (an agent that crashed before writing it), the closed block gives nothing.
+  await c2.kv.txn({ if: [], del: ['agent/hold'] });
+  const e = await r.alloc(c2, 'c-nohold') as unknown as { code: number; message: string };
+  t.is(e.code, 11);
+  t.regex(e.message, /owns no block/);
+  const asked = await r.alloc(c2, 'c-asked', '10.244.2.240') as unknown as { code: number; message: string };
+  t.is(asked.code, 7, 'nor a requested address in its old block');
+  t.regex(asked.message, /gives no new address: the ownership table gives this block to another node/);
+  // DEL of c's pods still works; once the block is empty it leaves c's store.
+  for (let i = 0; i < 3; i++) await c2.ipam.release({ containerID: `c${i}`, ifname: 'eth0' });
+  const after = await r.step(c2);
+  t.deepEqual(after.removed, [11]);
+  t.deepEqual([...(await c2.kv.range('block/')).keys()], []);
+  // Every address given out after the reclaim is given once.
+  const all = [...(await a.ipam.list()), ...(await b.ipam.list()), ...(await c2.ipam.list())].map((x) => x.ip);
+  t.deepEqual(all.filter((ip, i) => all.indexOf(ip) !== i), []);
+  t.true(aNew.every((ip) => all.includes(ip)));
+});
+
+test('a node reclaimed while cut off (never restarted) closes the blocks it lost as soon as it hears; owned blocks reopen', async (t) => {
+  const r = reclaimRig(t);
+  const [a, b, c] = ['a', 'b', 'c'].map((n) => r.nodes.get(n)!);
+  await r.round([a, b, c]); await r.round([a, b, c]);
+  for (let i = 0; i < 3; i++) await r.alloc(c, `c${i}`);
+  r.advance(4000);
+  a.peer.proposeReclaim('c', r.now);
+  for (let i = 0; i < 3; i++) await r.round([a, b]);
+  await r.step(c);
+  t.is(typeof await r.alloc(c, 'c-cut'), 'string', 'cut off, c does not know yet (the documented limit)');
+  r.hear(c, a);
+  await r.step(c);
+  t.like(await r.alloc(c, 'c-healed'), { code: 11 });
+  // The closing is undone only by the table: a block marked closed that the node does own is reopened.
+  const key = blockKey(r.cut.cidr(0));
+  const e = (await a.kv.get(key))!;
+  t.true(await a.kv.txn({ if: [{ key, version: e.version }], put: [{ key, value: JSON.stringify({ ...JSON.parse(e.value), closed: 'test' }) }] }));
+  t.deepEqual((await r.step(a)).reopened, [0]);
 });

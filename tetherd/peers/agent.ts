@@ -83,7 +83,7 @@ export class PeerAgent {
     this.log.info('peer mode', { node: this.c.nodeName, address: this.address, port: this.c.port, pool: formatCIDR(this.c.pool), blocks: this.cut.count, owned: this.peer.owned().length, restored: !!saved, store: this.kv.where });
     saveSnapshot(this.c.stateFile, this.peer.snapshot(now));
     this.sock = nodeDgram().createSocket({ type: parseIP(this.address)!.family === 6 ? 'udp6' : 'udp4' });
-    this.sock.on('message', (b) => this.onDatagram(b));
+    this.sock.on('message', (b, from) => this.onDatagram(b, from));
     this.sock.on('error', (e) => { this.log.error('gossip socket error', { error: e.message }); this.events.emit({ kind: 'error', code: 'peer_socket' }); });
     await new Promise<void>((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(this.c.port, this.address, () => { this.sock.off('error', reject); resolve(); }); });
     await this.step();
@@ -108,7 +108,7 @@ export class PeerAgent {
     if (!this.warned.has(k)) { this.warned.add(k); this.log.warn('dropped a gossip message', { result, from, why }); }
   }
 
-  private onDatagram(b: Buffer): void {
+  private onDatagram(b: Buffer, from: { address: string; port: number }): void {
     if (this.stopping) return;
     const now = Date.now();
     const o = open(b, this.key);
@@ -123,6 +123,9 @@ export class PeerAgent {
     const r = this.peer.receive(f.message, f.sender, now);
     if (r.rejected) { this.drop('other_network', f.sender, r.rejected); return; }
     this.events.emit({ kind: 'peer-message', result: 'accepted' });
+    // Nobody gossips to a reclaimed node any more: one that is still (or again) running learns it was
+    // reclaimed, and stops allocating from the blocks its heir now uses, from the answer to its own message.
+    if (this.peer.retired.has(f.sender)) this.sendTo(new Map([[from.address, from.port]]));
     if (r.changed) { this.dirty = true; void this.step(); }
   }
 
@@ -147,9 +150,13 @@ export class PeerAgent {
         : this.peer.isRetired ? 'this node was reclaimed by the others: it owns nothing (remove its state file to join as a new member under another name)'
           : this.peer.self.hasTable ? '' : this.peer.splitProblem() ?? '';
       if (waiting !== this.lastWaiting) { this.dirty = true; if (waiting) this.log.warn('not allocating', { why: waiting }); else this.log.info('allocating from owned blocks', { owned: this.peer.owned().length }); this.lastWaiting = waiting; }
-      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting ? waiting : null);
+      // Waiting or reclaimed, the store holds no block open and the hold key tells tether-ipam why.
+      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting || this.peer.isRetired ? waiting : null);
       if (report.foreign.length) this.events.emit({ kind: 'error', code: 'peer_foreign_blocks' });
-      if (report.added.length || report.removed.length) this.log.info('store', { added: report.added.map((i) => formatCIDR(this.cut.cidr(i))), removed: report.removed.map((i) => formatCIDR(this.cut.cidr(i))), foreign: report.foreign.map((i) => formatCIDR(this.cut.cidr(i))) });
+      const cidrs = (xs: number[]) => xs.map((i) => formatCIDR(this.cut.cidr(i)));
+      if (report.added.length || report.removed.length || report.closed.length || report.reopened.length) {
+        this.log.info('store', { added: cidrs(report.added), removed: cidrs(report.removed), closed: cidrs(report.closed), reopened: cidrs(report.reopened), foreign: cidrs(report.foreign) });
+      }
       if (!this.peer.waiting) {
         if (this.peer.setSupply(report.empty.length)) this.dirty = true;
         for (const d of this.peer.donations(report.empty, Date.now())) {
@@ -176,6 +183,17 @@ export class PeerAgent {
   /** Our state to every member we know and every configured address. */
   private broadcast(): void {
     if (this.stopping) return;
+    const to = new Map<string, number>();
+    for (const a of this.c.peers) to.set(a, this.c.port);
+    // Left members too: one that is leaving waits to see its blocks taken before it exits.
+    for (const m of this.peer.members.values()) if (!this.peer.retired.has(m.name)) to.set(m.address, m.port);
+    to.delete(this.address);
+    this.sendTo(to);
+  }
+
+  /** Our state, sealed now, to each address:port. */
+  private sendTo(to: Map<string, number>): void {
+    if (this.stopping) return;
     const now = Date.now();
     let bytes: Buffer;
     try { bytes = seal({ sender: this.c.nodeName, seq: this.seq.next(now), sentAt: now, message: this.peer.message() }, this.key); } catch (e) {
@@ -183,11 +201,6 @@ export class PeerAgent {
       this.events.emit({ kind: 'error', code: 'peer_encode' });
       return;
     }
-    const to = new Map<string, number>();
-    for (const a of this.c.peers) to.set(a, this.c.port);
-    // Left members too: one that is leaving waits to see its blocks taken before it exits.
-    for (const m of this.peer.members.values()) if (!this.peer.retired.has(m.name)) to.set(m.address, m.port);
-    to.delete(this.address);
     for (const [addr, port] of to) this.sock.send(bytes, port, addr, (e) => { if (e) this.events.emit({ kind: 'error', code: 'peer_send' }); });
   }
 
