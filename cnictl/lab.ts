@@ -64,7 +64,7 @@ export async function labMain(argv: string[]): Promise<number> {
         const store = str(p, 'store');
         if (store !== undefined && store !== 'peers' && store !== 'etcd') throw new UsageError('--store must be etcd (the default) or peers');
         if (store === 'peers') {
-          if (mode !== 'bgp') throw new UsageError('--store peers is built for --mode bgp only (VXLAN on peers is not yet)');
+          if (mode !== 'bgp' && mode !== 'vxlan') throw new UsageError('--store peers is built for --mode vxlan and --mode bgp');
           modeOptions.store = 'peers';
         }
         const t0 = Date.now();

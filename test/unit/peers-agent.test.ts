@@ -26,10 +26,14 @@ test('peer config: defaults, and every bad field named with what it must be', (t
     [{ ...base, pool: '10.0.0.0/8' }, /cuts 10.0.0.0\/8 into 262144 blocks/],
     [{ ...base, peers: { ...base.peers, voteSilence: 60, reclaimAfter: 30 } }, /reclaimAfter" must be 0 \(never\) or at least voteSilence/],
     [{ ...base, peers: { ...base.peers, keyFile: 'relative' } }, /"keyFile" must be an absolute path/],
-    [{ ...base, mode: 'vxlan' }, /VXLAN on peers is not built yet/],
+    [{ ...base, mode: 'overlay' }, /must be "vxlan" \(blocks routed over the VXLAN overlay\), "bgp"/],
+    [{ ...base, mode: 'vxlan', vni: 0 }, /"vni" must be an integer from 1/],
+    [{ ...base, mode: 'vxlan', device: 'a/b' }, /"device"/],
   ];
   for (const [o, re] of bad) t.throws(() => parsePeerAgentConfig(o), { instanceOf: AgentConfigError, message: re }, re.source);
   t.is(parsePeerAgentConfig({ ...base, peers: { seed: true } }).seed, true, 'a seed needs no addresses');
+  t.is(c.vxlan, undefined, 'no VXLAN device unless "mode": "vxlan"');
+  t.like(parsePeerAgentConfig({ ...base, mode: 'vxlan', vni: 7, directRouting: true }).vxlan, { vni: 7, device: 'tether.7', port: 4789, directRouting: true, checkIntervalMs: 500 });
 });
 
 test('key file: at least 16 bytes, owner-only; state file: damaged is an error, absent is a first start', (t) => {

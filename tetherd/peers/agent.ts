@@ -12,6 +12,7 @@ import { takeReclaimRequest } from './control.js';
 import { digest, PeerNode } from './peers.js';
 import { loadSnapshot, saveSnapshot } from './persist.js';
 import { BlockCutter, syncStore, takeOut } from './store-sync.js';
+import { vtepMACOf } from './vxlan.js';
 
 /** What `cnictl status` shows of a peer-mode agent (in its health file). */
 export interface PeerStatusView {
@@ -74,7 +75,7 @@ export class PeerAgent {
     const saved = loadSnapshot(this.c.stateFile);
     const now = Date.now();
     this.peer = new PeerNode({
-      name: this.c.nodeName, address: this.address, port: this.c.port, vtepMAC: '',
+      name: this.c.nodeName, address: this.address, port: this.c.port, vtepMAC: this.c.vxlan ? vtepMACOf(this.c.nodeName, this.c.vxlan.vni) : '',
       config: digest([this.c.network, formatCIDR(this.c.pool), String(this.c.blockSize)]), blocks: this.cut.count,
       initialPeers: this.c.peers, seed: this.c.seed, voteSilenceMs: this.c.voteSilenceMs, reclaimAfterMs: this.c.reclaimAfterMs, lowWater: this.c.lowWater,
       reachableMs: Math.max(3 * this.c.gossipIntervalMs, 1500),
@@ -225,6 +226,14 @@ export class PeerAgent {
 
   /** Called after each change of the members or the table (saved and sent by then). */
   onChange(fn: () => void): void { this.listeners.push(fn); }
+
+  /** The live members' VTEPs (VXLAN mode): their underlay address and device MAC, as each published it. */
+  vteps(): { name: string; address: string; vtepMAC: string }[] {
+    return this.peer.live().map((m) => ({ name: m.name, address: m.address, vtepMAC: m.vtepMAC }));
+  }
+
+  /** The agent's logger, for the mode running beside it. */
+  get logger(): Logger { return this.log; }
 
   /** The live members' underlay addresses (the BGP mesh: one AS for the network). */
   liveMembers(asn: number): { name: string; address: string; asn: number }[] {
