@@ -29,10 +29,12 @@ export async function peersMain(command: string, raw: unknown, args: string[]): 
   if ((raw as { mode?: string }).mode === 'bgp') return bgpOnPeers(raw, agent);
   if (c.vxlan) return vxlanOnPeers(c, raw, agent);
   const metrics = await startPeerMetrics(o, TETHER_VERSION, agent.events, () => agent.gauges());
-  let health: { stop(): void } | undefined;
+  let health: { stop(): void; write(): void } | undefined;
   const done = new Promise<number>((resolve) => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
   });
+  // A change of the table or the members is in the health file at once (cnictl status right after a leave shows it).
+  agent.onChange(() => health?.write());
   await agent.start();
   health = keepHealthFile(o, metrics, () => ({ ...agent.status() }));
   const s = agent.status();
@@ -54,12 +56,13 @@ async function bgpOnPeers(raw: unknown, agent: PeerAgent): Promise<number> {
   agent.events.on((e) => bgp.events.emit(e));
   const view = () => bgp.view();
   const metrics = await startBgpMetrics(o, TETHER_VERSION, view, bgp.events);
-  let health: { stop(): void } | undefined;
+  let health: { stop(): void; write(): void } | undefined;
   const done = new Promise<number>((resolve) => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       process.once(sig, () => { bgp.stop(); agent.stop(); health?.stop(); void metrics.stop().then(() => setTimeout(() => resolve(0), 200)); });
     }
   });
+  agent.onChange(() => health?.write());
   await agent.start();
   await bgp.start();
   health = keepHealthFile(o, metrics, () => ({ ...agent.status(), bgp: bgpHealth(view)() }));
@@ -76,11 +79,11 @@ async function vxlanOnPeers(c: PeerAgentConfig, raw: unknown, agent: PeerAgent):
   const o = parseObserveConfig(raw);
   const vx = new PeerVxlan({ ...c.vxlan!, nodeName: c.nodeName, pool: c.pool }, agent, agent.logger, agent.events);
   const metrics = await startPeerMetrics(o, TETHER_VERSION, agent.events, () => agent.gauges());
-  let health: { stop(): void } | undefined;
+  let health: { stop(): void; write(): void } | undefined;
   const done = new Promise<number>((resolve) => {
     for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { vx.stop(); agent.stop(); health?.stop(); void metrics.stop().then(() => resolve(0)); });
   });
-  agent.onChange(() => vx.program('the table or the members changed'));
+  agent.onChange(() => { vx.program('the table or the members changed'); health?.write(); });
   await agent.start();
   vx.start(agent.status().address);
   health = keepHealthFile(o, metrics, () => ({ ...agent.status(), vxlan: vx.view() }));
