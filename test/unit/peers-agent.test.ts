@@ -2,7 +2,7 @@ import test from 'ava';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_HOLD_KEY, Allocator } from '../../ipam/allocator.js';
+import { AGENT_HOLD_KEY, AGENT_LEASE_KEY, Allocator } from '../../ipam/allocator.js';
 import { blockKey } from '../../ipam/blocks.js';
 import { parseIpamConfig } from '../../ipam/config.js';
 import { FileKV } from '../../lib/store/file.js';
@@ -58,14 +58,18 @@ test('agentBlocks: tether-ipam allocates only from the blocks the agent wrote, n
   const a = new Allocator(new FileKV(join(dir, 'lab')), ipamConf(dir));
   const e = await a.allocate({ containerID: 'c0', ifname: 'eth0' }).catch((x: { code: number; message: string }) => x);
   t.like(e, { code: 11 });
-  t.regex((e as unknown as Error).message, /owns no block/);
-  t.deepEqual([...(await kv.range('block/')).keys()], [], 'nothing claimed by IPAM');
+  t.regex((e as unknown as Error).message, /tetherd \(peer mode\) has not yet vouched/, 'no agent has run: nothing');
   const cut = new BlockCutter({ ip: { family: 4, bytes: new Uint8Array([10, 244, 0, 0]) } as never, prefix: 22 }, 26);
+  await syncStore(kv, cut, 'n1', new Set(), null, 60_000);
+  const e2 = await a.allocate({ containerID: 'c0', ifname: 'eth0' }).catch((x: { code: number; message: string }) => x);
+  t.like(e2, { code: 11 });
+  t.regex((e2 as unknown as Error).message, /owns no block/, 'the agent runs, the node owns nothing yet');
+  t.deepEqual([...(await kv.range('block/')).keys()], [], 'nothing claimed by IPAM');
   t.is(cut.count, 16);
   t.is(cut.index('10.244.1.64/26'), 5);
   t.is(cut.index('10.244.1.65/26'), -1);
   t.is(cut.index('10.245.0.0/26'), -1);
-  const r = await syncStore(kv, cut, 'n1', new Set([5, 6]), null);
+  const r = await syncStore(kv, cut, 'n1', new Set([5, 6]), null, 60_000);
   t.deepEqual(r.added, [5, 6]);
   const ips: string[] = [];
   for (let i = 0; i < 70; i++) ips.push((await a.allocate({ containerID: `c${i}`, ifname: 'eth0' })).ips[0].ip.bytes.join('.'));
@@ -73,14 +77,28 @@ test('agentBlocks: tether-ipam allocates only from the blocks the agent wrote, n
   t.like(await a.allocate({ containerID: 'x', ifname: 'eth0' }, [{ family: 4, bytes: new Uint8Array([10, 244, 0, 5]) } as never]).catch((x) => x), { code: 7 }, 'a requested address outside our blocks');
   // Block 6 has addresses: it cannot leave the store; the table giving it away makes it "foreign", never deleted.
   t.deepEqual(await takeOut(kv, cut, [6]), []);
-  const r2 = await syncStore(kv, cut, 'n1', new Set([5, 7]), 'held for a test');
+  const r2 = await syncStore(kv, cut, 'n1', new Set([5, 7]), 'held for a test', 60_000);
   t.deepEqual(r2.foreign, [6]);
   t.deepEqual(r2.added, [7]);
   t.truthy(await kv.get(blockKey(cut.cidr(6))));
   t.like(await a.allocate({ containerID: 'held', ifname: 'eth0' }).catch((x) => x), { code: 11, message: 'tetherd holds allocation on this node: held for a test' });
   t.truthy(await kv.get(AGENT_HOLD_KEY));
-  await syncStore(kv, cut, 'n1', new Set([5, 7]), null);
+  await syncStore(kv, cut, 'n1', new Set([5, 7]), null, 60_000);
   t.is(await kv.get(AGENT_HOLD_KEY), undefined);
+  t.like(await a.allocate({ containerID: 'after-hold', ifname: 'eth0' }), { existing: false }, 'allocates again once the hold is lifted');
+  // The agent's word runs out (it died, or the node booted without it): nothing new until it vouches again.
+  const lease = (await kv.get(AGENT_LEASE_KEY))!;
+  t.true(JSON.parse(lease.value).until > Date.now() + 50_000, 'the word given for the lease time');
+  await kv.txn({ if: [], put: [{ key: AGENT_LEASE_KEY, value: JSON.stringify({ until: Date.now() - 5000 }) }] });
+  const stale = await a.allocate({ containerID: 'stale', ifname: 'eth0' }).catch((x) => x);
+  t.is(stale.code, 11);
+  t.regex(stale.message, /tetherd \(peer mode\) last vouched for this node's blocks \d+ s ago/);
+  await kv.txn({ if: [], del: [AGENT_LEASE_KEY] });
+  t.regex((await a.allocate({ containerID: 'none', ifname: 'eth0' }).catch((x) => x)).message, /has not yet vouched/);
+  t.like(await a.allocate({ containerID: 'c0', ifname: 'eth0' }), { existing: true }, 'a retried ADD of an attachment that has its address still answers');
+  await syncStore(kv, cut, 'n1', new Set([5, 7]), null, 60_000);
+  t.like(await a.allocate({ containerID: 'vouched', ifname: 'eth0' }), { existing: false });
+  await a.release({ containerID: 'after-hold', ifname: 'eth0' }); await a.release({ containerID: 'vouched', ifname: 'eth0' });
   t.deepEqual(await takeOut(kv, cut, [7]), [7], 'an empty block leaves');
   t.is(await kv.get(blockKey(cut.cidr(7))), undefined);
 });
@@ -107,7 +125,7 @@ function reclaimRig(t: { teardown(fn: () => void): void }) {
   const step = async (n: N) => {
     n.peer.tick(now);
     const hold = n.peer.waiting || n.peer.isRetired ? 'held' : null;
-    return syncStore(n.kv, cut, n.name, new Set(n.peer.waiting ? [] : n.peer.owned()), hold);
+    return syncStore(n.kv, cut, n.name, new Set(n.peer.waiting ? [] : n.peer.owned()), hold, 60_000);
   };
   const hear = (to: N, from: N) => to.peer.receive(from.peer.message(), from.name, now);
   const round = async (among: N[]) => { for (const x of among) for (const y of among) if (x !== y) hear(x, y); for (const x of among) await step(x); };
@@ -148,8 +166,8 @@ test('a reclaimed node back from a restart: its blocks closed, it allocates noth
   const rec = JSON.parse((await c2.kv.get(blockKey(r.cut.cidr(11))))!.value) as { closed?: string; node: string };
   t.regex(rec.closed ?? '', /another node/, 'closed');
   for (let i = 0; i < 20; i++) t.like(await r.alloc(c2, `c-new${i}`), { code: 11 }, 'c gives no new address');
-  // Even with the hold key gone (an agent that crashed before writing it), the closed block gives nothing.
-  await c2.kv.txn({ if: [], del: ['agent/hold'] });
+  // Even with the hold key gone and a fresh word (an agent gone wrong), the closed block gives nothing.
+  await c2.kv.txn({ if: [], del: ['agent/hold'], put: [{ key: AGENT_LEASE_KEY, value: JSON.stringify({ until: Date.now() + 60_000 }) }] });
   const e = await r.alloc(c2, 'c-nohold') as unknown as { code: number; message: string };
   t.is(e.code, 11);
   t.regex(e.message, /owns no block/);

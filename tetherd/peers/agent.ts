@@ -151,8 +151,9 @@ export class PeerAgent {
         : this.peer.isRetired ? 'this node was reclaimed by the others: it owns nothing (remove its state file to join as a new member under another name)'
           : this.peer.self.hasTable ? '' : this.peer.splitProblem() ?? '';
       if (waiting !== this.lastWaiting) { this.dirty = true; if (waiting) this.log.warn('not allocating', { why: waiting }); else this.log.info('allocating from owned blocks', { owned: this.peer.owned().length }); this.lastWaiting = waiting; }
-      // Waiting or reclaimed, the store holds no block open and the hold key tells tether-ipam why.
-      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting || this.peer.isRetired ? waiting : null);
+      // Waiting or reclaimed, the store holds no block open and the hold key tells tether-ipam why; else
+      // the agent's word lets tether-ipam allocate for half the vote silence, renewed while this runs.
+      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting || this.peer.isRetired ? waiting : null, this.c.voteSilenceMs / 2);
       if (report.foreign.length) this.events.emit({ kind: 'error', code: 'peer_foreign_blocks' });
       const cidrs = (xs: number[]) => xs.map((i) => formatCIDR(this.cut.cidr(i)));
       if (report.added.length || report.removed.length || report.closed.length || report.reopened.length) {
@@ -277,7 +278,7 @@ export class PeerAgent {
    */
   async leave(deadlineMs: number): Promise<{ to?: string; blocks: number; confirmed: boolean; problem?: string }> {
     await this.startQuiet();
-    const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.owned()), null);
+    const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.owned()), null, this.c.voteSilenceMs / 2);
     const owned = this.peer.owned();
     const busy = owned.filter((i) => !report.empty.includes(i));
     if (busy.length) { this.stop(); return { blocks: 0, confirmed: false, problem: `pods still hold addresses in ${busy.length} of this node's blocks (${busy.slice(0, 3).map((i) => formatCIDR(this.cut.cidr(i))).join(', ')}${busy.length > 3 ? ', ...' : ''}): remove them first` }; }

@@ -1,4 +1,4 @@
-import { AGENT_HOLD_KEY } from '../../ipam/allocator.js';
+import { AGENT_HOLD_KEY, AGENT_LEASE_KEY, type AgentLease } from '../../ipam/allocator.js';
 import { blockKey, blockRecordProblem, blockSizeOf, type BlockRecord } from '../../ipam/blocks.js';
 import { bigIntToIP, formatCIDR, ipToBigInt, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import type { Entry, KV } from '../../lib/store/kv.js';
@@ -54,7 +54,7 @@ const inUse = (r: BlockRecord) => r.allocations.some((a) => a !== null);
  * write is conditioned on the version read; one an allocation raced is read again, so no pass ends
  * with a block it found not ours left open.
  */
-export async function syncStore(kv: KV, cut: BlockCutter, node: string, owned: Set<number>, hold: string | null): Promise<StoreReport> {
+export async function syncStore(kv: KV, cut: BlockCutter, node: string, owned: Set<number>, hold: string | null, leaseMs: number): Promise<StoreReport> {
   const out: StoreReport = { empty: [], foreign: [], added: [], removed: [], closed: [], reopened: [] };
   const present = new Set<number>();
   for (const [key, first] of await kv.range('block/')) {
@@ -97,8 +97,30 @@ export async function syncStore(kv: KV, cut: BlockCutter, node: string, owned: S
   const h = await kv.get(AGENT_HOLD_KEY);
   if (hold !== null && h?.value !== hold) await kv.txn({ if: [{ key: AGENT_HOLD_KEY, version: h?.version ?? 0 }], put: [{ key: AGENT_HOLD_KEY, value: hold }] });
   if (hold === null && h) await kv.txn({ if: [{ key: AGENT_HOLD_KEY, version: h.version }], del: [AGENT_HOLD_KEY] });
+  // The store matches the table now: the agent's word for the next leaseMs, or taken back while it holds.
+  if (hold === null) await renewLease(kv, Date.now(), leaseMs); else await dropLease(kv);
   out.empty.sort((a, b) => a - b);
   return out;
+}
+
+/**
+ * Renews the agent's word (AGENT_LEASE_KEY) to `ms` from now once half of it is spent: tether-ipam
+ * allocates only while it is fresh, so allocation stops by itself within `ms` of the agent dying (one
+ * write per half-lease, not per sync). `ms` must stay under the vote silence: nobody can have voted this
+ * node dead before the word it last gave runs out.
+ */
+async function renewLease(kv: KV, now: number, ms: number): Promise<boolean> {
+  const e = await kv.get(AGENT_LEASE_KEY);
+  let until = 0;
+  try { until = e ? Number((JSON.parse(e.value) as AgentLease).until) || 0 : 0; } catch { /* rewritten below */ }
+  if (until - now > ms / 2) return false;
+  return kv.txn({ if: [{ key: AGENT_LEASE_KEY, version: e?.version ?? 0 }], put: [{ key: AGENT_LEASE_KEY, value: JSON.stringify({ until: now + ms } satisfies AgentLease) }] });
+}
+
+/** Takes the agent's word back at once (it holds, or is reclaimed): allocation stops without waiting for it to run out. */
+async function dropLease(kv: KV): Promise<void> {
+  const e = await kv.get(AGENT_LEASE_KEY);
+  if (e) await kv.txn({ if: [{ key: AGENT_LEASE_KEY, version: e.version }], del: [AGENT_LEASE_KEY] });
 }
 
 /** Takes blocks out of the store before they are given away: only those still empty (or never written) leave. */
