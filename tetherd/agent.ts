@@ -5,8 +5,8 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
 import type { Entry } from '../lib/store/kv.js';
 import type { AgentConfig } from './config.js';
-import { apply, describeTarget, reconcile, routesAdrift, type Devices } from './dataplane.js';
-import { ensureDevice, stableMAC, type DeviceSpec } from './device.js';
+import { apply, describeTarget, keepDevice, reconcile, routesAdrift, type Devices } from './dataplane.js';
+import { stableMAC, type DeviceSpec } from './device.js';
 
 export { stableMAC };
 import { describeOp, programmingFor, transition, type LocalView, type Programming } from './plan.js';
@@ -139,10 +139,9 @@ export class Agent {
   }
 
   private ensureDevice(initial: boolean): boolean {
-    const out = ensureDevice(this.nl, this.spec);
-    this.devices = { vxlan: out.link.index, underlay: this.underlay.link.index };
-    for (const ch of out.changes) this.log.info(initial ? 'device' : 'device drifted, fixed', { change: ch });
-    return out.created;
+    const { devices, created } = keepDevice(this.nl, this.spec, this.underlay.link.index, this.log, initial);
+    this.devices = devices;
+    return created;
   }
 
   /**

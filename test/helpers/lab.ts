@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { labDown, labUp, loadLab, type LabOptions, type LabState } from '../../lab/index.js';
+import { formatMatrix, labDown, labUp, loadLab, type LabOptions, type LabPod, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { listNamedNetns } from '../../lib/netns/netns.js';
 
@@ -56,3 +56,17 @@ export async function withLab(t: ExecutionContext, o: Omit<LabOptions, 'dir'>, f
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The pairs of pods that could not reach each other, as "a->b" (empty when every pod reaches every other). */
+function unreachable(pods: LabPod[], m: boolean[][]): string[] {
+  return m.flatMap((row, i) => row.map((ok, j) => (ok ? '' : `${pods[i].name}->${pods[j].name}`))).filter(Boolean);
+}
+
+/** Asserts every pod of `pods` reaches every other (m from connectivity(lab, pods)), showing the matrix if not. */
+export function allReach(t: ExecutionContext, pods: LabPod[], m: boolean[][], what = 'every pod reaches every other'): void {
+  t.deepEqual(unreachable(pods, m), [], `${what}\n${formatMatrix(pods, m)}`);
+}
+
+/** A lab on "store": "peers" (no etcd) in a /20 of /26 blocks: 64 blocks to share. */
+export const withPeersLab = (t: ExecutionContext, mode: 'bgp' | 'vxlan', nodes: number, pods: number, fn: (lab: LabState) => Promise<void>) =>
+  withLab(t, { nodes, podsPerNode: pods, mode, pool: '10.244.0.0/20', modeOptions: { store: 'peers' } }, fn);

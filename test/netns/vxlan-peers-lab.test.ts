@@ -2,7 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { addPod, connectivity, formatMatrix, joinNewNode, onNode, removePod, waitConverged, type LabNode, type LabPod, type LabState } from '../../lab/index.js';
+import { addPod, connectivity, joinNewNode, onNode, removePod, waitConverged, type LabNode, type LabState } from '../../lab/index.js';
 import { peerHealth } from '../../lab/peers.js';
 import { alive } from '../../lab/procs.js';
 import { vxlanFiles, vxlanMode } from '../../lab/vxlan.js';
@@ -12,7 +12,7 @@ import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { RTPROT_TETHER_VXLAN } from '../../lib/route-protocols.js';
-import { withLab } from '../helpers/lab.js';
+import { allReach, withPeersLab } from '../helpers/lab.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 // VXLAN mode on peers: the lab with no etcd. Each node's tetherd agrees on the pool with the others over
@@ -63,13 +63,7 @@ function routedToOwners(t: ExecutionContext, lab: LabState, nodes: LabNode[]): v
   }
 }
 
-function allReach(t: ExecutionContext, pods: LabPod[], m: boolean[][], what = 'every pod reaches every other'): void {
-  const fails = m.flatMap((row, i) => row.map((ok, j) => (ok ? '' : `${pods[i].name}->${pods[j].name}`))).filter(Boolean);
-  t.deepEqual(fails, [], `${what}\n${formatMatrix(pods, m)}`);
-}
-
-const peersLab = (t: ExecutionContext, nodes: number, pods: number, fn: (lab: LabState) => Promise<void>) =>
-  withLab(t, { nodes, podsPerNode: pods, mode: 'vxlan', pool: '10.244.0.0/20', modeOptions: { store: 'peers' } }, fn);
+const peersLab = (t: ExecutionContext, nodes: number, pods: number, fn: (lab: LabState) => Promise<void>) => withPeersLab(t, 'vxlan', nodes, pods, fn);
 
 test.serial('3 nodes VXLAN on peers, no etcd: one table, each block routed to its owner\'s VTEP, pods reach each other; a node joins through one member, leaves, one dies and is reclaimed', async (t) => {
   await peersLab(t, 3, 2, async (lab) => {

@@ -3,8 +3,8 @@ import { formatMAC } from '../../lib/ip/mac.js';
 import type { Logger } from '../../lib/log.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import type { VxlanDeviceConfig } from '../config.js';
-import { reconcile, routesAdrift, type Devices } from '../dataplane.js';
-import { ensureDevice, stableMAC, type DeviceSpec } from '../device.js';
+import { keepDevice, reconcile, routesAdrift, type Devices } from '../dataplane.js';
+import { stableMAC, type DeviceSpec } from '../device.js';
 import type { AgentEvents } from '../events.js';
 import { programmingFor, samePlan, type LocalView, type Programming } from '../plan.js';
 import { detectUnderlay, overhead, type Underlay } from '../underlay.js';
@@ -83,7 +83,8 @@ export class PeerVxlan {
 
   /** After a change of the table or the members (and at start): the kernel made to hold exactly what they say. */
   program(why: string, force = false): void {
-    if (this.stopping) return;
+    // Changes before start() (the agent's first steps) are programmed by start() itself.
+    if (this.stopping || !this.spec) return;
     const want = this.want();
     if (!force && want.size === this.programmed.size && [...want].every(([k, p]) => samePlan(p, this.programmed.get(k)))) return;
     try {
@@ -99,10 +100,9 @@ export class PeerVxlan {
   }
 
   private ensure(initial: boolean): boolean {
-    const out = ensureDevice(this.nl, this.spec);
-    this.devices = { vxlan: out.link.index, underlay: this.underlay.link.index };
-    for (const ch of out.changes) this.log.info(initial ? 'device' : 'device drifted, fixed', { change: ch });
-    return out.created;
+    const { devices, created } = keepDevice(this.nl, this.spec, this.underlay.link.index, this.log, initial);
+    this.devices = devices;
+    return created;
   }
 
   /** The device as configured, and every programmed route still in the kernel (a link set down takes them). */
