@@ -10,9 +10,9 @@ import { listNamedNetns } from '../../lib/netns/netns.js';
 
 const cnictl = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
 
-/** `cnictl lab up` of a mode into dir, then what `cnictl lab status --json` says of it. */
-export async function cnictlLabUp(t: ExecutionContext, dir: string, nodes: number, mode: string): Promise<any> {
-  const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', String(nodes), '--mode', mode, '--dir', dir], 90_000);
+/** `cnictl lab up` of a mode into dir (with any further flags), then what `cnictl lab status --json` says of it. */
+export async function cnictlLabUp(t: ExecutionContext, dir: string, nodes: number, mode: string, flags: string[] = []): Promise<any> {
+  const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', String(nodes), '--mode', mode, ...flags, '--dir', dir], 90_000);
   t.is(up.status, 0, up.stderr);
   const st = await runIn(undefined, cnictl, ['lab', 'status', '--json', '--dir', dir], 90_000);
   t.is(st.status, 0, st.stderr);

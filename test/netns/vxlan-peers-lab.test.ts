@@ -1,4 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
@@ -12,7 +14,7 @@ import * as C from '../../lib/netlink/constants.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { netnsPath } from '../../lib/netns/netns.js';
 import { RTPROT_TETHER_VXLAN } from '../../lib/route-protocols.js';
-import { allReach, withPeersLab } from '../helpers/lab.js';
+import { allReach, cnictlLabDownLeavesNothing, cnictlLabUp, removeLabDir, withPeersLab } from '../helpers/lab.js';
 import { until as waitUntil } from '../helpers/wait.js';
 
 // VXLAN mode on peers: the lab with no etcd. Each node's tetherd agrees on the pool with the others over
@@ -124,4 +126,20 @@ test.serial('10 nodes VXLAN on peers: every pod reaches every other', async (t) 
     routedToOwners(t, lab, lab.nodes);
     allReach(t, lab.pods, await connectivity(lab));
   });
+});
+
+test.serial('cnictl lab up --mode vxlan --store peers: no etcd, each node owns blocks, status --json says every pod reaches every other; down removes everything', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tvx-peers-cli-'));
+  try {
+    const s = await cnictlLabUp(t, dir, 3, 'vxlan', ['--store', 'peers']);
+    t.is(s.etcd, '', 'no etcd');
+    t.is(s.pods.length, 6);
+    const owned = s.nodes.map((n: { subnet: string }) => Number(/^(\d+) blocks$/.exec(n.subnet)?.[1] ?? 0));
+    t.is(owned.reduce((a: number, b: number) => a + b, 0), 256, `the /16 in /26 blocks, shared: ${owned}`);
+    t.is(s.connectivity.failures, 0, JSON.stringify(s.connectivity));
+    t.is(s.connectivity.reachable.flat().filter(Boolean).length, 36);
+    await cnictlLabDownLeavesNothing(t, dir);
+  } finally {
+    await removeLabDir(dir);
+  }
 });
