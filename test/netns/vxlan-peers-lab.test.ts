@@ -135,7 +135,7 @@ test.serial('cnictl lab up --mode vxlan --store peers: no etcd, each node owns b
     t.is(s.etcd, '', 'no etcd');
     t.is(s.pods.length, 6);
     const owned = s.nodes.map((n: { subnet: string }) => Number(/^(\d+) blocks$/.exec(n.subnet)?.[1] ?? 0));
-    t.is(owned.reduce((a: number, b: number) => a + b, 0), 256, `the /16 in /26 blocks, shared: ${owned}`);
+    t.is(owned.reduce((a: number, b: number) => a + b, 0), 1024, `the /16 in /26 blocks, shared: ${owned}`);
     t.is(s.connectivity.failures, 0, JSON.stringify(s.connectivity));
     t.is(s.connectivity.reachable.flat().filter(Boolean).length, 36);
     await cnictlLabDownLeavesNothing(t, dir);
