@@ -1,4 +1,5 @@
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
@@ -19,7 +20,7 @@ const addrs = (ns: PeerLabNode[]) => ns.map((n) => n.ip);
 const WAIT = { ms: 60_000, every: 50 };
 const tableOf = (n: PeerLabNode) => JSON.stringify(lab.status(n)?.table);
 const converged = (ns: PeerLabNode[]) => ns.every((n) => tableOf(n) === tableOf(ns[0]) && lab.status(n)?.peers.filter((p) => p.state === 'live').length === ns.length);
-const held = new Map<string, string>(); // address -> node, for every allocation made
+const held = new Map<string, string>(); // address -> node, for every allocation made and not released
 
 async function allocate(t: { fail(m: string): void }, n: PeerLabNode, count: number, tag: string): Promise<void> {
   const a = lab.allocator(n);
@@ -125,7 +126,7 @@ test.serial('a node leaving hands its blocks over; a dead one is reclaimed by on
   t.is(refused.status, 1);
   t.regex(refused.stderr, /pods still hold addresses/);
   const a4 = lab.allocator(n4);
-  for (const x of await a4.list()) await a4.release({ containerID: x.containerID, ifname: x.ifname });
+  for (const x of await a4.list()) { await a4.release({ containerID: x.containerID, ifname: x.ifname }); held.delete(x.ip); }
   const left = await runIn(n4.path, join(DIST, 'tetherd'), ['leave', '--config', n4.config], 30_000);
   t.is(left.status, 0, left.stderr);
   t.regex(left.stdout, /left; its \d+ blocks now belong to n[123]/);
@@ -172,7 +173,26 @@ test.serial('the reclaimed node comes back: it learns so from the others, closes
   const fresh = [...(await a1.list()), ...(await lab.allocator(n2).list()), ...(await a3.list())].map((x) => x.ip).filter((ip) => !held3.has(ip));
   t.deepEqual(fresh.filter((ip, i) => fresh.indexOf(ip) !== i), [], 'no address twice');
   // n3's pods are deleted: its store empties, block by block.
-  for (const x of old) await a3.release({ containerID: x.containerID, ifname: x.ifname });
+  for (const x of old) { await a3.release({ containerID: x.containerID, ifname: x.ifname }); if (held.get(x.ip) === 'n3') held.delete(x.ip); }
   await waitFor('n3\'s store empty', async () => (await kv3.range('block/')).size === 0, WAIT);
   await lab.stop(n3);
+});
+
+test.serial('a node that joined through one member is reclaimed and comes back: nobody gossips to it any more, the members answer its messages, so it learns and allocates nothing', async (t) => {
+  const [n1, n2] = lab.nodes;
+  const n5 = lab.addNode();
+  await lab.start(n5, [n1.ip]);
+  await waitFor('n5 owns blocks and all agree', () => (lab.status(n5)?.owned ?? 0) > 0 && converged([n1, n2, n5]), WAIT);
+  await allocate(t, n5, 5, 'joined');
+  await lab.stop(n5, 'SIGKILL');
+  await waitFor('n5 silent for the vote silence', () => [n1, n2].every((n) => (lab.status(n)!.peers.find((p) => p.name === 'n5')!.lastContactMs ?? 0) > 3500), WAIT);
+  const rc = await runIn(n1.path, join(DIST, 'cnictl'), ['peers', 'reclaim', 'n5', '--agent-config', n1.config, '--timeout', '60'], 90_000);
+  t.is(rc.status, 0, rc.stdout + rc.stderr);
+  await waitFor('n5 retired on n2', () => lab.status(n2)!.peers.find((p) => p.name === 'n5')?.state === 'retired', WAIT);
+  // Neither n1 nor n2 is configured with n5's address, and neither sends to a retired member: only the answer reaches it.
+  t.false((JSON.parse(readFileSync(n1.config, 'utf8')) as { peers: { addresses: string[] } }).peers.addresses.includes(n5.ip));
+  await lab.start(n5, [n1.ip]);
+  await waitFor('n5 knows it was reclaimed', () => /reclaimed by the others/.test(lab.status(n5)?.waiting ?? ''), WAIT);
+  t.like(await lab.allocator(n5).allocate({ containerID: 'n5-back', ifname: 'eth0' }).catch((e) => e), { code: 11 });
+  await lab.stop(n5);
 });
