@@ -164,6 +164,7 @@ test.serial('the reclaimed node comes back: it learns so from the others, closes
     return recs.length > 0 && recs.every((r) => r.closed) ? recs : undefined;
   }, WAIT);
   for (let i = 0; i < 10; i++) t.like(await a3.allocate({ containerID: `n3-back-${i}`, ifname: 'eth0' }).catch((e) => e), { code: 11 }, 'n3 gives no address');
+  await waitFor('n3 reports its closed blocks', () => lab.status(n3)?.closed === blocks3.value!.length, WAIT);
   // Its heir n1 allocates in n3's old blocks (addresses n3's pods do not hold; theirs went with the reclaim).
   const held3 = new Set(old.map((x) => x.ip));
   const a1 = lab.allocator(n1);
@@ -175,6 +176,7 @@ test.serial('the reclaimed node comes back: it learns so from the others, closes
   // n3's pods are deleted: its store empties, block by block.
   for (const x of old) { await a3.release({ containerID: x.containerID, ifname: x.ifname }); if (held.get(x.ip) === 'n3') held.delete(x.ip); }
   await waitFor('n3\'s store empty', async () => (await kv3.range('block/')).size === 0, WAIT);
+  await waitFor('n3 reports none closed', () => lab.status(n3)?.closed === 0, WAIT);
   await lab.stop(n3);
 });
 

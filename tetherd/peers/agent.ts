@@ -26,6 +26,8 @@ export interface PeerStatusView {
   waiting?: string;
   owned: number;
   free: number;
+  /** Blocks still in the node's store that the table gives another node: closed, kept for their pods until DEL. */
+  closed: number;
   clashes: number;
   /** Datagrams dropped since the start, by why (the same counts as tether_peer_messages_total). */
   dropped: Record<string, number>;
@@ -56,6 +58,7 @@ export class PeerAgent {
   private stopping = false;
   private lastWaiting = '';
   private lastFree = -1;
+  private closedBlocks = 0;
   private reclaim?: PeerStatusView['reclaim'];
   private readonly listeners: (() => void)[] = [];
   /** Reasons already logged per sender, so a misconfigured neighbour fills no log. */
@@ -155,6 +158,7 @@ export class PeerAgent {
       // the agent's word lets tether-ipam allocate for half the vote silence, renewed while this runs.
       const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting || this.peer.isRetired ? waiting : null, this.c.voteSilenceMs / 2);
       if (report.foreign.length) this.events.emit({ kind: 'error', code: 'peer_foreign_blocks' });
+      this.closedBlocks = report.foreign.length;
       const cidrs = (xs: number[]) => xs.map((i) => formatCIDR(this.cut.cidr(i)));
       if (report.added.length || report.removed.length || report.closed.length || report.reopened.length) {
         this.log.info('store', { added: cidrs(report.added), removed: cidrs(report.removed), closed: cidrs(report.closed), reopened: cidrs(report.reopened), foreign: cidrs(report.foreign) });
@@ -215,7 +219,7 @@ export class PeerAgent {
     return {
       mode: 'peers', node: this.c.nodeName, network: this.c.network, pool: formatCIDR(this.c.pool), address: this.address, port: this.c.port,
       ...(this.lastWaiting ? { waiting: this.lastWaiting } : {}),
-      owned: p.owned().length, free: p.self.free, clashes: p.clashes, dropped: { ...this.dropped },
+      owned: p.owned().length, free: p.self.free, closed: this.closedBlocks, clashes: p.clashes, dropped: { ...this.dropped },
       peers: all.map((m) => ({
         name: m.name, address: m.address, state: p.retired.has(m.name) ? 'retired' as const : m.left ? 'left' as const : 'live' as const,
         lastContactMs: m === p.self ? 0 : p.lastHeard.has(m.name) ? now - p.lastHeard.get(m.name)! : null, blocks: counts.get(m.name) ?? 0, free: m.free, wants: m.wants,
@@ -266,7 +270,7 @@ export class PeerAgent {
         live: p.live().length, left: others.filter((m) => m.left).length, retired: p.retired.size,
         reachable: others.filter((m) => !m.left && !p.retired.has(m.name) && p.lastHeard.has(m.name) && now - p.lastHeard.get(m.name)! < this.c.voteSilenceMs).length,
       },
-      blocks: { owned: p.owned().length, free: p.self.free, pool: this.cut.count },
+      blocks: { owned: p.owned().length, free: p.self.free, closed: this.closedBlocks, pool: this.cut.count },
     };
   }
 
