@@ -4,7 +4,7 @@ import { parseArgv, str, UsageError } from '../lib/argv.js';
 const USAGE = `cnictl lab: a multi-node cluster in network namespaces on this machine
 
 Usage:
-  cnictl lab up --nodes N --mode vxlan [--pods K] [--vni N] [--port P] [--direct-routing] [--tx-checksum-off]
+  cnictl lab up --nodes N --mode vxlan [--pods K] [--vni N] [--port P] [--direct-routing] [--tx-checksum-off] [--pool CIDR] [--store peers]
   cnictl lab up --nodes N --mode bgp [--pods K] [--topology mesh|rr] [--pool CIDR] [--pool6 CIDR] [--max-blocks-per-node N] [--store peers]
   cnictl lab status [--json]     the nodes, their subnets, the pods and the pod-to-pod connectivity matrix
   cnictl lab down                removes everything the lab made (namespaces, etcd, agents, files)
@@ -14,6 +14,8 @@ Options:
   --pods K     pods per node (default 2)
   --topology   bgp: a full iBGP mesh of the nodes (default), or rr: every node a client of a BIRD 2
                route reflector the lab runs in its own namespace
+  --store peers  no etcd: the agents agree on the pool among themselves (docs/peers.md); pods on
+               tether-bgp-route with tether-ipam on the blocks each node's agent owns
   --pool CIDR  the pods' pool (default 10.244.0.0/16); bgp: a pool of fewer /26 blocks than nodes
                makes the last nodes borrow addresses from the others' blocks
   --pool6 CIDR bgp: IPv6 pods too (e.g. fd44::/64, /122 blocks), announced over the IPv4 sessions
@@ -64,7 +66,7 @@ export async function labMain(argv: string[]): Promise<number> {
         const store = str(p, 'store');
         if (store !== undefined && store !== 'peers' && store !== 'etcd') throw new UsageError('--store must be etcd (the default) or peers');
         if (store === 'peers') {
-          if (mode !== 'bgp') throw new UsageError('--store peers is built for --mode bgp only (VXLAN on peers is not yet)');
+          if (mode !== 'bgp' && mode !== 'vxlan') throw new UsageError('--store peers is built for --mode vxlan and --mode bgp');
           modeOptions.store = 'peers';
         }
         const t0 = Date.now();

@@ -16,6 +16,14 @@ export type { Allocation, Handle, HandleRecord, Owner } from './records.js';
 /** Present while tetherd (peer mode) forbids new allocations on the node; its value says why. */
 export const AGENT_HOLD_KEY = 'agent/hold';
 
+/**
+ * Peer mode: tetherd's word that the store is as the table says, until a time (JSON {"until": ms since
+ * the epoch}), renewed while it runs. Without it fresh, nothing is allocated: a node booted after a long
+ * absence may have been reclaimed, and only the running agent can learn so and close its blocks.
+ */
+export const AGENT_LEASE_KEY = 'agent/lease';
+export interface AgentLease { until: number }
+
 export interface BlockInfo {
   cidr: string;
   node: string;
@@ -97,7 +105,8 @@ export class Allocator {
       touched.set(key, t);
       return { ip: addressAt(ref.cidr, i), range: ref.range };
     };
-    const claimed = this.claimedIn(setIndex, blocks);
+    // A closed block gives no new address, whoever's it is (its holders keep theirs until DEL).
+    const claimed = this.claimedIn(setIndex, blocks).filter((b) => b.rec.closed === undefined);
     const mine = claimed.filter((b) => b.rec.node === me);
     for (const b of mine) {
       const got = take(b.key, b.ref, touched.get(b.key) ?? b);
@@ -144,6 +153,9 @@ export class Allocator {
     const held = touched.get(key) ?? blocks.get(key);
     if (this.cfg.agentBlocks && held?.rec.node !== this.cfg.nodeName) {
       throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is in a block this node does not own (peer mode: only the owner's node allocates there)`, 'ips');
+    }
+    if (held?.rec.closed !== undefined) {
+      throw new CniError(ErrorCode.InvalidNetworkConfig, `requested address ${formatIP(ip)} is in block ${held.rec.cidr}, which gives no new address: ${held.rec.closed}`, 'ips');
     }
     const l = touched.get(key) ?? blocks.get(key) ?? { rec: emptyBlock(ref, this.cfg.nodeName), version: 0 };
     const i = offsetOf(ref.cidr, ip);
@@ -201,10 +213,19 @@ export class Allocator {
     throw new CniError(ErrorCode.TryAgainLater, `IPAM store ${this.kv.where} stayed contended through ${MAX_RETRIES} attempts`, this.kv.where);
   }
 
-  /** Peer mode: tetherd holds allocation while it may have been reclaimed (back after a long absence). */
+  /** Peer mode: tetherd holds allocation while it may have been reclaimed (back after a long absence), or is not running. */
   private async checkAgentHold(): Promise<void> {
     const hold = await this.kv.get(AGENT_HOLD_KEY);
     if (hold) throw new CniError(ErrorCode.TryAgainLater, `tetherd holds allocation on this node: ${hold.value}`, `${this.kv.where}: ${AGENT_HOLD_KEY}`);
+    const lease = await this.kv.get(AGENT_LEASE_KEY);
+    let until = 0;
+    try { until = lease ? Number((JSON.parse(lease.value) as AgentLease).until) || 0 : 0; } catch { /* unreadable: no word */ }
+    if (until <= Date.now()) {
+      throw new CniError(ErrorCode.TryAgainLater,
+        lease ? `tetherd (peer mode) last vouched for this node's blocks ${Math.round((Date.now() - until) / 1000)} s ago: allocation waits until it runs again (the node may have been reclaimed meanwhile)`
+          : 'tetherd (peer mode) has not yet vouched for this node\'s blocks: allocation waits until it runs',
+        `${this.kv.where}: ${AGENT_LEASE_KEY}`);
+    }
   }
 
   /**

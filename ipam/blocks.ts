@@ -19,6 +19,11 @@ export interface BlockRecord {
   allocations: (string | null)[];
   /** Where the next search starts: round robin inside the block, so freed addresses are not reused at once. */
   next: number;
+  /**
+   * Present when the block gives no new address, with why (peer mode: the node no longer owns it, but
+   * attachments still hold addresses there; they keep them until DEL, then the block leaves the store).
+   */
+  closed?: string;
 }
 
 /** null when a stored value is a block record this code can use, else what is wrong with it. */
@@ -36,6 +41,7 @@ export function blockRecordProblem(v: unknown): string | null {
   if (r.allocations.length !== size) return `"allocations" has ${r.allocations.length} slots for a block of ${size}`;
   if (!r.allocations.every((a) => a === null || (typeof a === 'string' && a.includes('/')))) return '"allocations" holds something other than null or "container/ifname"';
   if (r.next !== undefined && (!Number.isInteger(r.next) || (r.next as number) < 0 || (r.next as number) >= size)) return '"next" is not a slot of the block';
+  if (r.closed !== undefined && typeof r.closed !== 'string') return '"closed" is not a reason';
   return null;
 }
 

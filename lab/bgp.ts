@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSnapshot, type SpeakerSnapshot } from '../lib/bgp/index.js';
 import { RTN_BLACKHOLE } from '../lib/netlink/constants.js';
@@ -9,6 +9,7 @@ import { registerMode, type ModeDriver } from './modes.js';
 import type { LabNode, LabState } from './types.js';
 import { alive, spawnDaemon, stopPid } from './procs.js';
 import { leaveAgent, startAgent, stopAgent } from './tetherd.js';
+import { onPeers, peerIpam, peerStoreConfig, writePeerKey } from './peers.js';
 
 /**
  * The BGP mode: no overlay and no bridge. A tetherd per node in BGP mode (a full iBGP mesh, or clients
@@ -33,26 +34,15 @@ interface RouteReflector { pid: number; netns: string; dir: string; socket: stri
 const topologyOf = (lab: LabState) => (lab.modeOptions.topology === 'rr' ? 'rr' : 'mesh');
 const rrOf = (lab: LabState) => lab.modeOptions.routeReflector as RouteReflector | undefined;
 const etcdOf = (lab: LabState) => ({ endpoints: [lab.etcd.endpoint], prefix: `/${lab.prefix}` });
-/** "store": "peers": no etcd; the agents agree on the pool among themselves (docs/peers.md). */
-export const onPeers = (lab: LabState) => lab.modeOptions.store === 'peers';
-const peerKey = (lab: LabState) => join(lab.dir, 'peers.key');
-
-/** The peer-mode part of a node's agent config: every other lab node's address, the lab's key. */
-function peerStoreConfig(lab: LabState, node: LabNode): Record<string, unknown> {
-  return {
-    store: 'peers', pool: lab.pool, blockSize: lab.modeOptions.blockSize ?? 26,
-    peers: { addresses: lab.nodes.filter((n) => n !== node).map((n) => n.underlayIP), keyFile: peerKey(lab), stateFile: join(node.dir, 'peers.json'), voteSilence: 10, gossipIntervalMs: 250 },
-    ipam: { network: POD_NETWORK, dataDir: files(node).cni },
-  };
-}
+export { onPeers };
 
 export function agentConfig(lab: LabState, node: LabNode): Record<string, unknown> {
-  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, pool6: _p6, store: _s, ...rest } = lab.modeOptions;
+  const { topology: _t, routeReflector: _r, maxBlocksPerNode: _m, blockSize: _b, pool6: _p6, store: _s, joinThrough: _j, ...rest } = lab.modeOptions;
   return {
     mode: 'bgp',
     network: 'lab',
     nodeName: node.name,
-    ...(onPeers(lab) ? peerStoreConfig(lab, node) : { etcd: etcdOf(lab), ipam: { network: POD_NETWORK } }),
+    ...(onPeers(lab) ? peerStoreConfig(lab, node, { network: POD_NETWORK, dataDir: files(node).cni }) : { etcd: etcdOf(lab), ipam: { network: POD_NETWORK } }),
     statusFile: files(node).status,
     // The node's own health file (never the machine's /run/tether), metrics on the node's own loopback.
     observe: { healthFile: files(node).health, metricsAddress: '127.0.0.1:9310', healthIntervalMs: 1000 },
@@ -88,10 +78,7 @@ protocol bgp clients {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function setup(lab: LabState): Promise<void> {
-  if (onPeers(lab)) {
-    writeFileSync(peerKey(lab), `${Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex')}\n`, { mode: 0o600 });
-    chmodSync(peerKey(lab), 0o600);
-  }
+  if (onPeers(lab)) writePeerKey(lab);
   if (topologyOf(lab) !== 'rr') return;
   const netns = `${lab.prefix}-rr`;
   const path = newNetns(lab, netns);
@@ -154,7 +141,7 @@ export const bgpMode: ModeDriver = {
       type: 'tether-bgp-route',
       ipam: {
         type: 'tether-ipam', ranges: [[{ subnet: lab.pool }], ...(lab.modeOptions.pool6 ? [[{ subnet: lab.modeOptions.pool6 }]] : [])], nodeName: node.name, dataDir: files(node).cni,
-        ...(onPeers(lab) ? { agentBlocks: true, blockSize: lab.modeOptions.blockSize ?? 26 } : { etcd: etcdOf(lab) }),
+        ...(onPeers(lab) ? peerIpam(lab) : { etcd: etcdOf(lab) }),
         ...(lab.modeOptions.maxBlocksPerNode !== undefined ? { maxBlocksPerNode: lab.modeOptions.maxBlocksPerNode } : {}),
         ...(lab.modeOptions.blockSize !== undefined ? { blockSize: lab.modeOptions.blockSize } : {}),
       },

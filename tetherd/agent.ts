@@ -5,8 +5,10 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { EtcdKV, type WatchEvent } from '../lib/store/etcd.js';
 import type { Entry } from '../lib/store/kv.js';
 import type { AgentConfig } from './config.js';
-import { apply, describeTarget, reconcile, routesAdrift, type Devices } from './dataplane.js';
-import { ensureDevice, type DeviceSpec } from './device.js';
+import { apply, describeTarget, keepDevice, reconcile, routesAdrift, type Devices } from './dataplane.js';
+import { stableMAC, type DeviceSpec } from './device.js';
+
+export { stableMAC };
 import { describeOp, programmingFor, transition, type LocalView, type Programming } from './plan.js';
 import { readNodeState, writeNodeState, type NodeState } from '../lib/node-state.js';
 import { chooseSubnet, parseRecord, SUBNETS, subnetKey, type NodeRecord, type Peer } from './subnets.js';
@@ -14,19 +16,6 @@ import { detectUnderlay, overhead, type Underlay } from './underlay.js';
 import { Follower } from './follow.js';
 import { AgentEvents } from './events.js';
 import { LeaseKeeper } from './lease.js';
-
-/** A VTEP MAC that is the same on every start of this node (derived, and kept in the state file). */
-export function stableMAC(node: string, vni: number): Uint8Array {
-  const seed = Buffer.from(`${node}/${vni}`);
-  // FNV-1a over 48 bits: enough spread for a cluster, and no crypto module to load.
-  let h = 0xcbf29ce484222325n;
-  for (const b of seed) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
-  const mac = new Uint8Array(6);
-  for (let i = 0; i < 6; i++) mac[i] = Number((h >> BigInt(8 * i)) & 0xffn);
-  mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
-  return mac;
-}
-
 
 /**
  * The node agent in VXLAN mode: registers the node and its subnet in etcd under a lease, keeps the
@@ -150,10 +139,9 @@ export class Agent {
   }
 
   private ensureDevice(initial: boolean): boolean {
-    const out = ensureDevice(this.nl, this.spec);
-    this.devices = { vxlan: out.link.index, underlay: this.underlay.link.index };
-    for (const ch of out.changes) this.log.info(initial ? 'device' : 'device drifted, fixed', { change: ch });
-    return out.created;
+    const { devices, created } = keepDevice(this.nl, this.spec, this.underlay.link.index, this.log, initial);
+    this.devices = devices;
+    return created;
   }
 
   /**

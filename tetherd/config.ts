@@ -127,6 +127,24 @@ export function readConfigFile(path: string): unknown {
   try { return JSON.parse(readFileSync(path, 'utf8')); } catch (e) { throw new AgentConfigError('(file)', `${path} cannot be read as JSON: ${(e as Error).message}`); }
 }
 
+/** The VXLAN device's part of a configuration: the same fields whatever the store (etcd or peers). */
+export type VxlanDeviceConfig = Pick<AgentConfig, 'underlayFamily' | 'vni' | 'port' | 'device' | 'mtu' | 'directRouting' | 'txChecksumOffload'>;
+
+export function parseVxlanDevice(c: Obj, underlayIP: IP | undefined): VxlanDeviceConfig {
+  const vni = int(c, 'vni', 1, 1, 0xffffff);
+  const device = c.device ?? `tether.${vni}`;
+  if (typeof device !== 'string' || ifnameProblem(device)) throw new AgentConfigError('device', ifnameProblem(String(device)) ?? 'must be an interface name', device);
+  return {
+    underlayFamily: underlayIP?.family ?? underlayFamily(c.underlayFamily),
+    vni,
+    port: int(c, 'port', 4789, 1, 65535),
+    device,
+    mtu: c.mtu === undefined ? undefined : int(c, 'mtu', 0, 68, 65535),
+    directRouting: bool(c, 'directRouting', false),
+    txChecksumOffload: bool(c, 'txChecksumOffload', true),
+  };
+}
+
 export function parseAgentConfig(o: unknown): AgentConfig {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
   const c = o as Obj;
@@ -136,19 +154,10 @@ export function parseAgentConfig(o: unknown): AgentConfig {
   const subnetLen = int(c, 'subnetLen', 24, pool.prefix + 1, 30);
   if (configMode(c) !== 'vxlan') throw new AgentConfigError('mode', 'must be "vxlan" for the VXLAN agent', c.mode);
   const common = parseCommon(c);
-  const vni = int(c, 'vni', 1, 1, 0xffffff);
-  const device = c.device ?? `tether.${vni}`;
-  if (typeof device !== 'string' || ifnameProblem(device)) throw new AgentConfigError('device', ifnameProblem(String(device)) ?? 'must be an interface name', device);
   const stateFile = absPath(c, 'stateFile', DEFAULT_NODE_STATE_FILE);
   return {
     ...common, pool, subnetLen,
-    underlayFamily: common.underlayIP?.family ?? underlayFamily(c.underlayFamily),
-    vni,
-    port: int(c, 'port', 4789, 1, 65535),
-    device,
-    mtu: c.mtu === undefined ? undefined : int(c, 'mtu', 0, 68, 65535),
-    directRouting: bool(c, 'directRouting', false),
-    txChecksumOffload: bool(c, 'txChecksumOffload', true),
+    ...parseVxlanDevice(c, common.underlayIP),
     leaseTTL: int(c, 'leaseTTL', 3600, 5, 7 * 86400),
     stateFile,
     checkIntervalMs: int(c, 'checkIntervalMs', 500, 50, 60_000),

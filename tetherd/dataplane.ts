@@ -4,6 +4,8 @@ import * as C from '../lib/netlink/constants.js';
 import type { Netlink } from '../lib/netlink/handle.js';
 import type { Route } from '../lib/netlink/route.js';
 import { installOps, type Op, type Programming } from './plan.js';
+import { ensureDevice, type DeviceSpec } from './device.js';
+import type { Logger } from '../lib/log.js';
 import { RTPROT_TETHER_VXLAN } from '../lib/route-protocols.js';
 
 export interface Devices {
@@ -11,6 +13,13 @@ export interface Devices {
   vxlan: number;
   /** The underlay device's index (direct routes). */
   underlay: number;
+}
+
+/** The device brought to its spec (each change logged: at start, or as a drift fixed), and the indexes the dataplane works with. */
+export function keepDevice(nl: Netlink, spec: DeviceSpec, underlayIndex: number, log: Logger, initial: boolean): { devices: Devices; created: boolean } {
+  const out = ensureDevice(nl, spec);
+  for (const ch of out.changes) log.info(initial ? 'device' : 'device drifted, fixed', { change: ch });
+  return { devices: { vxlan: out.link.index, underlay: underlayIndex }, created: out.created };
 }
 
 /** Carries out one operation; deleting what is already gone is not an error. */

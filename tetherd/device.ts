@@ -4,6 +4,19 @@ import type { Netlink } from '../lib/netlink/handle.js';
 import type { Link } from '../lib/netlink/link.js';
 import { setFeatures } from '../lib/netlink/ethtool.js';
 
+/** A VTEP MAC that is the same on every start of this node (derived, and kept in the state file). */
+export function stableMAC(node: string, vni: number): Uint8Array {
+  const seed = Buffer.from(`${node}/${vni}`);
+  // FNV-1a over 48 bits: enough spread for a cluster, and no crypto module to load.
+  let h = 0xcbf29ce484222325n;
+  for (const b of seed) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  const mac = new Uint8Array(6);
+  for (let i = 0; i < 6; i++) mac[i] = Number((h >> BigInt(8 * i)) & 0xffn);
+  mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+  return mac;
+}
+
+
 /** The VXLAN device as configured: everything a restart or an outside change is checked against. */
 export interface DeviceSpec {
   name: string;
@@ -13,8 +26,11 @@ export interface DeviceSpec {
   underlayIndex: number;
   mtu: number;
   mac: Uint8Array;
-  /** The node subnet's network address as a /32: host-to-pod traffic gets a source inside the overlay. */
-  address: CIDR;
+  /**
+   * The node subnet's network address as a /32: host-to-pod traffic gets a source inside the overlay.
+   * None in peer mode (a node owns many blocks, none for good): the host's traffic leaves from its underlay address.
+   */
+  address?: CIDR;
   /** Addresses inside this are ours to remove when they are not `address`. */
   pool: CIDR;
   txChecksumOffload: boolean;
@@ -67,15 +83,17 @@ export function ensureDevice(nl: Netlink, s: DeviceSpec): EnsureOutcome {
   if (link.mtu !== s.mtu) { nl.linkSet(link.index, { mtu: s.mtu }); changes.push(`MTU ${link.mtu} -> ${s.mtu}`); }
   if (link.mac !== mac) { nl.linkSet(link.index, { mac: s.mac }); changes.push(`MAC ${link.mac} -> ${mac}`); }
   if (!link.up) { nl.linkSet(link.index, { up: true }); if (!created) changes.push(`${s.name} set up`); }
+  const want = s.address;
+  const isWanted = (c: CIDR) => !!want && ipEqual(c.ip, want.ip) && c.prefix === want.prefix;
   for (const a of nl.addrs({ family: 4, index: link.index })) {
-    if (cidrContains(s.pool, a.cidr.ip) && !(ipEqual(a.cidr.ip, s.address.ip) && a.cidr.prefix === s.address.prefix)) {
+    if (cidrContains(s.pool, a.cidr.ip) && !isWanted(a.cidr)) {
       nl.addrDel(link.index, a.cidr);
       changes.push(`removed stale address ${formatCIDR(a.cidr)}`);
     }
   }
-  if (!nl.addrs({ family: 4, index: link.index }).some((a) => ipEqual(a.cidr.ip, s.address.ip) && a.cidr.prefix === s.address.prefix)) {
-    nl.addrAdd(link.index, s.address);
-    changes.push(`address ${formatCIDR(s.address)}`);
+  if (want && !nl.addrs({ family: 4, index: link.index }).some((a) => isWanted(a.cidr))) {
+    nl.addrAdd(link.index, want);
+    changes.push(`address ${formatCIDR(want)}`);
   }
   link = nl.linkByIndex(link.index)!;
   // Published MAC and real MAC must agree, or every peer sends our traffic to a MAC we drop.

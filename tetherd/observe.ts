@@ -133,14 +133,15 @@ async function serve(o: ObserveConfig, version: string, events: AgentEvents): Pr
 
 /**
  * Keeps the health file `cnictl status` reads fresh: written now (the agent has started), every
- * healthIntervalMs, and removed by stop(), so a clean stop reads "not running" rather than "stale".
- * `fields` says what the agent's mode knows about the node.
+ * healthIntervalMs, at once when the agent says something changed (write()), and removed by stop(), so
+ * a clean stop reads "not running" rather than "stale". `fields` says what the agent's mode knows about the node.
  */
-export function keepHealthFile(o: ObserveConfig, m: AgentMetrics, fields: () => Record<string, unknown>): { stop(): void } {
-  const write = () => writeJsonAtomic(o.healthFile, { pid: process.pid, updatedAt: new Date().toISOString(), ...fields(), metrics: m.address ?? null });
+export function keepHealthFile(o: ObserveConfig, m: AgentMetrics, fields: () => Record<string, unknown>): { stop(): void; write(): void } {
+  const write = () => { try { writeJsonAtomic(o.healthFile, { pid: process.pid, updatedAt: new Date().toISOString(), ...fields(), metrics: m.address ?? null }); } catch { m.metrics?.errors.inc({ component: 'tetherd', code: 'health_file' }); } };
   write();
-  const timer = setInterval(() => { try { write(); } catch { m.metrics?.errors.inc({ component: 'tetherd', code: 'health_file' }); } }, o.healthIntervalMs);
+  const timer = setInterval(write, o.healthIntervalMs);
   return {
+    write,
     stop() {
       clearInterval(timer);
       rmSync(o.healthFile, { force: true });

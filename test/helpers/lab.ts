@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
-import { labDown, labUp, loadLab, type LabOptions, type LabState } from '../../lab/index.js';
+import { formatMatrix, labDown, labUp, loadLab, type LabOptions, type LabPod, type LabState } from '../../lab/index.js';
 import { alive } from '../../lab/procs.js';
 import { listNamedNetns } from '../../lib/netns/netns.js';
 
 const cnictl = fileURLToPath(new URL('../../../dist/bin/cnictl', import.meta.url));
 
-/** `cnictl lab up` of a mode into dir, then what `cnictl lab status --json` says of it. */
-export async function cnictlLabUp(t: ExecutionContext, dir: string, nodes: number, mode: string): Promise<any> {
-  const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', String(nodes), '--mode', mode, '--dir', dir], 90_000);
+/** `cnictl lab up` of a mode into dir (with any further flags), then what `cnictl lab status --json` says of it. */
+export async function cnictlLabUp(t: ExecutionContext, dir: string, nodes: number, mode: string, flags: string[] = []): Promise<any> {
+  const up = await runIn(undefined, cnictl, ['lab', 'up', '--nodes', String(nodes), '--mode', mode, ...flags, '--dir', dir], 90_000);
   t.is(up.status, 0, up.stderr);
   const st = await runIn(undefined, cnictl, ['lab', 'status', '--json', '--dir', dir], 90_000);
   t.is(st.status, 0, st.stderr);
@@ -56,3 +56,17 @@ export async function withLab(t: ExecutionContext, o: Omit<LabOptions, 'dir'>, f
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The pairs of pods that could not reach each other, as "a->b" (empty when every pod reaches every other). */
+function unreachable(pods: LabPod[], m: boolean[][]): string[] {
+  return m.flatMap((row, i) => row.map((ok, j) => (ok ? '' : `${pods[i].name}->${pods[j].name}`))).filter(Boolean);
+}
+
+/** Asserts every pod of `pods` reaches every other (m from connectivity(lab, pods)), showing the matrix if not. */
+export function allReach(t: ExecutionContext, pods: LabPod[], m: boolean[][], what = 'every pod reaches every other'): void {
+  t.deepEqual(unreachable(pods, m), [], `${what}\n${formatMatrix(pods, m)}`);
+}
+
+/** A lab on "store": "peers" (no etcd) in a /20 of /26 blocks: 64 blocks to share. */
+export const withPeersLab = (t: ExecutionContext, mode: 'bgp' | 'vxlan', nodes: number, pods: number, fn: (lab: LabState) => Promise<void>) =>
+  withLab(t, { nodes, podsPerNode: pods, mode, pool: '10.244.0.0/20', modeOptions: { store: 'peers' } }, fn);

@@ -4,8 +4,10 @@ import { digest, PeerNode, type PeerOptions, type Snapshot } from '../../tetherd
 /**
  * A simulated network of peer-mode agents: every message goes through the real codec and MAC, with
  * loss, duplication, reordering and partitions; each node keeps a model of its embedded store (the
- * blocks it wrote there, with addresses used) and behaves as the agent does: a block enters the store
- * when the node owns it, and leaves it (empty only) before the node gives it away.
+ * blocks it wrote there, with addresses used, and which of them are closed) and behaves as the agent
+ * (tetherd/peers/store-sync.ts) and tether-ipam do: a block enters the store when the node owns it, and
+ * leaves it (empty only) before the node gives it away; a block the table no longer gives the node
+ * (reclaimed by an heir) stays while addresses are held there, closed: nothing new is allocated in it.
  */
 export const KEY = Buffer.from('0123456789abcdef0123456789abcdef');
 export const BLOCK_SIZE = 8;
@@ -17,6 +19,8 @@ export interface SimNode {
   guard: ReplayGuard;
   /** block -> addresses in use: the model of the node's embedded store. */
   store: Map<number, number>;
+  /** Blocks in the store that give no new address (the record's "closed"). */
+  closed: Set<number>;
   down: boolean;
 }
 
@@ -41,7 +45,7 @@ export class PeerSim {
   add(name: string, o: { initialPeers?: string[]; seed?: boolean; saved?: Snapshot } = {}): SimNode {
     const initialPeers = (o.initialPeers ?? []).map((p) => this.address(p));
     const peer = new PeerNode({ ...this.options, name, address: this.address(name), port: 6784, vtepMAC: '', initialPeers, seed: o.seed ?? false }, this.now, o.saved);
-    const n: SimNode = { name, peer, seq: new Sequence(), guard: new ReplayGuard(30_000), store: new Map(), down: false };
+    const n: SimNode = { name, peer, seq: new Sequence(), guard: new ReplayGuard(30_000), store: new Map(), closed: new Set(), down: false };
     this.nodes.set(name, n);
     this.group.set(name, 0);
     return n;
@@ -79,31 +83,34 @@ export class PeerSim {
     n.peer.receive(o.frame.message, from, this.now);
   }
 
-  /** The agent's store sync: owned blocks enter the store; blocks no longer owned must have left it already. */
+  /**
+   * The agent's store sync (syncStore): owned blocks enter the store, open; others leave it when empty
+   * and are closed while addresses are held there. Waiting for word after a long absence the agent
+   * syncs as if it owned nothing, as it does.
+   */
   syncStore(n: SimNode): void {
-    if (n.peer.waiting) return; // the agent leaves the store alone until it has heard from a peer
-    const owned = new Set(n.peer.owned());
-    for (const b of owned) if (!n.store.has(b)) n.store.set(b, 0);
+    const owned = new Set(n.peer.waiting ? [] : n.peer.owned());
+    for (const b of owned) { if (!n.store.has(b)) n.store.set(b, 0); n.closed.delete(b); }
     for (const [b, used] of n.store) {
       if (owned.has(b)) continue;
-      // Reclaimed away from us, or we were retired: the agent stops allocating there (the model drops it).
-      if (used === 0 || n.peer.isRetired) n.store.delete(b);
+      if (used === 0) { n.store.delete(b); n.closed.delete(b); } else n.closed.add(b);
     }
-    const free = [...n.store].filter(([, u]) => u === 0).length;
-    n.peer.setSupply(free);
+    if (!n.peer.waiting) n.peer.setSupply(this.emptyOwned(n).length);
   }
 
+  emptyOwned(n: SimNode): number[] { return [...n.store].filter(([b, u]) => u === 0 && !n.closed.has(b)).map(([b]) => b); }
+
   donate(n: SimNode): void {
-    const empty = [...n.store].filter(([, u]) => u === 0).map(([b]) => b);
-    for (const d of n.peer.donations(empty, this.now)) {
+    if (n.peer.waiting) return;
+    for (const d of n.peer.donations(this.emptyOwned(n), this.now)) {
       for (const b of d.blocks) n.store.delete(b); // out of the store first (the agent: a conditional delete of an empty block)
       if (!n.peer.give(d.to, d.blocks)) throw new Error('sim: a planned donation was refused');
     }
   }
 
+  /** tether-ipam: the first open block of the store with room (nothing else: no hold key is modelled, the store alone decides). */
   allocate(n: SimNode): boolean {
-    if (n.peer.waiting) return false;
-    for (const [b, used] of n.store) if (used < BLOCK_SIZE) { n.store.set(b, used + 1); return true; }
+    for (const [b, used] of n.store) if (used < BLOCK_SIZE && !n.closed.has(b)) { n.store.set(b, used + 1); return true; }
     return false;
   }
 
@@ -115,17 +122,16 @@ export class PeerSim {
   }
 
   /**
-   * Blocks in two running nodes' stores at once: tether-ipam allocates from whatever block its node's
-   * store holds, so this is a duplicate address waiting to happen. A node that is down allocates
-   * nothing, nor does one back after a long absence before it has heard from a peer (the agent holds
-   * its store then).
+   * Blocks open in two running nodes' stores at once: tether-ipam allocates from whatever open block its
+   * node's store holds, so this is a duplicate address waiting to happen. A node that is down allocates
+   * nothing; every other node counts, waiting or reclaimed ones too (their stores must hold nothing open).
    */
   checkNoDouble(): number {
     const holder = new Map<number, string>();
     let doubles = 0;
     for (const n of this.nodes.values()) {
-      if (n.down || n.peer.waiting) continue;
-      for (const b of n.store.keys()) { if (holder.has(b)) doubles++; else holder.set(b, n.name); }
+      if (n.down) continue;
+      for (const b of n.store.keys()) { if (n.closed.has(b)) continue; if (holder.has(b)) doubles++; else holder.set(b, n.name); }
     }
     this.doubleHeld = Math.max(this.doubleHeld, doubles);
     return doubles;

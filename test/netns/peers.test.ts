@@ -1,7 +1,10 @@
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runIn } from '../../conformance/spawn.js';
+import { bigIntToIP, formatIP, ipToBigInt, parseCIDR, parseIP } from '../../lib/ip/addr.js';
+import { FileKV } from '../../lib/store/file.js';
 import { seal } from '../../tetherd/peers/auth.js';
 import { digest } from '../../tetherd/peers/peers.js';
 import { DIST, PeerLab, POOL, waitFor, type PeerLabNode } from '../helpers/peer-lab.js';
@@ -17,7 +20,7 @@ const addrs = (ns: PeerLabNode[]) => ns.map((n) => n.ip);
 const WAIT = { ms: 60_000, every: 50 };
 const tableOf = (n: PeerLabNode) => JSON.stringify(lab.status(n)?.table);
 const converged = (ns: PeerLabNode[]) => ns.every((n) => tableOf(n) === tableOf(ns[0]) && lab.status(n)?.peers.filter((p) => p.state === 'live').length === ns.length);
-const held = new Map<string, string>(); // address -> node, for every allocation made
+const held = new Map<string, string>(); // address -> node, for every allocation made and not released
 
 async function allocate(t: { fail(m: string): void }, n: PeerLabNode, count: number, tag: string): Promise<void> {
   const a = lab.allocator(n);
@@ -102,7 +105,9 @@ test.serial('the underlay cut between halves: both sides keep allocating, healed
   const n4Before = lab.status(n4)!.owned;
   for (const n of [n1, n2, n3]) await allocate(t, n, 60, 'cut');
   await allocate(t, n4, 200, 'cut'); // n4 holds a few blocks: it needs space from n3, on its side of the cut
-  await waitFor('n4 given blocks by n3 during the cut', () => lab.status(n4)!.owned > n4Before && lab.status(n3)!.table.length > 0, WAIT);
+  // The donor can only be n3, the one member on n4's side: n3's own table shows the transfer.
+  await waitFor('n4 given blocks by n3 during the cut', () => lab.status(n4)!.owned > n4Before && (lab.status(n3)!.peers.find((p) => p.name === 'n4')?.blocks ?? 0) > n4Before, WAIT);
+  t.is(lab.status(n1)!.peers.find((p) => p.name === 'n4')!.blocks, n4Before, 'n1, across the cut, has not heard of it');
   t.not(tableOf(n1), tableOf(n4), 'the halves disagree while cut');
   lab.side([n3, n4], 'br0');
   const healed = Date.now();
@@ -121,10 +126,9 @@ test.serial('a node leaving hands its blocks over; a dead one is reclaimed by on
   t.is(refused.status, 1);
   t.regex(refused.stderr, /pods still hold addresses/);
   const a4 = lab.allocator(n4);
-  for (const x of await a4.list()) await a4.release({ containerID: x.containerID, ifname: x.ifname });
+  for (const x of await a4.list()) { await a4.release({ containerID: x.containerID, ifname: x.ifname }); held.delete(x.ip); }
   const left = await runIn(n4.path, join(DIST, 'tetherd'), ['leave', '--config', n4.config], 30_000);
   t.is(left.status, 0, left.stderr);
-  if (!/now belong/.test(left.stdout)) t.log(JSON.stringify(lab.status(n1)?.dropped), JSON.stringify(lab.status(n2)?.dropped), JSON.stringify(lab.status(n1)?.peers), left.stderr);
   t.regex(left.stdout, /left; its \d+ blocks now belong to n[123]/);
   await waitFor('n4 left everywhere', () => [n1, n2, n3].every((n) => lab.status(n)!.peers.find((p) => p.name === 'n4')?.state === 'left') && converged([n1, n2, n3]), WAIT);
   // A live node cannot be reclaimed.
@@ -145,4 +149,52 @@ test.serial('a node leaving hands its blocks over; a dead one is reclaimed by on
   // The live nodes' pods kept their addresses.
   for (const n of [n1, n2]) t.true((await lab.allocator(n).list()).length >= 100, `${n.name} keeps its allocations`);
   t.deepEqual((await duplicates([n1, n2])).twice, []);
+});
+
+test.serial('the reclaimed node comes back: it learns so from the others, closes its blocks and allocates nothing; its heir allocates there; no address given twice', async (t) => {
+  const [n1, n2, n3] = lab.nodes;
+  const a3 = lab.allocator(n3);
+  const old = await a3.list();
+  t.true(old.length >= 100, 'n3\'s store still records its pods');
+  await lab.start(n3, addrs([n1, n2]));
+  await waitFor('n3 knows it was reclaimed', () => /reclaimed by the others/.test(lab.status(n3)?.waiting ?? ''), WAIT);
+  const kv3 = new FileKV(join(n3.dir, 'ipam', 'lab'));
+  const blocks3 = await waitFor('every block left in n3\'s store closed', async () => {
+    const recs = [...(await kv3.range('block/')).values()].map((e) => JSON.parse(e.value) as { cidr: string; closed?: string });
+    return recs.length > 0 && recs.every((r) => r.closed) ? recs : undefined;
+  }, WAIT);
+  for (let i = 0; i < 10; i++) t.like(await a3.allocate({ containerID: `n3-back-${i}`, ifname: 'eth0' }).catch((e) => e), { code: 11 }, 'n3 gives no address');
+  await waitFor('n3 reports its closed blocks', () => lab.status(n3)?.closed === blocks3.value!.length, WAIT);
+  // Its heir n1 allocates in n3's old blocks (addresses n3's pods do not hold; theirs went with the reclaim).
+  const held3 = new Set(old.map((x) => x.ip));
+  const a1 = lab.allocator(n1);
+  const cidr = parseCIDR(blocks3.value![0].cidr)!;
+  const free = Array.from({ length: 64 }, (_, i) => formatIP(bigIntToIP(ipToBigInt(cidr.ip) + BigInt(i), 4))).filter((ip) => !held3.has(ip)).slice(1, 6);
+  for (const [i, ip] of free.entries()) t.like(await a1.allocate({ containerID: `n1-heir-${i}`, ifname: 'eth0' }, [parseIP(ip)!]), { existing: false });
+  const fresh = [...(await a1.list()), ...(await lab.allocator(n2).list()), ...(await a3.list())].map((x) => x.ip).filter((ip) => !held3.has(ip));
+  t.deepEqual(fresh.filter((ip, i) => fresh.indexOf(ip) !== i), [], 'no address twice');
+  // n3's pods are deleted: its store empties, block by block.
+  for (const x of old) { await a3.release({ containerID: x.containerID, ifname: x.ifname }); if (held.get(x.ip) === 'n3') held.delete(x.ip); }
+  await waitFor('n3\'s store empty', async () => (await kv3.range('block/')).size === 0, WAIT);
+  await waitFor('n3 reports none closed', () => lab.status(n3)?.closed === 0, WAIT);
+  await lab.stop(n3);
+});
+
+test.serial('a node that joined through one member is reclaimed and comes back: nobody gossips to it any more, the members answer its messages, so it learns and allocates nothing', async (t) => {
+  const [n1, n2] = lab.nodes;
+  const n5 = lab.addNode();
+  await lab.start(n5, [n1.ip]);
+  await waitFor('n5 owns blocks and all agree', () => (lab.status(n5)?.owned ?? 0) > 0 && converged([n1, n2, n5]), WAIT);
+  await allocate(t, n5, 5, 'joined');
+  await lab.stop(n5, 'SIGKILL');
+  await waitFor('n5 silent for the vote silence', () => [n1, n2].every((n) => (lab.status(n)!.peers.find((p) => p.name === 'n5')!.lastContactMs ?? 0) > 3500), WAIT);
+  const rc = await runIn(n1.path, join(DIST, 'cnictl'), ['peers', 'reclaim', 'n5', '--agent-config', n1.config, '--timeout', '60'], 90_000);
+  t.is(rc.status, 0, rc.stdout + rc.stderr);
+  await waitFor('n5 retired on n2', () => lab.status(n2)!.peers.find((p) => p.name === 'n5')?.state === 'retired', WAIT);
+  // Neither n1 nor n2 is configured with n5's address, and neither sends to a retired member: only the answer reaches it.
+  t.false((JSON.parse(readFileSync(n1.config, 'utf8')) as { peers: { addresses: string[] } }).peers.addresses.includes(n5.ip));
+  await lab.start(n5, [n1.ip]);
+  await waitFor('n5 knows it was reclaimed', () => /reclaimed by the others/.test(lab.status(n5)?.waiting ?? ''), WAIT);
+  t.like(await lab.allocator(n5).allocate({ containerID: 'n5-back', ifname: 'eth0' }).catch((e) => e), { code: 11 });
+  await lab.stop(n5);
 });

@@ -12,6 +12,7 @@ import { takeReclaimRequest } from './control.js';
 import { digest, PeerNode } from './peers.js';
 import { loadSnapshot, saveSnapshot } from './persist.js';
 import { BlockCutter, syncStore, takeOut } from './store-sync.js';
+import { vtepMACOf } from './vxlan.js';
 
 /** What `cnictl status` shows of a peer-mode agent (in its health file). */
 export interface PeerStatusView {
@@ -25,6 +26,8 @@ export interface PeerStatusView {
   waiting?: string;
   owned: number;
   free: number;
+  /** Blocks still in the node's store that the table gives another node: closed, kept for their pods until DEL. */
+  closed: number;
   clashes: number;
   /** Datagrams dropped since the start, by why (the same counts as tether_peer_messages_total). */
   dropped: Record<string, number>;
@@ -55,6 +58,7 @@ export class PeerAgent {
   private stopping = false;
   private lastWaiting = '';
   private lastFree = -1;
+  private closedBlocks = 0;
   private reclaim?: PeerStatusView['reclaim'];
   private readonly listeners: (() => void)[] = [];
   /** Reasons already logged per sender, so a misconfigured neighbour fills no log. */
@@ -74,7 +78,7 @@ export class PeerAgent {
     const saved = loadSnapshot(this.c.stateFile);
     const now = Date.now();
     this.peer = new PeerNode({
-      name: this.c.nodeName, address: this.address, port: this.c.port, vtepMAC: '',
+      name: this.c.nodeName, address: this.address, port: this.c.port, vtepMAC: this.c.vxlan ? vtepMACOf(this.c.nodeName, this.c.vxlan.vni) : '',
       config: digest([this.c.network, formatCIDR(this.c.pool), String(this.c.blockSize)]), blocks: this.cut.count,
       initialPeers: this.c.peers, seed: this.c.seed, voteSilenceMs: this.c.voteSilenceMs, reclaimAfterMs: this.c.reclaimAfterMs, lowWater: this.c.lowWater,
       reachableMs: Math.max(3 * this.c.gossipIntervalMs, 1500),
@@ -83,7 +87,7 @@ export class PeerAgent {
     this.log.info('peer mode', { node: this.c.nodeName, address: this.address, port: this.c.port, pool: formatCIDR(this.c.pool), blocks: this.cut.count, owned: this.peer.owned().length, restored: !!saved, store: this.kv.where });
     saveSnapshot(this.c.stateFile, this.peer.snapshot(now));
     this.sock = nodeDgram().createSocket({ type: parseIP(this.address)!.family === 6 ? 'udp6' : 'udp4' });
-    this.sock.on('message', (b) => this.onDatagram(b));
+    this.sock.on('message', (b, from) => this.onDatagram(b, from));
     this.sock.on('error', (e) => { this.log.error('gossip socket error', { error: e.message }); this.events.emit({ kind: 'error', code: 'peer_socket' }); });
     await new Promise<void>((resolve, reject) => { this.sock.once('error', reject); this.sock.bind(this.c.port, this.address, () => { this.sock.off('error', reject); resolve(); }); });
     await this.step();
@@ -108,7 +112,7 @@ export class PeerAgent {
     if (!this.warned.has(k)) { this.warned.add(k); this.log.warn('dropped a gossip message', { result, from, why }); }
   }
 
-  private onDatagram(b: Buffer): void {
+  private onDatagram(b: Buffer, from: { address: string; port: number }): void {
     if (this.stopping) return;
     const now = Date.now();
     const o = open(b, this.key);
@@ -123,6 +127,9 @@ export class PeerAgent {
     const r = this.peer.receive(f.message, f.sender, now);
     if (r.rejected) { this.drop('other_network', f.sender, r.rejected); return; }
     this.events.emit({ kind: 'peer-message', result: 'accepted' });
+    // Nobody gossips to a reclaimed node any more: one that is still (or again) running learns it was
+    // reclaimed, and stops allocating from the blocks its heir now uses, from the answer to its own message.
+    if (this.peer.retired.has(f.sender)) this.sendTo(new Map([[from.address, from.port]]));
     if (r.changed) { this.dirty = true; void this.step(); }
   }
 
@@ -147,9 +154,15 @@ export class PeerAgent {
         : this.peer.isRetired ? 'this node was reclaimed by the others: it owns nothing (remove its state file to join as a new member under another name)'
           : this.peer.self.hasTable ? '' : this.peer.splitProblem() ?? '';
       if (waiting !== this.lastWaiting) { this.dirty = true; if (waiting) this.log.warn('not allocating', { why: waiting }); else this.log.info('allocating from owned blocks', { owned: this.peer.owned().length }); this.lastWaiting = waiting; }
-      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting ? waiting : null);
+      // Waiting or reclaimed, the store holds no block open and the hold key tells tether-ipam why; else
+      // the agent's word lets tether-ipam allocate for half the vote silence, renewed while this runs.
+      const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.waiting ? [] : this.peer.owned()), this.peer.waiting || this.peer.isRetired ? waiting : null, this.c.voteSilenceMs / 2);
       if (report.foreign.length) this.events.emit({ kind: 'error', code: 'peer_foreign_blocks' });
-      if (report.added.length || report.removed.length) this.log.info('store', { added: report.added.map((i) => formatCIDR(this.cut.cidr(i))), removed: report.removed.map((i) => formatCIDR(this.cut.cidr(i))), foreign: report.foreign.map((i) => formatCIDR(this.cut.cidr(i))) });
+      this.closedBlocks = report.foreign.length;
+      const cidrs = (xs: number[]) => xs.map((i) => formatCIDR(this.cut.cidr(i)));
+      if (report.added.length || report.removed.length || report.closed.length || report.reopened.length) {
+        this.log.info('store', { added: cidrs(report.added), removed: cidrs(report.removed), closed: cidrs(report.closed), reopened: cidrs(report.reopened), foreign: cidrs(report.foreign) });
+      }
       if (!this.peer.waiting) {
         if (this.peer.setSupply(report.empty.length)) this.dirty = true;
         for (const d of this.peer.donations(report.empty, Date.now())) {
@@ -176,6 +189,17 @@ export class PeerAgent {
   /** Our state to every member we know and every configured address. */
   private broadcast(): void {
     if (this.stopping) return;
+    const to = new Map<string, number>();
+    for (const a of this.c.peers) to.set(a, this.c.port);
+    // Left members too: one that is leaving waits to see its blocks taken before it exits.
+    for (const m of this.peer.members.values()) if (!this.peer.retired.has(m.name)) to.set(m.address, m.port);
+    to.delete(this.address);
+    this.sendTo(to);
+  }
+
+  /** Our state, sealed now, to each address:port. */
+  private sendTo(to: Map<string, number>): void {
+    if (this.stopping) return;
     const now = Date.now();
     let bytes: Buffer;
     try { bytes = seal({ sender: this.c.nodeName, seq: this.seq.next(now), sentAt: now, message: this.peer.message() }, this.key); } catch (e) {
@@ -183,11 +207,6 @@ export class PeerAgent {
       this.events.emit({ kind: 'error', code: 'peer_encode' });
       return;
     }
-    const to = new Map<string, number>();
-    for (const a of this.c.peers) to.set(a, this.c.port);
-    // Left members too: one that is leaving waits to see its blocks taken before it exits.
-    for (const m of this.peer.members.values()) if (!this.peer.retired.has(m.name)) to.set(m.address, m.port);
-    to.delete(this.address);
     for (const [addr, port] of to) this.sock.send(bytes, port, addr, (e) => { if (e) this.events.emit({ kind: 'error', code: 'peer_send' }); });
   }
 
@@ -200,7 +219,7 @@ export class PeerAgent {
     return {
       mode: 'peers', node: this.c.nodeName, network: this.c.network, pool: formatCIDR(this.c.pool), address: this.address, port: this.c.port,
       ...(this.lastWaiting ? { waiting: this.lastWaiting } : {}),
-      owned: p.owned().length, free: p.self.free, clashes: p.clashes, dropped: { ...this.dropped },
+      owned: p.owned().length, free: p.self.free, closed: this.closedBlocks, clashes: p.clashes, dropped: { ...this.dropped },
       peers: all.map((m) => ({
         name: m.name, address: m.address, state: p.retired.has(m.name) ? 'retired' as const : m.left ? 'left' as const : 'live' as const,
         lastContactMs: m === p.self ? 0 : p.lastHeard.has(m.name) ? now - p.lastHeard.get(m.name)! : null, blocks: counts.get(m.name) ?? 0, free: m.free, wants: m.wants,
@@ -212,6 +231,14 @@ export class PeerAgent {
 
   /** Called after each change of the members or the table (saved and sent by then). */
   onChange(fn: () => void): void { this.listeners.push(fn); }
+
+  /** The live members' VTEPs (VXLAN mode): their underlay address and device MAC, as each published it. */
+  vteps(): { name: string; address: string; vtepMAC: string }[] {
+    return this.peer.live().map((m) => ({ name: m.name, address: m.address, vtepMAC: m.vtepMAC }));
+  }
+
+  /** The agent's logger, for the mode running beside it. */
+  get logger(): Logger { return this.log; }
 
   /** The live members' underlay addresses (the BGP mesh: one AS for the network). */
   liveMembers(asn: number): { name: string; address: string; asn: number }[] {
@@ -243,7 +270,7 @@ export class PeerAgent {
         live: p.live().length, left: others.filter((m) => m.left).length, retired: p.retired.size,
         reachable: others.filter((m) => !m.left && !p.retired.has(m.name) && p.lastHeard.has(m.name) && now - p.lastHeard.get(m.name)! < this.c.voteSilenceMs).length,
       },
-      blocks: { owned: p.owned().length, free: p.self.free, pool: this.cut.count },
+      blocks: { owned: p.owned().length, free: p.self.free, closed: this.closedBlocks, pool: this.cut.count },
     };
   }
 
@@ -255,7 +282,7 @@ export class PeerAgent {
    */
   async leave(deadlineMs: number): Promise<{ to?: string; blocks: number; confirmed: boolean; problem?: string }> {
     await this.startQuiet();
-    const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.owned()), null);
+    const report = await syncStore(this.kv, this.cut, this.c.nodeName, new Set(this.peer.owned()), null, this.c.voteSilenceMs / 2);
     const owned = this.peer.owned();
     const busy = owned.filter((i) => !report.empty.includes(i));
     if (busy.length) { this.stop(); return { blocks: 0, confirmed: false, problem: `pods still hold addresses in ${busy.length} of this node's blocks (${busy.slice(0, 3).map((i) => formatCIDR(this.cut.cidr(i))).join(', ')}${busy.length > 3 ? ', ...' : ''}): remove them first` }; }

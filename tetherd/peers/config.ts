@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { DEFAULT_DATA_DIR } from '../../ipam/config.js';
 import { formatCIDR, formatIP, hostBitsZero, networkCIDR, parseCIDR, parseIP, type CIDR } from '../../lib/ip/addr.js';
-import { absPath, AgentConfigError, bool, int, parseIdentity, type CommonConfig, type Obj } from '../config.js';
+import { absPath, AgentConfigError, bool, int, parseIdentity, parseVxlanDevice, type CommonConfig, type Obj, type VxlanDeviceConfig } from '../config.js';
 import { MAX_BLOCKS } from './wire.js';
 
 /** The gossip port (UDP), on every node's underlay address. */
@@ -37,6 +37,11 @@ export interface PeerAgentConfig extends Omit<CommonConfig, 'etcd'> {
   replayWindowMs: number;
   /** How often the embedded store is compared with the table (ms). */
   syncIntervalMs: number;
+  /**
+   * "mode": "vxlan": the VXLAN device (the same fields as VXLAN mode on etcd); each member's VTEP (its
+   * underlay address and this device's MAC) travels in the gossip, and every block is routed to its owner's.
+   */
+  vxlan?: VxlanDeviceConfig & { checkIntervalMs: number };
 }
 
 export const isPeerStore = (o: unknown) => (o as Obj | null)?.store === 'peers';
@@ -44,7 +49,7 @@ export const isPeerStore = (o: unknown) => (o as Obj | null)?.store === 'peers';
 export function parsePeerAgentConfig(o: unknown): PeerAgentConfig {
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new AgentConfigError('(top level)', 'must be a JSON object');
   const c = o as Obj;
-  if (c.mode !== undefined && c.mode !== 'peers' && c.mode !== 'bgp') throw new AgentConfigError('mode', 'with "store": "peers" must be "bgp" (pods routed by the BGP speaker) or "peers" (the address space only); VXLAN on peers is not built yet', c.mode);
+  if (c.mode !== undefined && c.mode !== 'peers' && c.mode !== 'bgp' && c.mode !== 'vxlan') throw new AgentConfigError('mode', 'with "store": "peers" must be "vxlan" (blocks routed over the VXLAN overlay), "bgp" (pods routed by the BGP speaker) or "peers" (the address space only)', c.mode);
   if (c.etcd !== undefined) throw new AgentConfigError('etcd', 'cannot be given with "store": "peers" (the agents keep no shared store)');
   const id = parseIdentity(c);
   const pool = typeof c.pool === 'string' ? parseCIDR(c.pool) : null;
@@ -78,6 +83,7 @@ export function parsePeerAgentConfig(o: unknown): PeerAgentConfig {
     gossipIntervalMs: int(p, 'gossipIntervalMs', 1000, 50, 60_000),
     replayWindowMs: int(p, 'replayWindow', 60, 5, 3600) * 1000,
     syncIntervalMs: int(p, 'syncIntervalMs', 100, 20, 10_000),
+    ...(c.mode === 'vxlan' ? { vxlan: { ...parseVxlanDevice(c, id.underlayIP), checkIntervalMs: int(c, 'checkIntervalMs', 500, 50, 60_000) } } : {}),
   };
 }
 
