@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
+import { CniError } from '../lib/cni/errors.js';
 import { isLevel, type Level } from '../lib/log.js';
+import { parseEtcd, type EtcdConfig } from '../ipam/config.js';
 
 /** `tetherd docker-plugin --config FILE`: a JSON object; every key is optional, unknown ones are refused. */
 export interface DockerPluginConfig {
@@ -9,9 +11,16 @@ export interface DockerPluginConfig {
   logLevel?: Level;
   /** The node name IPAM blocks are claimed under (default: the host name). */
   nodeName?: string;
+  /**
+   * The etcd tetherd uses (same endpoints and prefix): where networks spanning hosts (-o mode=vxlan) keep
+   * their definition and their addresses. Without it only -o mode=bridge is available.
+   */
+  etcd?: EtcdConfig;
+  /** tetherd's node state file in VXLAN mode (its "stateFile"): the overlay pool and this node's subnet. */
+  vxlanStateFile?: string;
 }
 
-const KEYS = ['logFile', 'logLevel', 'nodeName'];
+const KEYS = ['logFile', 'logLevel', 'nodeName', 'etcd', 'vxlanStateFile'];
 
 export class DockerConfigError extends Error {}
 
@@ -24,7 +33,16 @@ export function parseDockerConfig(text: string, file: string): DockerPluginConfi
   if (o.logFile !== undefined && (typeof o.logFile !== 'string' || !isAbsolute(o.logFile))) throw new DockerConfigError(`${file}: "logFile" must be an absolute path`);
   if (o.logLevel !== undefined && !isLevel(o.logLevel)) throw new DockerConfigError(`${file}: "logLevel" must be error, warn, info or debug`);
   if (o.nodeName !== undefined && (typeof o.nodeName !== 'string' || !o.nodeName)) throw new DockerConfigError(`${file}: "nodeName" must be a non-empty string`);
-  return { logFile: o.logFile as string | undefined, logLevel: o.logLevel as Level | undefined, nodeName: o.nodeName as string | undefined };
+  if (o.vxlanStateFile !== undefined && (typeof o.vxlanStateFile !== 'string' || !isAbsolute(o.vxlanStateFile))) throw new DockerConfigError(`${file}: "vxlanStateFile" must be an absolute path`);
+  let etcd: EtcdConfig | undefined;
+  try { etcd = parseEtcd(o.etcd, 'etcd'); } catch (e) {
+    if (e instanceof CniError) throw new DockerConfigError(`${file}: ${e.message}${e.details ? ` (${e.details})` : ''}`);
+    throw e;
+  }
+  return {
+    logFile: o.logFile as string | undefined, logLevel: o.logLevel as Level | undefined, nodeName: o.nodeName as string | undefined,
+    ...(etcd ? { etcd } : {}), ...(o.vxlanStateFile ? { vxlanStateFile: o.vxlanStateFile as string } : {}),
+  };
 }
 
 export function readDockerConfig(file: string): DockerPluginConfig {

@@ -58,7 +58,9 @@ export const kernelDataplane: Dataplane = {
       ensureGatewayAddresses(nl, br, gateways, false);
     });
     enableForwarding(new Set<Family>(gateways.map((g) => g.ip.family)));
-    if (n.masquerade) ensureMasquerade(masqName(n), gateways);
+    // By pool, not by the gateway's prefix: a VXLAN network's pool spans the hosts, and traffic between
+    // them keeps its addresses.
+    if (n.masquerade) ensureMasquerade(masqName(n), [...n.ipv4, ...n.ipv6].map((p) => parseCIDR(p.pool)!));
     // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge.
     ensureIsolation({ bridge: n.bridge, isolate: true, internal: n.internal, icc: true, allowBridges: [] });
   },

@@ -8,7 +8,10 @@ import {
 } from '../lib/ip/addr.js';
 import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../ipam/config.js';
+import { forgetNode } from '../ipam/retire.js';
 import { nodeLock, openStore, withStore } from '../ipam/store.js';
+import type { EtcdConfig } from '../ipam/config.js';
+import type { Overlay } from './overlay.js';
 import {
   Label, type AddressSpacesResponse, type IpamCapabilitiesResponse, type PoolRequest, type ReleaseAddressRequest,
   type RequestAddressRequest, type RequestAddressResponse, type RequestPoolRequest, type RequestPoolResponse,
@@ -37,6 +40,10 @@ export interface IpamOptions {
   nodeName?: string;
   /** Subnets already used on the host (its routes), avoided when picking a pool. */
   hostSubnets?: () => CIDR[];
+  /** The store the hosts share: a pool that is tetherd's overlay keeps its addresses there. */
+  etcd?: EtcdConfig;
+  /** tetherd's VXLAN overlay on this host (throws when tetherd has not published it). */
+  overlay?: () => Overlay;
 }
 
 const poolID = (space: string, pool: string, sub?: string) => `${space}/${pool}${sub ? `/${sub}` : ''}`;
@@ -63,6 +70,18 @@ export class IpamDriver {
 
   /** tether-ipam's config for a pool: the --ip-range for dynamic addresses, the whole subnet for asked ones. */
   private config(p: PoolRecord, dynamic: boolean): IpamConfig {
+    if (p.hostSubnet) {
+      // This host's subnet of the overlay, one block with this host's affinity, in the shared store: the
+      // subnet is leased to this host alone, and every host sees which addresses are held.
+      const range: Record<string, string> = { subnet: p.hostSubnet.subnet, ...(p.gateway ? { gateway: p.gateway } : {}) };
+      return parseIpamConfig({
+        cniVersion: '1.1.0', name: storeName(p.pool), type: 'tether-docker',
+        ipam: {
+          type: 'tether-ipam', ranges: [[range]], dataDir: join(this.o.stateDir, 'ipam'), nodeName: p.hostSubnet.node,
+          blockSize: { v4: parseCIDR(p.hostSubnet.subnet)!.prefix, v6: 122 }, strictAffinity: true, etcd: this.o.etcd,
+        },
+      });
+    }
     const pool = parseCIDR(p.pool)!;
     const range: Record<string, string> = { subnet: p.pool };
     if (p.gateway) range.gateway = p.gateway;
@@ -114,9 +133,26 @@ export class IpamDriver {
     }
     const clash = taken.find((t) => cidrsOverlap(t.cidr, pool));
     if (clash) throw new DriverError(`tether IPAM: subnet ${formatCIDR(pool)} overlaps ${clash.p.pool}, the pool of another network on this host; pick another --subnet or remove that network`);
-    const rec: PoolRecord = { id: poolID(space, formatCIDR(pool), sub && formatCIDR(sub)), addressSpace: space, pool: formatCIDR(pool), ...(sub ? { subPool: formatCIDR(sub) } : {}), v6: pool.ip.family === 6, createdAt: new Date().toISOString() };
+    const hostSubnet = this.overlayPool(pool, sub);
+    const rec: PoolRecord = {
+      id: poolID(space, formatCIDR(pool), sub && formatCIDR(sub)), addressSpace: space, pool: formatCIDR(pool), ...(sub ? { subPool: formatCIDR(sub) } : {}),
+      ...(hostSubnet ? { hostSubnet } : {}), v6: pool.ip.family === 6, createdAt: new Date().toISOString(),
+    };
     await this.state.putPool(rec);
     return { PoolID: rec.id, Pool: rec.pool, Data: {} };
+  }
+
+  /**
+   * The --subnet that is tetherd's VXLAN pool is the overlay (a network with -o mode=vxlan: dockerd asks
+   * for the pool before it tells the network driver the mode): this host's part of it.
+   */
+  private overlayPool(pool: CIDR, sub: CIDR | undefined): PoolRecord['hostSubnet'] {
+    if (!this.o.overlay || !this.o.etcd) return undefined;
+    let ov: Overlay;
+    try { ov = this.o.overlay(); } catch { return undefined; }
+    if (formatCIDR(pool) !== ov.pool) return undefined;
+    if (sub) throw badRequest(`tether IPAM: --ip-range does not apply to tetherd's overlay pool ${ov.pool}: each host's containers get addresses of its own subnet (${ov.subnet} here)`);
+    return { subnet: ov.subnet, node: ov.node };
   }
 
   async releasePool(r: PoolRequest): Promise<Record<string, never>> {
@@ -124,6 +160,12 @@ export class IpamDriver {
     const p = await this.state.pool(r.PoolID);
     if (!p) return {};
     await this.state.deletePool(p.id);
+    if (p.hostSubnet) {
+      // The shared store: this host's block goes back (and any address a lost release left in it).
+      const cfg = this.config(p, false);
+      const kv = openStore(cfg);
+      await withStore(kv, () => forgetNode(kv, p.hostSubnet!.node));
+    }
     // Docker releases every address before the pool; what is left of the embedded store goes with it.
     rmSync(join(this.o.stateDir, 'ipam', storeName(p.pool)), { recursive: true, force: true });
     return {};
@@ -131,15 +173,19 @@ export class IpamDriver {
 
   async requestAddress(r: RequestAddressRequest): Promise<RequestAddressResponse> {
     const p = await this.poolOf(r.PoolID);
-    const pool = parseCIDR(p.pool)!;
+    // An overlay pool: this host's subnet is what its containers are on (with a route to the pool).
+    const pool = p.hostSubnet ? parseCIDR(p.hostSubnet.subnet)! : parseCIDR(p.pool)!;
+    const gatewayAsked = r.Options?.[Label.requestAddressType] === Label.gatewayType;
     let asked: IP | undefined;
     if (r.Address) {
       asked = parseIP(r.Address) ?? undefined;
       if (!asked) throw badRequest(`tether IPAM: ${JSON.stringify(r.Address)} is not an IP address`);
+      if (p.hostSubnet && gatewayAsked) throw new DriverError(`tether IPAM: --gateway does not apply to tetherd's overlay pool ${p.pool}: each host's gateway is the first address of its own subnet (${p.hostSubnet.subnet} here)`);
+      if (p.hostSubnet && !cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in this host's subnet ${p.hostSubnet.subnet} of the overlay ${p.pool}; each host gives addresses of its own subnet only`);
       if (!cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in the network's subnet ${p.pool}`);
     }
     const withPrefix = (ip: IP) => ({ Address: `${formatIP(ip)}/${pool.prefix}`, Data: {} });
-    if (r.Options?.[Label.requestAddressType] === Label.gatewayType) {
+    if (gatewayAsked) {
       const sub = p.subPool ? parseCIDR(p.subPool)! : pool;
       const gw = asked ?? addToIP(networkOf(sub), 1)!;
       if (ipEqual(gw, networkOf(pool)) || (pool.ip.family === 4 && ipEqual(gw, lastOf(pool)))) throw new DriverError(`tether IPAM: --gateway ${formatIP(gw)} is the subnet's network or broadcast address`);
