@@ -36,7 +36,8 @@ export function parseDockerConfig(text: string, file: string): DockerPluginConfi
   if (o.vxlanStateFile !== undefined && (typeof o.vxlanStateFile !== 'string' || !isAbsolute(o.vxlanStateFile))) throw new DockerConfigError(`${file}: "vxlanStateFile" must be an absolute path`);
   let etcd: EtcdConfig | undefined;
   try { etcd = parseEtcd(o.etcd, 'etcd'); } catch (e) {
-    if (e instanceof CniError) throw new DockerConfigError(`${file}: ${e.message}${e.details ? ` (${e.details})` : ''}`);
+    // The shared parser words it for a CNI network config; this is the plugin's own file.
+    if (e instanceof CniError) throw new DockerConfigError(`${file}: ${e.message.replace(/^invalid network config: /, '')}`);
     throw e;
   }
   return {

@@ -100,6 +100,7 @@ export class NetworkDriver {
     const all = await this.state.networks();
     let n = networkFromRequest(r, all);
     if (n.mode === 'vxlan') n = await this.onOverlay(n);
+    else this.notOverlay(n);
     const had = all.find((x) => x.id === n.id);
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
     if (n.overlay) await this.multi!.shared.join(n.overlay.name, n.overlay.host, n.id, definitionOf(n, n.overlay.host));
@@ -137,6 +138,13 @@ export class NetworkDriver {
     }
     if (n.mtu && n.mtu > ov.mtu) throw badRequest(`tether: -o mtu=${n.mtu} is larger than tetherd's VXLAN MTU ${ov.mtu}; give -o mtu=${ov.mtu} or less`);
     return { ...n, mtu: n.mtu ?? ov.mtu, overlay: { name: ov.network, host: ov.node } };
+  }
+
+  /** A bridge network on the overlay's pool would get this host's subnet of it and reach nothing beyond: refused. */
+  private notOverlay(n: NetworkRecord): void {
+    let ov: Overlay | undefined;
+    try { ov = this.multi?.overlay(); } catch { return; }
+    if (ov && n.ipv4.some((p) => p.pool === ov.pool)) throw badRequest(`tether: --subnet ${ov.pool} is tetherd's VXLAN overlay "${ov.network}": create it with -o mode=vxlan (on every host), or pick another --subnet`);
   }
 
   async deleteNetwork(r: NetworkRequest): Promise<Empty> {

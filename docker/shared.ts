@@ -38,18 +38,20 @@ export const conflict = (name: string, had: SharedDefinition, want: SharedDefini
 const MAX_RETRIES = 5;
 
 export class SharedNetworks {
-  constructor(private readonly etcd: EtcdConfig, private readonly dataDir: string) {}
+  /** `open` gives a store connection for one operation (closed after it). */
+  constructor(private readonly open: () => KV) {}
 
-  private open(): KV {
-    const { endpoints, prefix, tls, username, password, timeoutMs } = this.etcd;
-    return new EtcdKV({ endpoints, prefix: `${prefix}/docker/`, tls, username, password, timeoutMs, membersFile: etcdMembersFile(this.dataDir, endpoints) });
+  /** On tetherd's etcd, under <prefix>/docker/. */
+  static onEtcd(etcd: EtcdConfig, dataDir: string): SharedNetworks {
+    const { endpoints, prefix, tls, username, password, timeoutMs } = etcd;
+    return new SharedNetworks(() => new EtcdKV({ endpoints, prefix: `${prefix}/docker/`, tls, username, password, timeoutMs, membersFile: etcdMembersFile(dataDir, endpoints) }));
   }
 
   private async within<T>(fn: (kv: KV) => Promise<T>): Promise<T> {
     const kv = this.open();
     try { return await fn(kv); } catch (e) {
       if (e instanceof DriverError) throw e;
-      throw new DriverError(`tether: the shared store (etcd ${kv.where}) cannot be used: ${(e as Error).message}; try again once it answers`);
+      throw new DriverError(`tether: the store the hosts share (${kv.where}) cannot be used: ${(e as Error).message}; try again once it answers`);
     } finally { kv.close(); }
   }
 

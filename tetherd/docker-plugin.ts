@@ -53,7 +53,7 @@ export async function dockerPluginMain(argv: string[]): Promise<number> {
   try {
     const state = new DriverState(stateDir);
     const overlay = overlayFrom(config.vxlanStateFile ?? DEFAULT_NODE_STATE_FILE);
-    const multi: MultiHost | undefined = config.etcd ? { overlay, shared: new SharedNetworks(config.etcd, stateDir) } : undefined;
+    const multi: MultiHost | undefined = config.etcd ? { overlay, shared: SharedNetworks.onEtcd(config.etcd, stateDir) } : undefined;
     const net = new NetworkDriver(state, kernelDataplane, multi);
     const ipam = new IpamDriver(state, { stateDir, nodeName: config.nodeName, hostSubnets, ...(config.etcd ? { etcd: config.etcd, overlay } : {}) });
     await net.restore();

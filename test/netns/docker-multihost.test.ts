@@ -45,7 +45,7 @@ test('-o mode=vxlan on two dockerds is one network: containers on host A reach h
         const r = await create(rig, lab.pool, 'ov');
         t.is(r.status, 0, r.stderr);
       }
-      const shared = new SharedNetworks({ ...etcdOf(lab), timeoutMs: 4000 }, lab.dir);
+      const shared = SharedNetworks.onEtcd({ ...etcdOf(lab), timeoutMs: 4000 }, lab.dir);
       const def = await shared.get('lab');
       t.like(def.definition, { mode: 'vxlan', subnet: lab.pool, createdBy: 'n1' }, 'the first host recorded the definition');
       t.deepEqual(def.hosts, ['n1', 'n2'], 'both hosts joined it');
