@@ -18,9 +18,11 @@ export interface DockerPluginConfig {
   etcd?: EtcdConfig;
   /** tetherd's node state file in VXLAN mode (its "stateFile"): the overlay pool and this node's subnet. */
   vxlanStateFile?: string;
+  /** tetherd in BGP mode: its "ipam.network", whose blocks it announces (-o mode=bgp); nodeName must be tetherd's. */
+  bgp?: { ipamNetwork: string };
 }
 
-const KEYS = ['logFile', 'logLevel', 'nodeName', 'etcd', 'vxlanStateFile'];
+const KEYS = ['logFile', 'logLevel', 'nodeName', 'etcd', 'vxlanStateFile', 'bgp'];
 
 export class DockerConfigError extends Error {}
 
@@ -34,6 +36,11 @@ export function parseDockerConfig(text: string, file: string): DockerPluginConfi
   if (o.logLevel !== undefined && !isLevel(o.logLevel)) throw new DockerConfigError(`${file}: "logLevel" must be error, warn, info or debug`);
   if (o.nodeName !== undefined && (typeof o.nodeName !== 'string' || !o.nodeName)) throw new DockerConfigError(`${file}: "nodeName" must be a non-empty string`);
   if (o.vxlanStateFile !== undefined && (typeof o.vxlanStateFile !== 'string' || !isAbsolute(o.vxlanStateFile))) throw new DockerConfigError(`${file}: "vxlanStateFile" must be an absolute path`);
+  const bgp = o.bgp as { ipamNetwork?: unknown } | undefined;
+  if (bgp !== undefined && (typeof bgp !== 'object' || bgp === null || typeof bgp.ipamNetwork !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(bgp.ipamNetwork) || Object.keys(bgp).length !== 1)) {
+    throw new DockerConfigError(`${file}: "bgp" must be {"ipamNetwork": NAME}, NAME being tetherd's "ipam.network"`);
+  }
+  if (bgp && o.etcd === undefined) throw new DockerConfigError(`${file}: "bgp" needs "etcd" (tetherd's)`);
   let etcd: EtcdConfig | undefined;
   try { etcd = parseEtcd(o.etcd, 'etcd'); } catch (e) {
     // The shared parser words it for a CNI network config; this is the plugin's own file.
@@ -43,6 +50,7 @@ export function parseDockerConfig(text: string, file: string): DockerPluginConfi
   return {
     logFile: o.logFile as string | undefined, logLevel: o.logLevel as Level | undefined, nodeName: o.nodeName as string | undefined,
     ...(etcd ? { etcd } : {}), ...(o.vxlanStateFile ? { vxlanStateFile: o.vxlanStateFile as string } : {}),
+    ...(bgp ? { bgp: { ipamNetwork: bgp.ipamNetwork as string } } : {}),
   };
 }
 

@@ -7,6 +7,8 @@ import { hostVethName } from '../plugins/common/names.js';
 import { Rollback } from '../plugins/common/rollback.js';
 import { createVeth, removeVeth } from '../plugins/common/veth.js';
 import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js';
+import { configureHostEnd, routeToContainer } from '../plugins/bgp-route/host.js';
+import { HOST_MAC } from '../plugins/bgp-route/plan.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
 import { ensureIsolation, removeIsolation } from '../plugins/bridge/isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
@@ -49,8 +51,16 @@ const cidrs = (xs: { gateway: string }[]): CIDR[] => xs.map((x) => parseCIDR(x.g
 
 const log = createLogger({ component: 'tetherd docker-plugin' });
 
+/** -o mode=bgp: no bridge; each container is a /32 routed through its veth, as tether-bgp-route attaches pods. */
+const routed = (n: NetworkRecord) => n.mode === 'bgp';
+
 export const kernelDataplane: Dataplane = {
   ensureNetwork(n) {
+    if (routed(n)) {
+      enableForwarding(new Set<Family>([4]));
+      if (n.masquerade) ensureMasquerade(masqName(n), n.ipv4.map((p) => parseCIDR(p.pool)!));
+      return;
+    }
     const gateways = [...cidrs(n.ipv4), ...cidrs(n.ipv6)];
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = ensureBridge(nl, n.bridge, { mtu: n.mtu, promisc: false });
@@ -66,8 +76,9 @@ export const kernelDataplane: Dataplane = {
   },
 
   removeNetwork(n) {
-    removeIsolation(n.bridge);
     removeMasquerade(masqName(n));
+    if (routed(n)) return;
+    removeIsolation(n.bridge);
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = nl.linkByName(n.bridge);
       // Only a bridge: a name the user gave (-o bridge=) might now be someone else's device.
@@ -78,6 +89,20 @@ export const kernelDataplane: Dataplane = {
   createEndpoint(n, e) {
     const rollback = new Rollback();
     try {
+      if (routed(n)) {
+        return Netlink.within('/proc/self/ns/net', (nl) => {
+          const host = createVeth(nl, `endpoint ${e.endpointID.slice(0, 12)}`, {
+            hostName: e.hostVeth, ifname: e.sandboxVeth, mtu: n.mtu, hostIPv6: false, hostMac: HOST_MAC, ...(e.mac ? { mac: parseMAC(e.mac)! } : {}),
+          }, rollback);
+          configureHostEnd(e.hostVeth, new Set<Family>([4]));
+          const peer = nl.linkByName(e.sandboxVeth);
+          if (!peer) throw new Error(`the sandbox end ${e.sandboxVeth} vanished right after creation`);
+          // The /32 and a static neighbour entry; both go with the veth. tetherd announces the block.
+          routeToContainer(nl, host, e.addresses.map((a) => parseCIDR(a)!), parseMAC(peer.mac)!);
+          rollback.commit();
+          return { mac: peer.mac };
+        });
+      }
       return Netlink.within('/proc/self/ns/net', (nl) => {
         const br = nl.linkByName(n.bridge);
         if (br?.kind !== 'bridge') throw new Error(`the network's bridge ${n.bridge} is missing; restart tetherd docker-plugin to rebuild it`);

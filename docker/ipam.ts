@@ -26,6 +26,7 @@ import type { DriverState, PoolRecord } from './state.js';
 export const LOCAL_ADDRESS_SPACE = 'tether';
 export const GLOBAL_ADDRESS_SPACE = 'tether-global';
 const OWNER_IFNAME = 'eth';
+const OWNER_PREFIX = 'docker-';
 
 /** Pools picked when `docker network create` gives no --subnet (Docker's own defaults, as /16s then /20s). */
 export function defaultPoolCandidates(): CIDR[] {
@@ -80,6 +81,13 @@ export class IpamDriver {
           type: 'tether-ipam', ranges: [[range]], dataDir: join(this.o.stateDir, 'ipam'), nodeName: p.hostSubnet.node,
           blockSize: { v4: parseCIDR(p.hostSubnet.subnet)!.prefix, v6: 122 }, strictAffinity: true, etcd: this.o.etcd,
         },
+      });
+    }
+    if (p.routed) {
+      // tetherd's IPAM store in BGP mode: blocks claimed with this host's affinity are what tetherd announces.
+      return parseIpamConfig({
+        cniVersion: '1.1.0', name: p.routed.network, type: 'tether-docker',
+        ipam: { type: 'tether-ipam', ranges: [[{ subnet: p.pool, ...(p.gateway ? { gateway: p.gateway } : {}) }]], dataDir: join(this.o.stateDir, 'ipam'), nodeName: p.routed.node, etcd: this.o.etcd },
       });
     }
     const pool = parseCIDR(p.pool)!;
@@ -184,7 +192,8 @@ export class IpamDriver {
       if (p.hostSubnet && !cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in this host's subnet ${p.hostSubnet.subnet} of the overlay ${p.pool}; each host gives addresses of its own subnet only`);
       if (!cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in the network's subnet ${p.pool}`);
     }
-    const withPrefix = (ip: IP) => ({ Address: `${formatIP(ip)}/${pool.prefix}`, Data: {} });
+    // A routed container has its address alone (/32): every other address is through its gateway.
+    const withPrefix = (ip: IP) => ({ Address: `${formatIP(ip)}/${p.routed && !gatewayAsked ? 32 : pool.prefix}`, Data: {} });
     if (gatewayAsked) {
       const sub = p.subPool ? parseCIDR(p.subPool)! : pool;
       const gw = asked ?? addToIP(networkOf(sub), 1)!;
@@ -198,7 +207,7 @@ export class IpamDriver {
     }
     const cfg = this.config(p, asked === undefined);
     const kv = openStore(cfg);
-    const owner = { containerID: `docker-${randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
+    const owner = { containerID: `${OWNER_PREFIX}${randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
     try {
       const got = await withStore(kv, () => nodeLock(cfg, `docker RequestAddress on ${p.pool}`)(() => new Allocator(kv, cfg).allocate(owner, asked ? [asked] : [])));
       return withPrefix(got.ips[0].ip);
@@ -227,6 +236,14 @@ export class IpamDriver {
     return {};
   }
 
+  /**
+   * This driver's allocations in a pool's store: a shared store (an overlay's, tetherd's BGP network) also
+   * holds other hosts' and CNI pods' addresses, which are not Docker's here to reconcile.
+   */
+  private async ours(a: Allocator, cfg: IpamConfig) {
+    return (await a.list()).filter((x) => x.node === cfg.nodeName && x.containerID.startsWith(OWNER_PREFIX));
+  }
+
   /** Releases every allocation of every pool that is not in `live` and older than graceMs. */
   async reconcile(live: Set<string>, graceMs: number): Promise<string[]> {
     const released: string[] = [];
@@ -236,7 +253,7 @@ export class IpamDriver {
       const kv = openStore(cfg);
       await withStore(kv, () => nodeLock(cfg, 'docker reconcile')(async () => {
         const a = new Allocator(kv, cfg);
-        for (const x of await a.list()) {
+        for (const x of await this.ours(a, cfg)) {
           if (live.has(x.ip) || (x.since && now - Date.parse(x.since) < graceMs)) continue;
           await a.release({ containerID: x.containerID, ifname: x.ifname });
           released.push(x.ip);
@@ -252,7 +269,7 @@ export class IpamDriver {
     for (const p of await this.state.pools()) {
       const cfg = this.config(p, false);
       const kv = openStore(cfg);
-      const list = await withStore(kv, () => new Allocator(kv, cfg).list());
+      const list = await withStore(kv, () => this.ours(new Allocator(kv, cfg), cfg));
       out.push({ pool: p, addresses: list.map((a) => a.ip) });
     }
     return out;

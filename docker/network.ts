@@ -1,4 +1,5 @@
 import { cidrContains, formatIP, parseCIDR } from '../lib/ip/addr.js';
+import { GATEWAY_V4 } from '../plugins/bgp-route/plan.js';
 import { parseMAC } from '../lib/ip/mac.js';
 import {
   Label, type AllocateNetworkRequest, type CapabilitiesResponse, type CreateEndpointRequest, type CreateEndpointResponse,
@@ -25,7 +26,12 @@ const definitionOf = (n: NetworkRecord, host: string): SharedDefinition => ({
 export interface MultiHost {
   overlay: () => Overlay;
   shared: SharedNetworks;
+  /** tetherd in BGP mode: its IPAM network (the blocks it announces) and its node name. */
+  routed?: { network: string; node: string };
 }
+
+/** A routed container's next hop (tether-bgp-route's): link-local, answered by the host end's proxy ARP. */
+const ROUTED_GATEWAY = formatIP(GATEWAY_V4);
 const short = (id: string) => id.slice(0, 12);
 
 function ids(r: { NetworkID?: unknown; EndpointID?: unknown }, endpoint: boolean): void {
@@ -100,6 +106,7 @@ export class NetworkDriver {
     const all = await this.state.networks();
     let n = networkFromRequest(r, all);
     if (n.mode === 'vxlan') n = await this.onOverlay(n);
+    else if (n.mode === 'bgp') n = await this.onRoutes(n);
     else this.notOverlay(n);
     const had = all.find((x) => x.id === n.id);
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
@@ -107,6 +114,8 @@ export class NetworkDriver {
     try {
       this.dp.ensureNetwork(had ?? n);
       if (!had) await this.state.putNetwork(n);
+      // From now on tether's IPAM gives this pool's addresses from tetherd's store, as /32s.
+      if (n.mode === 'bgp') await this.markRouted(n);
     } catch (e) {
       // Nothing half made: the bridge, masquerade table and firewall go back to what the known networks need.
       if (!had) {
@@ -138,6 +147,31 @@ export class NetworkDriver {
     }
     if (n.mtu && n.mtu > ov.mtu) throw badRequest(`tether: -o mtu=${n.mtu} is larger than tetherd's VXLAN MTU ${ov.mtu}; give -o mtu=${ov.mtu} or less`);
     return { ...n, mtu: n.mtu ?? ov.mtu, overlay: { name: ov.network, host: ov.node } };
+  }
+
+  /** The network's pool, as tether's IPAM made it (dockerd asked for it before telling the mode). */
+  private async poolOf(n: NetworkRecord) {
+    return (await this.state.pools()).find((p) => !p.v6 && p.pool === n.ipv4[0].pool);
+  }
+
+  /** A -o mode=bgp network: routed /32s from tetherd's IPAM store, checked against the shared definition first. */
+  private async onRoutes(n: NetworkRecord): Promise<NetworkRecord> {
+    const routed = this.multi?.routed;
+    if (!this.multi || !routed) throw new DriverError('tether: -o mode=bgp needs tetherd in BGP mode and the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd" and "bgp": {"ipamNetwork": tetherd\'s "ipam.network"}');
+    const want = definitionOf(n, routed.node);
+    const { definition } = await this.multi.shared.get(routed.network);
+    if (definition && !sameDefinition(definition, want)) throw conflict(routed.network, definition, want);
+    if (n.internal) throw badRequest('tether: -o mode=bgp with --internal is not supported: routed containers have no bridge to keep their traffic on');
+    if (n.ipv6.length) throw badRequest('tether: -o mode=bgp networks are IPv4 only in this driver; drop --ipv6');
+    const pool = await this.poolOf(n);
+    if (!pool) throw badRequest('tether: -o mode=bgp needs --ipam-driver tether: the addresses must come from the blocks tetherd announces');
+    if (pool.hostSubnet) throw badRequest(`tether: --subnet ${pool.pool} is tetherd's VXLAN overlay; use -o mode=vxlan for it`);
+    return { ...n, overlay: { name: routed.network, host: routed.node } };
+  }
+
+  private async markRouted(n: NetworkRecord): Promise<void> {
+    const pool = await this.poolOf(n);
+    if (pool && !pool.routed) await this.state.putPool({ ...pool, routed: { network: this.multi!.routed!.network, node: this.multi!.routed!.node } });
   }
 
   /** A bridge network on the overlay's pool would get this host's subnet of it and reach nothing beyond: refused. */
@@ -224,6 +258,10 @@ export class NetworkDriver {
       // --internal: no default route, and no docker_gwbridge to give it one either.
       DisableGatewayService: n.internal,
     };
+    if (n.mode === 'bgp') {
+      // The /32 has no subnet: the on-link route to the gateway first, then the default route via it.
+      return { ...res, Gateway: ROUTED_GATEWAY, StaticRoutes: [{ Destination: `${ROUTED_GATEWAY}/32`, RouteType: 1 }] };
+    }
     if (!n.internal && gw4) res.Gateway = formatIP(gw4);
     // The overlay's pool is wider than this host's subnet on eth0: the other hosts' containers are via the gateway
     // (as tether-vxlan's route to the pool), also for a container whose default route is another network's.

@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgv, str, UsageError } from '../lib/argv.js';
 import type { CIDR } from '../lib/ip/addr.js';
 import { createLogger } from '../lib/log.js';
@@ -20,11 +21,12 @@ Usage:
 
   --socket PATH     where dockerd finds it (default ${DEFAULT_SOCKET}: the plugin's name is "tether")
   --state-dir DIR   networks, endpoints and address pools it keeps (default ${DEFAULT_STATE_DIR})
-  --config FILE     JSON {"logFile", "logLevel", "nodeName", "etcd", "vxlanStateFile"}; "etcd" (tetherd's) makes
-                    -o mode=vxlan available: one network across the hosts of tetherd's VXLAN overlay
+  --config FILE     JSON {"logFile", "logLevel", "nodeName", "etcd", "vxlanStateFile", "bgp"}; "etcd" (tetherd's)
+                    makes -o mode=vxlan available (one network across the hosts of tetherd's VXLAN overlay),
+                    and with "bgp": {"ipamNetwork"} -o mode=bgp (routed containers that tetherd announces)
 
 Then: docker network create -d tether --ipam-driver tether --subnet 10.30.0.0/24 NAME
-  or, on every host: docker network create -d tether --ipam-driver tether -o mode=vxlan --subnet POOL NAME
+  or, on every host: docker network create -d tether --ipam-driver tether -o mode=vxlan|bgp --subnet POOL NAME
 Run it in dockerd's network namespace, started before dockerd and stopped after. SIGTERM stops it;
 the networks and containers stay as they are, and a restart picks them up. See docs/docker.md.`;
 
@@ -53,7 +55,8 @@ export async function dockerPluginMain(argv: string[]): Promise<number> {
   try {
     const state = new DriverState(stateDir);
     const overlay = overlayFrom(config.vxlanStateFile ?? DEFAULT_NODE_STATE_FILE);
-    const multi: MultiHost | undefined = config.etcd ? { overlay, shared: SharedNetworks.onEtcd(config.etcd, stateDir) } : undefined;
+    const routed = config.bgp ? { network: config.bgp.ipamNetwork, node: config.nodeName ?? hostname() } : undefined;
+    const multi: MultiHost | undefined = config.etcd ? { overlay, shared: SharedNetworks.onEtcd(config.etcd, stateDir), ...(routed ? { routed } : {}) } : undefined;
     const net = new NetworkDriver(state, kernelDataplane, multi);
     const ipam = new IpamDriver(state, { stateDir, nodeName: config.nodeName, hostSubnets, ...(config.etcd ? { etcd: config.etcd, overlay } : {}) });
     await net.restore();
