@@ -8,7 +8,7 @@ import { Rollback } from '../plugins/common/rollback.js';
 import { createVeth, removeVeth } from '../plugins/common/veth.js';
 import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js';
 import { configureHostEnd, routeToContainer } from '../plugins/bgp-route/host.js';
-import { HOST_MAC } from '../plugins/bgp-route/plan.js';
+import { GATEWAY_V4, HOST_MAC } from '../plugins/bgp-route/plan.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
 import { ensureIsolation, removeIsolation } from '../plugins/bridge/isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
@@ -95,6 +95,10 @@ export const kernelDataplane: Dataplane = {
             hostName: e.hostVeth, ifname: e.sandboxVeth, mtu: n.mtu, hostIPv6: false, hostMac: HOST_MAC, ...(e.mac ? { mac: parseMAC(e.mac)! } : {}),
           }, rollback);
           configureHostEnd(e.hostVeth, new Set<Family>([4]));
+          // tether-bgp-route gives the container a static entry for its gateway; dockerd configures the sandbox
+          // and cannot, so the container ARPs for it. Proxy ARP answers only where the host has a route to
+          // 169.254.1.1 (a default route); the address itself on the host end is answered everywhere.
+          nl.addrAdd(host.index, { ip: GATEWAY_V4, prefix: 32 });
           const peer = nl.linkByName(e.sandboxVeth);
           if (!peer) throw new Error(`the sandbox end ${e.sandboxVeth} vanished right after creation`);
           // The /32 and a static neighbour entry; both go with the veth. tetherd announces the block.

@@ -110,6 +110,11 @@ export class DockerRig {
   inNs(cmd: string, args: string[]): Promise<RunOutcome> { return runIn(this.netnsPath, cmd, args, 30_000); }
 
   async stop(): Promise<void> {
+    // Containers first, while the driver still answers: with it gone dockerd retries every call for seconds.
+    if (this.plugin && existsSync(join(this.dir, 'dockerd.pid'))) {
+      const ids = (await this.docker(['ps', '-aq'], 30_000)).stdout.split('\n').filter(Boolean);
+      if (ids.length) await this.docker(['rm', '-f', ...ids], 120_000);
+    }
     try { await this.stopPlugin(); } catch { /* gone */ }
     if (this.outside) deleteNamedNetns(`${this.netns}-out`);
     if (existsSync(join(this.dir, 'netns'))) await this.script('stop-dockerd.sh', [this.dir]).catch((e: Error) => process.stderr.write(`${e.message}\n`));
