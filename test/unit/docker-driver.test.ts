@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
-import type { Dataplane } from '../../docker/dataplane.js';
+import { vethNames, type Dataplane } from '../../docker/dataplane.js';
 import { IpamDriver } from '../../docker/ipam.js';
 import { NetworkDriver, type MultiHost } from '../../docker/network.js';
 import { DockerConfigError, parseDockerConfig } from '../../docker/config.js';
@@ -278,4 +278,37 @@ test('docker-plugin config: "etcd" as tetherd\'s, "vxlanStateFile"; bad values n
     { logFile: undefined, logLevel: undefined, nodeName: undefined, etcd: { endpoints: ['unix:///run/etcd.sock'], prefix: '/lab', tls: undefined, username: undefined, password: undefined, timeoutMs: 4000 }, vxlanStateFile: '/run/tether/vxlan.json' });
   t.throws(() => parseDockerConfig('{"etcd": {"endpoints": ["etcd:2379"]}}', 'f.json'), { instanceOf: DockerConfigError, message: /^f\.json: "etcd\.endpoints" must be a non-empty list of URLs such as .*, got \["etcd:2379"\]$/ });
   t.throws(() => parseDockerConfig('{"vxlanStateFile": "rel.json"}', 'f.json'), { instanceOf: DockerConfigError, message: 'f.json: "vxlanStateFile" must be an absolute path' });
+});
+
+test('-o mode=bgp: tether IPAM\'s pool turns routed at CreateNetwork (/32s from tetherd\'s IPAM network); Join gives the link-local gateway; refusals in words', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const multi = { overlay: () => { throw new Error('no VXLAN here'); }, shared, routed: { network: 'pods', node: 'n1' } };
+  const a = driver(multi);
+  const create = (id: string, generic: Record<string, string> = { mode: 'bgp' }) => a.call('NetworkDriver.CreateNetwork', {
+    NetworkID: id.repeat(64), Options: { 'com.docker.network.generic': generic }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.60.0.0/16', Gateway: '10.60.0.1/16' }], IPv6Data: [],
+  });
+  t.regex(((await create('a')).json as any).Err, /-o mode=bgp needs --ipam-driver tether: the addresses must come from the blocks tetherd announces/, 'Docker\'s own IPAM: refused');
+  const pool = await a.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.60.0.0/16', SubPool: '', Options: {}, V6: false });
+  t.is(pool.status, 200);
+  t.is((await create('a')).status, 200);
+  t.like((await a.state.pools())[0], { pool: '10.60.0.0/16', routed: { network: 'pods', node: 'n1' } });
+  t.like((await shared.get('pods')).definition, { mode: 'bgp', subnet: '10.60.0.0/16', createdBy: 'n1' });
+  t.like((await a.state.networks())[0], { mode: 'bgp', overlay: { name: 'pods', host: 'n1' } });
+  const eid = '1'.repeat(64);
+  t.is((await a.call('NetworkDriver.CreateEndpoint', { NetworkID: 'a'.repeat(64), EndpointID: eid, Interface: { Address: '10.60.0.7/32', AddressIPv6: '', MacAddress: '' }, Options: {} })).status, 200);
+  const joined = await a.call('NetworkDriver.Join', { NetworkID: 'a'.repeat(64), EndpointID: eid, SandboxKey: '/x', Options: {} });
+  t.deepEqual(joined.json, { InterfaceName: { SrcName: vethNames(eid).sandboxVeth, DstPrefix: 'eth' }, StaticRoutes: [{ Destination: '169.254.1.1/32', RouteType: 1 }], DisableGatewayService: false, Gateway: '169.254.1.1' });
+
+  const b = driver(multi);
+  await b.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.61.0.0/16', SubPool: '', Options: {}, V6: false });
+  const other = await b.call('NetworkDriver.CreateNetwork', { NetworkID: 'b'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp' } }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.61.0.0/16', Gateway: '10.61.0.1/16' }], IPv6Data: [] });
+  t.regex((other.json as any).Err, /network "pods" is already defined across hosts as -o mode=bgp --subnet 10\.60\.0\.0\/16 \(created on n1\); this host asked for -o mode=bgp --subnet 10\.61\.0\.0\/16/);
+  t.falsy((await b.state.pools())[0].routed, 'the refused network did not turn its pool routed');
+  const alone = driver();
+  t.regex(((await alone.call('NetworkDriver.CreateNetwork', { NetworkID: 'c'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp' } }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.62.0.0/16', Gateway: '10.62.0.1/16' }], IPv6Data: [] })).json as any).Err,
+    /-o mode=bgp needs tetherd in BGP mode and the store the hosts share/);
+  t.throws(() => parseDockerConfig('{"bgp": {"ipamNetwork": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: 'f.json: "bgp" needs "etcd" (tetherd\'s)' });
+  t.throws(() => parseDockerConfig('{"etcd": {"endpoints": ["unix:///e.sock"]}, "bgp": {"network": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: /"bgp" must be \{"ipamNetwork": NAME\}/ });
+  a.done(); b.done(); alone.done(); rmSync(storeDir, { recursive: true, force: true });
 });
