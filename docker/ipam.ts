@@ -71,6 +71,9 @@ export class IpamDriver {
 
   /** tether-ipam's config for a pool: the --ip-range for dynamic addresses, the whole subnet for asked ones. */
   private config(p: PoolRecord, dynamic: boolean): IpamConfig {
+    if ((p.hostSubnet || p.routed) && !this.o.etcd) {
+      throw new DriverError(`tether IPAM: the addresses of pool ${p.pool} are in the store the hosts share, and this plugin's --config names no "etcd"; restart it with the config it made the network with`);
+    }
     if (p.hostSubnet) {
       // This host's subnet of the overlay, one block with this host's affinity, in the shared store: the
       // subnet is leased to this host alone, and every host sees which addresses are held.
