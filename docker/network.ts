@@ -30,7 +30,7 @@ export interface MultiHost {
   routed?: { network: string; node: string };
 }
 
-/** A routed container's next hop (tether-bgp-route's): link-local, answered by the host end's proxy ARP. */
+/** A routed container's next hop (tether-bgp-route's): link-local, an address of the host end (docker/dataplane.ts). */
 const ROUTED_GATEWAY = formatIP(GATEWAY_V4);
 const short = (id: string) => id.slice(0, 12);
 
@@ -134,9 +134,7 @@ export class NetworkDriver {
   private async onOverlay(n: NetworkRecord): Promise<NetworkRecord> {
     if (!this.multi) throw new DriverError('tether: -o mode=vxlan needs the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd"');
     const ov = this.multi.overlay();
-    const want = definitionOf(n, ov.node);
-    const { definition } = await this.multi.shared.get(ov.network);
-    if (definition && !sameDefinition(definition, want)) throw conflict(ov.network, definition, want);
+    const want = await this.agreesWithHosts(n, ov.network, ov.node);
     if (n.internal) throw badRequest('tether: -o mode=vxlan with --internal is not supported: an internal network\'s traffic may not leave its bridge, so it could not reach the other hosts');
     if (n.ipv6.length) throw badRequest('tether: -o mode=vxlan networks are IPv4 only (tetherd\'s VXLAN pool is IPv4); drop --ipv6');
     if (want.subnet !== ov.pool) throw badRequest(`tether: -o mode=vxlan: --subnet ${want.subnet} is not the pool of tetherd's overlay "${ov.network}" (${ov.pool}); give --subnet ${ov.pool}`);
@@ -149,6 +147,14 @@ export class NetworkDriver {
     return { ...n, mtu: n.mtu ?? ov.mtu, overlay: { name: ov.network, host: ov.node } };
   }
 
+  /** Refuses a definition other than the one the hosts recorded (before any other check: a conflict is reported as one). */
+  private async agreesWithHosts(n: NetworkRecord, name: string, host: string): Promise<SharedDefinition> {
+    const want = definitionOf(n, host);
+    const { definition } = await this.multi!.shared.get(name);
+    if (definition && !sameDefinition(definition, want)) throw conflict(name, definition, want);
+    return want;
+  }
+
   /** The network's pool, as tether's IPAM made it (dockerd asked for it before telling the mode). */
   private async poolOf(n: NetworkRecord) {
     return (await this.state.pools()).find((p) => !p.v6 && p.pool === n.ipv4[0].pool);
@@ -158,9 +164,7 @@ export class NetworkDriver {
   private async onRoutes(n: NetworkRecord): Promise<NetworkRecord> {
     const routed = this.multi?.routed;
     if (!this.multi || !routed) throw new DriverError('tether: -o mode=bgp needs tetherd in BGP mode and the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd" and "bgp": {"ipamNetwork": tetherd\'s "ipam.network"}');
-    const want = definitionOf(n, routed.node);
-    const { definition } = await this.multi.shared.get(routed.network);
-    if (definition && !sameDefinition(definition, want)) throw conflict(routed.network, definition, want);
+    await this.agreesWithHosts(n, routed.network, routed.node);
     if (n.internal) throw badRequest('tether: -o mode=bgp with --internal is not supported: routed containers have no bridge to keep their traffic on');
     if (n.ipv6.length) throw badRequest('tether: -o mode=bgp networks are IPv4 only in this driver; drop --ipv6');
     const pool = await this.poolOf(n);
@@ -265,7 +269,7 @@ export class NetworkDriver {
     if (!n.internal && gw4) res.Gateway = formatIP(gw4);
     // The overlay's pool is wider than this host's subnet on eth0: the other hosts' containers are via the gateway
     // (as tether-vxlan's route to the pool), also for a container whose default route is another network's.
-    if (n.overlay && gw4) res.StaticRoutes.push({ Destination: n.ipv4[0].pool, RouteType: 0, NextHop: formatIP(gw4) });
+    if (n.mode === 'vxlan' && gw4) res.StaticRoutes.push({ Destination: n.ipv4[0].pool, RouteType: 0, NextHop: formatIP(gw4) });
     if (!n.internal && gw6 && e.addresses.some((a) => parseCIDR(a)!.ip.family === 6)) res.GatewayIPv6 = formatIP(gw6);
     return res;
   }
