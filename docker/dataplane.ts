@@ -7,6 +7,8 @@ import { hostVethName } from '../plugins/common/names.js';
 import { Rollback } from '../plugins/common/rollback.js';
 import { createVeth, removeVeth } from '../plugins/common/veth.js';
 import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js';
+import { configureHostEnd, routeToContainer } from '../plugins/bgp-route/host.js';
+import { GATEWAY_V4, HOST_MAC } from '../plugins/bgp-route/plan.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
 import { ensureIsolation, removeIsolation } from '../plugins/common/isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
@@ -49,8 +51,16 @@ const cidrs = (xs: { gateway: string }[]): CIDR[] => xs.map((x) => parseCIDR(x.g
 
 const log = createLogger({ component: 'tetherd docker-plugin' });
 
+/** -o mode=bgp: no bridge; each container is a /32 routed through its veth, as tether-bgp-route attaches pods. */
+const routed = (n: NetworkRecord) => n.mode === 'bgp';
+
 export const kernelDataplane: Dataplane = {
   ensureNetwork(n) {
+    if (routed(n)) {
+      enableForwarding(new Set<Family>([4]));
+      if (n.masquerade) ensureMasquerade(masqName(n), n.ipv4.map((p) => parseCIDR(p.pool)!));
+      return;
+    }
     const gateways = [...cidrs(n.ipv4), ...cidrs(n.ipv6)];
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = ensureBridge(nl, n.bridge, { mtu: n.mtu, promisc: false });
@@ -58,14 +68,17 @@ export const kernelDataplane: Dataplane = {
       ensureGatewayAddresses(nl, br, gateways, false);
     });
     enableForwarding(new Set<Family>(gateways.map((g) => g.ip.family)));
-    if (n.masquerade) ensureMasquerade(masqName(n), gateways);
+    // By pool, not by the gateway's prefix: a VXLAN network's pool spans the hosts, and traffic between
+    // them keeps its addresses.
+    if (n.masquerade) ensureMasquerade(masqName(n), [...n.ipv4, ...n.ipv6].map((p) => parseCIDR(p.pool)!));
     // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge.
     ensureIsolation({ member: { bridge: n.bridge }, isolate: true, internal: n.internal, icc: true, allowBridges: [], allowNetworks: [] });
   },
 
   removeNetwork(n) {
-    removeIsolation({ bridge: n.bridge });
     removeMasquerade(masqName(n));
+    if (routed(n)) return;
+    removeIsolation({ bridge: n.bridge });
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = nl.linkByName(n.bridge);
       // Only a bridge: a name the user gave (-o bridge=) might now be someone else's device.
@@ -76,6 +89,24 @@ export const kernelDataplane: Dataplane = {
   createEndpoint(n, e) {
     const rollback = new Rollback();
     try {
+      if (routed(n)) {
+        return Netlink.within('/proc/self/ns/net', (nl) => {
+          const host = createVeth(nl, `endpoint ${e.endpointID.slice(0, 12)}`, {
+            hostName: e.hostVeth, ifname: e.sandboxVeth, mtu: n.mtu, hostIPv6: false, hostMac: HOST_MAC, ...(e.mac ? { mac: parseMAC(e.mac)! } : {}),
+          }, rollback);
+          configureHostEnd(e.hostVeth, new Set<Family>([4]));
+          // tether-bgp-route gives the container a static entry for its gateway; dockerd configures the sandbox
+          // and cannot, so the container ARPs for it. Proxy ARP answers only where the host has a route to
+          // 169.254.1.1 (a default route); the address itself on the host end is answered everywhere.
+          nl.addrAdd(host.index, { ip: GATEWAY_V4, prefix: 32 });
+          const peer = nl.linkByName(e.sandboxVeth);
+          if (!peer) throw new Error(`the sandbox end ${e.sandboxVeth} vanished right after creation`);
+          // The /32 and a static neighbour entry; both go with the veth. tetherd announces the block.
+          routeToContainer(nl, host, e.addresses.map((a) => parseCIDR(a)!), parseMAC(peer.mac)!);
+          rollback.commit();
+          return { mac: peer.mac };
+        });
+      }
       return Netlink.within('/proc/self/ns/net', (nl) => {
         const br = nl.linkByName(n.bridge);
         if (br?.kind !== 'bridge') throw new Error(`the network's bridge ${n.bridge} is missing; restart tetherd docker-plugin to rebuild it`);

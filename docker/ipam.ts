@@ -8,7 +8,10 @@ import {
 } from '../lib/ip/addr.js';
 import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../ipam/config.js';
+import { forgetNode } from '../ipam/retire.js';
 import { nodeLock, openStore, withStore } from '../ipam/store.js';
+import type { EtcdConfig } from '../ipam/config.js';
+import type { Overlay } from './overlay.js';
 import {
   Label, type AddressSpacesResponse, type IpamCapabilitiesResponse, type PoolRequest, type ReleaseAddressRequest,
   type RequestAddressRequest, type RequestAddressResponse, type RequestPoolRequest, type RequestPoolResponse,
@@ -23,6 +26,7 @@ import type { DriverState, PoolRecord } from './state.js';
 export const LOCAL_ADDRESS_SPACE = 'tether';
 export const GLOBAL_ADDRESS_SPACE = 'tether-global';
 const OWNER_IFNAME = 'eth';
+const OWNER_PREFIX = 'docker-';
 
 /** Pools picked when `docker network create` gives no --subnet (Docker's own defaults, as /16s then /20s). */
 export function defaultPoolCandidates(): CIDR[] {
@@ -37,6 +41,10 @@ export interface IpamOptions {
   nodeName?: string;
   /** Subnets already used on the host (its routes), avoided when picking a pool. */
   hostSubnets?: () => CIDR[];
+  /** The store the hosts share: a pool that is tetherd's overlay keeps its addresses there. */
+  etcd?: EtcdConfig;
+  /** tetherd's VXLAN overlay on this host (throws when tetherd has not published it). */
+  overlay?: () => Overlay;
 }
 
 const poolID = (space: string, pool: string, sub?: string) => `${space}/${pool}${sub ? `/${sub}` : ''}`;
@@ -63,6 +71,28 @@ export class IpamDriver {
 
   /** tether-ipam's config for a pool: the --ip-range for dynamic addresses, the whole subnet for asked ones. */
   private config(p: PoolRecord, dynamic: boolean): IpamConfig {
+    if ((p.hostSubnet || p.routed) && !this.o.etcd) {
+      throw new DriverError(`tether IPAM: the addresses of pool ${p.pool} are in the store the hosts share, and this plugin's --config names no "etcd"; restart it with the config it made the network with`);
+    }
+    if (p.hostSubnet) {
+      // This host's subnet of the overlay, one block with this host's affinity, in the shared store: the
+      // subnet is leased to this host alone, and every host sees which addresses are held.
+      const range: Record<string, string> = { subnet: p.hostSubnet.subnet, ...(p.gateway ? { gateway: p.gateway } : {}) };
+      return parseIpamConfig({
+        cniVersion: '1.1.0', name: storeName(p.pool), type: 'tether-docker',
+        ipam: {
+          type: 'tether-ipam', ranges: [[range]], dataDir: join(this.o.stateDir, 'ipam'), nodeName: p.hostSubnet.node,
+          blockSize: { v4: parseCIDR(p.hostSubnet.subnet)!.prefix, v6: 122 }, strictAffinity: true, etcd: this.o.etcd,
+        },
+      });
+    }
+    if (p.routed) {
+      // tetherd's IPAM store in BGP mode: blocks claimed with this host's affinity are what tetherd announces.
+      return parseIpamConfig({
+        cniVersion: '1.1.0', name: p.routed.network, type: 'tether-docker',
+        ipam: { type: 'tether-ipam', ranges: [[{ subnet: p.pool, ...(p.gateway ? { gateway: p.gateway } : {}) }]], dataDir: join(this.o.stateDir, 'ipam'), nodeName: p.routed.node, etcd: this.o.etcd },
+      });
+    }
     const pool = parseCIDR(p.pool)!;
     const range: Record<string, string> = { subnet: p.pool };
     if (p.gateway) range.gateway = p.gateway;
@@ -114,9 +144,26 @@ export class IpamDriver {
     }
     const clash = taken.find((t) => cidrsOverlap(t.cidr, pool));
     if (clash) throw new DriverError(`tether IPAM: subnet ${formatCIDR(pool)} overlaps ${clash.p.pool}, the pool of another network on this host; pick another --subnet or remove that network`);
-    const rec: PoolRecord = { id: poolID(space, formatCIDR(pool), sub && formatCIDR(sub)), addressSpace: space, pool: formatCIDR(pool), ...(sub ? { subPool: formatCIDR(sub) } : {}), v6: pool.ip.family === 6, createdAt: new Date().toISOString() };
+    const hostSubnet = this.overlayPool(pool, sub);
+    const rec: PoolRecord = {
+      id: poolID(space, formatCIDR(pool), sub && formatCIDR(sub)), addressSpace: space, pool: formatCIDR(pool), ...(sub ? { subPool: formatCIDR(sub) } : {}),
+      ...(hostSubnet ? { hostSubnet } : {}), v6: pool.ip.family === 6, createdAt: new Date().toISOString(),
+    };
     await this.state.putPool(rec);
     return { PoolID: rec.id, Pool: rec.pool, Data: {} };
+  }
+
+  /**
+   * The --subnet that is tetherd's VXLAN pool is the overlay (a network with -o mode=vxlan: dockerd asks
+   * for the pool before it tells the network driver the mode): this host's part of it.
+   */
+  private overlayPool(pool: CIDR, sub: CIDR | undefined): PoolRecord['hostSubnet'] {
+    if (!this.o.overlay || !this.o.etcd) return undefined;
+    let ov: Overlay;
+    try { ov = this.o.overlay(); } catch { return undefined; }
+    if (formatCIDR(pool) !== ov.pool) return undefined;
+    if (sub) throw badRequest(`tether IPAM: --ip-range does not apply to tetherd's overlay pool ${ov.pool}: each host's containers get addresses of its own subnet (${ov.subnet} here)`);
+    return { subnet: ov.subnet, node: ov.node };
   }
 
   async releasePool(r: PoolRequest): Promise<Record<string, never>> {
@@ -124,6 +171,12 @@ export class IpamDriver {
     const p = await this.state.pool(r.PoolID);
     if (!p) return {};
     await this.state.deletePool(p.id);
+    if (p.hostSubnet) {
+      // The shared store: this host's block goes back (and any address a lost release left in it).
+      const cfg = this.config(p, false);
+      const kv = openStore(cfg);
+      await withStore(kv, () => forgetNode(kv, p.hostSubnet!.node));
+    }
     // Docker releases every address before the pool; what is left of the embedded store goes with it.
     rmSync(join(this.o.stateDir, 'ipam', storeName(p.pool)), { recursive: true, force: true });
     return {};
@@ -131,15 +184,20 @@ export class IpamDriver {
 
   async requestAddress(r: RequestAddressRequest): Promise<RequestAddressResponse> {
     const p = await this.poolOf(r.PoolID);
-    const pool = parseCIDR(p.pool)!;
+    // An overlay pool: this host's subnet is what its containers are on (with a route to the pool).
+    const pool = p.hostSubnet ? parseCIDR(p.hostSubnet.subnet)! : parseCIDR(p.pool)!;
+    const gatewayAsked = r.Options?.[Label.requestAddressType] === Label.gatewayType;
     let asked: IP | undefined;
     if (r.Address) {
       asked = parseIP(r.Address) ?? undefined;
       if (!asked) throw badRequest(`tether IPAM: ${JSON.stringify(r.Address)} is not an IP address`);
+      if (p.hostSubnet && gatewayAsked) throw new DriverError(`tether IPAM: --gateway does not apply to tetherd's overlay pool ${p.pool}: each host's gateway is the first address of its own subnet (${p.hostSubnet.subnet} here)`);
+      if (p.hostSubnet && !cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in this host's subnet ${p.hostSubnet.subnet} of the overlay ${p.pool}; each host gives addresses of its own subnet only`);
       if (!cidrContains(pool, asked)) throw new DriverError(`tether IPAM: ${r.Address} is not in the network's subnet ${p.pool}`);
     }
-    const withPrefix = (ip: IP) => ({ Address: `${formatIP(ip)}/${pool.prefix}`, Data: {} });
-    if (r.Options?.[Label.requestAddressType] === Label.gatewayType) {
+    // A routed container has its address alone (/32): every other address is through its gateway.
+    const withPrefix = (ip: IP) => ({ Address: `${formatIP(ip)}/${p.routed && !gatewayAsked ? 32 : pool.prefix}`, Data: {} });
+    if (gatewayAsked) {
       const sub = p.subPool ? parseCIDR(p.subPool)! : pool;
       const gw = asked ?? addToIP(networkOf(sub), 1)!;
       if (ipEqual(gw, networkOf(pool)) || (pool.ip.family === 4 && ipEqual(gw, lastOf(pool)))) throw new DriverError(`tether IPAM: --gateway ${formatIP(gw)} is the subnet's network or broadcast address`);
@@ -152,7 +210,7 @@ export class IpamDriver {
     }
     const cfg = this.config(p, asked === undefined);
     const kv = openStore(cfg);
-    const owner = { containerID: `docker-${nodeCrypto().randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
+    const owner = { containerID: `${OWNER_PREFIX}${nodeCrypto().randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
     try {
       const got = await withStore(kv, () => nodeLock(cfg, `docker RequestAddress on ${p.pool}`)(() => new Allocator(kv, cfg).allocate(owner, asked ? [asked] : [])));
       return withPrefix(got.ips[0].ip);
@@ -181,6 +239,14 @@ export class IpamDriver {
     return {};
   }
 
+  /**
+   * This driver's allocations in a pool's store: a shared store (an overlay's, tetherd's BGP network) also
+   * holds other hosts' and CNI pods' addresses, which are not Docker's here to reconcile.
+   */
+  private async ours(a: Allocator, cfg: IpamConfig) {
+    return (await a.list()).filter((x) => x.node === cfg.nodeName && x.containerID.startsWith(OWNER_PREFIX));
+  }
+
   /** Releases every allocation of every pool that is not in `live` and older than graceMs. */
   async reconcile(live: Set<string>, graceMs: number): Promise<string[]> {
     const released: string[] = [];
@@ -190,7 +256,7 @@ export class IpamDriver {
       const kv = openStore(cfg);
       await withStore(kv, () => nodeLock(cfg, 'docker reconcile')(async () => {
         const a = new Allocator(kv, cfg);
-        for (const x of await a.list()) {
+        for (const x of await this.ours(a, cfg)) {
           if (live.has(x.ip) || (x.since && now - Date.parse(x.since) < graceMs)) continue;
           await a.release({ containerID: x.containerID, ifname: x.ifname });
           released.push(x.ip);
@@ -206,7 +272,7 @@ export class IpamDriver {
     for (const p of await this.state.pools()) {
       const cfg = this.config(p, false);
       const kv = openStore(cfg);
-      const list = await withStore(kv, () => new Allocator(kv, cfg).list());
+      const list = await withStore(kv, () => this.ours(new Allocator(kv, cfg), cfg));
       out.push({ pool: p, addresses: list.map((a) => a.ip) });
     }
     return out;

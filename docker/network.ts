@@ -1,4 +1,5 @@
-import { formatIP, parseCIDR } from '../lib/ip/addr.js';
+import { cidrContains, formatIP, parseCIDR } from '../lib/ip/addr.js';
+import { GATEWAY_V4 } from '../plugins/bgp-route/plan.js';
 import { parseMAC } from '../lib/ip/mac.js';
 import {
   Label, type AllocateNetworkRequest, type CapabilitiesResponse, type CreateEndpointRequest, type CreateEndpointResponse,
@@ -9,9 +10,28 @@ import { parsePortMappings, type PortMapping } from '../lib/portmap/index.js';
 import { vethNames, type Dataplane } from './dataplane.js';
 import { badRequest, DriverError } from './errors.js';
 import { networkFromRequest, sameNetwork } from './options.js';
+import type { Overlay } from './overlay.js';
+import { conflict, sameDefinition, type SharedDefinition, type SharedNetworks } from './shared.js';
 import type { DriverState, EndpointRecord, NetworkRecord } from './state.js';
 
 type Empty = Record<string, never>;
+
+/** What the hosts must agree on: the user's choices, not what each host derives (bridge, gateway, default MTU). */
+const definitionOf = (n: NetworkRecord, host: string): SharedDefinition => ({
+  mode: n.mode ?? 'bridge', subnet: n.ipv4[0].pool, internal: n.internal, masquerade: n.masquerade,
+  ...(n.options.mtu ?? n.options[Label.mtu] ? { mtu: Number(n.options.mtu ?? n.options[Label.mtu]) } : {}), createdBy: host, createdAt: n.createdAt,
+});
+
+/** What networks across hosts need: tetherd's overlay on this host, and the store the hosts share. */
+export interface MultiHost {
+  overlay: () => Overlay;
+  shared: SharedNetworks;
+  /** tetherd in BGP mode: its IPAM network (the blocks it announces) and its node name. */
+  routed?: { network: string; node: string };
+}
+
+/** A routed container's next hop (tether-bgp-route's): link-local, an address of the host end (docker/dataplane.ts). */
+const ROUTED_GATEWAY = formatIP(GATEWAY_V4);
 const short = (id: string) => id.slice(0, 12);
 
 function ids(r: { NetworkID?: unknown; EndpointID?: unknown }, endpoint: boolean): void {
@@ -57,7 +77,7 @@ export function portBindings(options: Record<string, unknown> | null | undefined
  * restarts, and whatever is already gone counts as done.
  */
 export class NetworkDriver {
-  constructor(private readonly state: DriverState, private readonly dp: Dataplane) {}
+  constructor(private readonly state: DriverState, private readonly dp: Dataplane, private readonly multi?: MultiHost) {}
 
   capabilities(): CapabilitiesResponse {
     return { Scope: 'local', ConnectivityScope: 'local' };
@@ -84,18 +104,85 @@ export class NetworkDriver {
   async createNetwork(r: CreateNetworkRequest): Promise<Empty> {
     ids(r, false);
     const all = await this.state.networks();
-    const n = networkFromRequest(r, all);
+    let n = networkFromRequest(r, all);
+    if (n.mode === 'vxlan') n = await this.onOverlay(n);
+    else if (n.mode === 'bgp') n = await this.onRoutes(n);
+    else this.notOverlay(n);
     const had = all.find((x) => x.id === n.id);
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
+    if (n.overlay) await this.multi!.shared.join(n.overlay.name, n.overlay.host, n.id, definitionOf(n, n.overlay.host));
     try {
       this.dp.ensureNetwork(had ?? n);
       if (!had) await this.state.putNetwork(n);
+      // From now on tether's IPAM gives this pool's addresses from tetherd's store, as /32s.
+      if (n.mode === 'bgp') await this.markRouted(n);
     } catch (e) {
       // Nothing half made: the bridge, masquerade table and firewall go back to what the known networks need.
-      if (!had) { try { this.dp.removeNetwork(n); } catch { /* reported below */ } }
+      if (!had) {
+        try { this.dp.removeNetwork(n); } catch { /* reported below */ }
+        if (n.overlay) await this.multi!.shared.leave(n.overlay.name, n.overlay.host).catch(() => undefined);
+      }
       throw new DriverError(`tether: cannot create network ${short(n.id)}: ${(e as Error).message}`);
     }
     return {};
+  }
+
+  /**
+   * A -o mode=vxlan network on this host: tetherd's overlay pool, this host's subnet of it, the overlay's
+   * MTU; checked against the definition the hosts share first, so a conflict is reported as one.
+   */
+  private async onOverlay(n: NetworkRecord): Promise<NetworkRecord> {
+    if (!this.multi) throw new DriverError('tether: -o mode=vxlan needs the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd"');
+    const ov = this.multi.overlay();
+    const want = await this.agreesWithHosts(n, ov.network, ov.node);
+    if (n.internal) throw badRequest('tether: -o mode=vxlan with --internal is not supported: an internal network\'s traffic may not leave its bridge, so it could not reach the other hosts');
+    if (n.ipv6.length) throw badRequest('tether: -o mode=vxlan networks are IPv4 only (tetherd\'s VXLAN pool is IPv4); drop --ipv6');
+    if (want.subnet !== ov.pool) throw badRequest(`tether: -o mode=vxlan: --subnet ${want.subnet} is not the pool of tetherd's overlay "${ov.network}" (${ov.pool}); give --subnet ${ov.pool}`);
+    const subnet = parseCIDR(ov.subnet)!;
+    const gw = parseCIDR(n.ipv4[0].gateway)!;
+    if (!cidrContains(subnet, gw.ip) || gw.prefix !== subnet.prefix) {
+      throw badRequest(`tether: -o mode=vxlan needs --ipam-driver tether and no --gateway: each host's gateway is the first address of its own subnet (${ov.subnet} on this host), not ${n.ipv4[0].gateway}`);
+    }
+    if (n.mtu && n.mtu > ov.mtu) throw badRequest(`tether: -o mtu=${n.mtu} is larger than tetherd's VXLAN MTU ${ov.mtu}; give -o mtu=${ov.mtu} or less`);
+    return { ...n, mtu: n.mtu ?? ov.mtu, overlay: { name: ov.network, host: ov.node } };
+  }
+
+  /** Refuses a definition other than the one the hosts recorded (before any other check: a conflict is reported as one). */
+  private async agreesWithHosts(n: NetworkRecord, name: string, host: string): Promise<SharedDefinition> {
+    const want = definitionOf(n, host);
+    const { definition } = await this.multi!.shared.get(name);
+    if (definition && !sameDefinition(definition, want)) throw conflict(name, definition, want);
+    return want;
+  }
+
+  /** The network's pool, as tether's IPAM made it (dockerd asked for it before telling the mode). */
+  private async poolOf(n: NetworkRecord) {
+    return (await this.state.pools()).find((p) => !p.v6 && p.pool === n.ipv4[0].pool);
+  }
+
+  /** A -o mode=bgp network: routed /32s from tetherd's IPAM store, checked against the shared definition first. */
+  private async onRoutes(n: NetworkRecord): Promise<NetworkRecord> {
+    const routed = this.multi?.routed;
+    if (!this.multi || !routed) throw new DriverError('tether: -o mode=bgp needs tetherd in BGP mode and the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd" and "bgp": {"ipamNetwork": tetherd\'s "ipam.network"}');
+    await this.agreesWithHosts(n, routed.network, routed.node);
+    if (n.internal) throw badRequest('tether: -o mode=bgp with --internal is not supported: routed containers have no bridge to keep their traffic on');
+    if (n.ipv6.length) throw badRequest('tether: -o mode=bgp networks are IPv4 only in this driver; drop --ipv6');
+    const pool = await this.poolOf(n);
+    if (!pool) throw badRequest('tether: -o mode=bgp needs --ipam-driver tether: the addresses must come from the blocks tetherd announces');
+    if (pool.hostSubnet) throw badRequest(`tether: --subnet ${pool.pool} is tetherd's VXLAN overlay; use -o mode=vxlan for it`);
+    return { ...n, overlay: { name: routed.network, host: routed.node } };
+  }
+
+  private async markRouted(n: NetworkRecord): Promise<void> {
+    const pool = await this.poolOf(n);
+    if (pool && !pool.routed) await this.state.putPool({ ...pool, routed: { network: this.multi!.routed!.network, node: this.multi!.routed!.node } });
+  }
+
+  /** A bridge network on the overlay's pool would get this host's subnet of it and reach nothing beyond: refused. */
+  private notOverlay(n: NetworkRecord): void {
+    let ov: Overlay | undefined;
+    try { ov = this.multi?.overlay(); } catch { return; }
+    if (ov && n.ipv4.some((p) => p.pool === ov.pool)) throw badRequest(`tether: --subnet ${ov.pool} is tetherd's VXLAN overlay "${ov.network}": create it with -o mode=vxlan (on every host), or pick another --subnet`);
   }
 
   async deleteNetwork(r: NetworkRequest): Promise<Empty> {
@@ -107,6 +194,7 @@ export class NetworkDriver {
     for (const e of left) { this.dp.removeEndpoint(e); await this.state.deleteEndpoint(e.networkID, e.endpointID); }
     this.dp.removeNetwork(n);
     await this.state.deleteNetwork(n.id);
+    if (n.overlay && this.multi) await this.multi.shared.leave(n.overlay.name, n.overlay.host);
     return {};
   }
 
@@ -174,7 +262,14 @@ export class NetworkDriver {
       // --internal: no default route, and no docker_gwbridge to give it one either.
       DisableGatewayService: n.internal,
     };
+    if (n.mode === 'bgp') {
+      // The /32 has no subnet: the on-link route to the gateway first, then the default route via it.
+      return { ...res, Gateway: ROUTED_GATEWAY, StaticRoutes: [{ Destination: `${ROUTED_GATEWAY}/32`, RouteType: 1 }] };
+    }
     if (!n.internal && gw4) res.Gateway = formatIP(gw4);
+    // The overlay's pool is wider than this host's subnet on eth0: the other hosts' containers are via the gateway
+    // (as tether-vxlan's route to the pool), also for a container whose default route is another network's.
+    if (n.mode === 'vxlan' && gw4) res.StaticRoutes.push({ Destination: n.ipv4[0].pool, RouteType: 0, NextHop: formatIP(gw4) });
     if (!n.internal && gw6 && e.addresses.some((a) => parseCIDR(a)!.ip.family === 6)) res.GatewayIPv6 = formatIP(gw6);
     return res;
   }

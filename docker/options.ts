@@ -18,7 +18,11 @@ const OPTION_KEYS: Record<string, 'mtu' | 'bridge' | 'masquerade' | 'mode'> = {
   mode: 'mode',
 };
 
-export const MODES = ['bridge'] as const;
+/**
+ * bridge: one host. vxlan: one network across hosts over tetherd's VXLAN overlay (docker/overlay.ts).
+ * bgp: across hosts, containers routed as /32s that tetherd in BGP mode announces.
+ */
+export const MODES = ['bridge', 'vxlan', 'bgp'] as const;
 
 /** The default bridge name: "tdk-" and the first 11 hex digits of the network ID (the kernel's 15). */
 export const bridgeNameOf = (networkID: string) => `tdk-${networkID.slice(0, 11)}`;
@@ -57,7 +61,7 @@ export function networkFromRequest(r: CreateNetworkRequest, existing: NetworkRec
   }
   const mode = opts.mode ?? 'bridge';
   if (!(MODES as readonly string[]).includes(mode)) {
-    throw badRequest(`tether: -o mode=${mode} is not available in this driver yet; modes: ${MODES.join(', ')} (one host: a Linux bridge)`);
+    throw badRequest(`tether: -o mode=${mode} is not available in this driver yet; modes: ${MODES.join(', ')} (bridge: one host; vxlan, bgp: across hosts, with tetherd in that mode)`);
   }
   let mtu: number | undefined;
   if (opts.mtu !== undefined) {
@@ -87,7 +91,7 @@ export function networkFromRequest(r: CreateNetworkRequest, existing: NetworkRec
   const masquerade = !internal && (opts.masquerade === undefined ? true : bool(opts.masquerade, '-o masquerade'));
   const rec = (p: { pool: CIDR; gateway: CIDR }) => ({ pool: formatCIDR(p.pool), gateway: formatCIDR(p.gateway) });
   return {
-    id: r.NetworkID, bridge, ipv4: v4.map(rec), ipv6: v6.map(rec), ...(mtu ? { mtu } : {}), internal, masquerade, options: given,
+    id: r.NetworkID, ...(mode === 'vxlan' || mode === 'bgp' ? { mode } : {}), bridge, ipv4: v4.map(rec), ipv6: v6.map(rec), ...(mtu ? { mtu } : {}), internal, masquerade, options: given,
     createdAt: new Date().toISOString(),
   };
 }

@@ -11,6 +11,10 @@ export const DEFAULT_SOCKET = '/run/docker/plugins/tether.sock';
 
 export interface NetworkRecord {
   id: string;
+  /** Absent: bridge (one host). vxlan: a bridge on tetherd's overlay; bgp: routed /32s, no bridge. */
+  mode?: 'vxlan' | 'bgp';
+  /** A network across hosts: the overlay's name (the hosts share its definition under it) and this host's name in it. */
+  overlay?: { name: string; host: string };
   bridge: string;
   /** Pools with their gateways, as CIDRs (gateway address / pool prefix). */
   ipv4: { pool: string; gateway: string }[];
@@ -43,6 +47,13 @@ export interface PoolRecord {
   pool: string;
   subPool?: string;
   v6: boolean;
+  /** A pool that is tetherd's VXLAN overlay: addresses come from this host's subnet of it (tetherd's node name), in etcd. */
+  hostSubnet?: { subnet: string; node: string };
+  /**
+   * A pool of a -o mode=bgp network (set by its CreateNetwork): /32 addresses from blocks with this host's
+   * affinity in tetherd's IPAM store (its "ipam.network"), which tetherd announces.
+   */
+  routed?: { network: string; node: string };
   /** The gateway address, once dockerd asked for it. */
   gateway?: string;
   createdAt: string;

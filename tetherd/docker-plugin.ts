@@ -1,4 +1,5 @@
 import { writeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgv, str, UsageError } from '../lib/argv.js';
 import type { CIDR } from '../lib/ip/addr.js';
 import { createLogger } from '../lib/log.js';
@@ -6,7 +7,10 @@ import { Netlink } from '../lib/netlink/handle.js';
 import { DockerConfigError, readDockerConfig, type DockerPluginConfig } from '../docker/config.js';
 import { kernelDataplane } from '../docker/dataplane.js';
 import { IpamDriver } from '../docker/ipam.js';
-import { NetworkDriver } from '../docker/network.js';
+import { NetworkDriver, type MultiHost } from '../docker/network.js';
+import { overlayFrom } from '../docker/overlay.js';
+import { SharedNetworks } from '../docker/shared.js';
+import { DEFAULT_NODE_STATE_FILE } from '../lib/paths.js';
 import { PluginServer } from '../docker/server.js';
 import { DEFAULT_SOCKET, DEFAULT_STATE_DIR, DriverState } from '../docker/state.js';
 
@@ -17,9 +21,12 @@ Usage:
 
   --socket PATH     where dockerd finds it (default ${DEFAULT_SOCKET}: the plugin's name is "tether")
   --state-dir DIR   networks, endpoints and address pools it keeps (default ${DEFAULT_STATE_DIR})
-  --config FILE     JSON {"logFile", "logLevel", "nodeName"}
+  --config FILE     JSON {"logFile", "logLevel", "nodeName", "etcd", "vxlanStateFile", "bgp"}; "etcd" (tetherd's)
+                    makes -o mode=vxlan available (one network across the hosts of tetherd's VXLAN overlay),
+                    and with "bgp": {"ipamNetwork"} -o mode=bgp (routed containers that tetherd announces)
 
 Then: docker network create -d tether --ipam-driver tether --subnet 10.30.0.0/24 NAME
+  or, on every host: docker network create -d tether --ipam-driver tether -o mode=vxlan|bgp --subnet POOL NAME
 Run it in dockerd's network namespace, started before dockerd and stopped after. SIGTERM stops it;
 the networks and containers stay as they are, and a restart picks them up. See docs/docker.md.`;
 
@@ -47,8 +54,11 @@ export async function dockerPluginMain(argv: string[]): Promise<number> {
   const log = createLogger({ component: 'tetherd docker-plugin', file: config.logFile, level: config.logLevel });
   try {
     const state = new DriverState(stateDir);
-    const net = new NetworkDriver(state, kernelDataplane);
-    const ipam = new IpamDriver(state, { stateDir, nodeName: config.nodeName, hostSubnets });
+    const overlay = overlayFrom(config.vxlanStateFile ?? DEFAULT_NODE_STATE_FILE);
+    const routed = config.bgp ? { network: config.bgp.ipamNetwork, node: config.nodeName ?? hostname() } : undefined;
+    const multi: MultiHost | undefined = config.etcd ? { overlay, shared: SharedNetworks.onEtcd(config.etcd, stateDir), ...(routed ? { routed } : {}) } : undefined;
+    const net = new NetworkDriver(state, kernelDataplane, multi);
+    const ipam = new IpamDriver(state, { stateDir, nodeName: config.nodeName, hostSubnets, ...(config.etcd ? { etcd: config.etcd, overlay } : {}) });
     await net.restore();
     const server = new PluginServer(net, ipam, log);
     await server.listen(socket);

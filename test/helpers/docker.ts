@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOutside, type Outside } from '../../conformance/lab.js';
 import { runIn, waitForLine, type RunOutcome } from '../../conformance/spawn.js';
+import type { DockerPluginConfig } from '../../docker/config.js';
 import { childProcess } from '../../lib/builtin.js';
 import { parseCIDR } from '../../lib/ip/addr.js';
 import { Netlink } from '../../lib/netlink/handle.js';
@@ -41,12 +42,17 @@ export class DockerRig {
     return r;
   }
 
-  /** dockerd up, the busybox image imported, an `outside` namespace routed as the host's uplink. */
-  async start(): Promise<void> {
-    await this.script('start-dockerd.sh', [this.dir]);
+  /**
+   * dockerd up, the busybox image imported, an `outside` namespace routed as the host's uplink. With
+   * `netns` (a lab node's namespace), dockerd runs in that one instead of a namespace of its own, and the
+   * node's underlay is its uplink: no outside is made.
+   */
+  async start(o: { netns?: string } = {}): Promise<void> {
+    await this.script('start-dockerd.sh', [this.dir], o.netns ? { ...process.env, TDK_NETNS: o.netns } : process.env);
     this.netns = readFileSync(join(this.dir, 'netns'), 'utf8').trim();
     this.netnsPath = `/var/run/netns/${this.netns}`;
     await this.script('build-image.sh', [this.dir]);
+    if (o.netns) return;
     this.outside = createOutside(this.netnsPath, `${this.netns}-out`, 'uplink0');
     // The outside's end has no route back to the containers: only masqueraded traffic gets answers.
     Netlink.within(this.netnsPath, (nl) => nl.routeAdd({ family: 4, dst: null, gateway: parseCIDR(`${this.outside!.outsideIP}/32`)!.ip, oif: nl.linkByName('uplink0')!.index }));
@@ -73,9 +79,13 @@ export class DockerRig {
   }
 
   /** tetherd docker-plugin inside dockerd's network and mount namespaces, serving /run/docker/plugins/tether.sock. */
-  async startPlugin(): Promise<void> {
-    const child = childProcess().spawn('nsenter', ['--target', String(this.dockerdPid), '--net', '--mount', '--', TETHERD, 'docker-plugin',
-      '--socket', '/run/docker/plugins/tether.sock', '--state-dir', this.stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  async startPlugin(config?: DockerPluginConfig): Promise<void> {
+    const args = ['--socket', '/run/docker/plugins/tether.sock', '--state-dir', this.stateDir];
+    if (config) {
+      writeFileSync(join(this.dir, 'plugin.json'), JSON.stringify(config));
+      args.push('--config', join(this.dir, 'plugin.json'));
+    }
+    const child = childProcess().spawn('nsenter', ['--target', String(this.dockerdPid), '--net', '--mount', '--', TETHERD, 'docker-plugin', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stderr!.on('data', (b: Buffer) => { this.pluginLog += b.toString(); });
     this.plugin = child;
     await waitForLine(child, 'tetherd docker-plugin: ready', 30_000);
@@ -100,6 +110,11 @@ export class DockerRig {
   inNs(cmd: string, args: string[]): Promise<RunOutcome> { return runIn(this.netnsPath, cmd, args, 30_000); }
 
   async stop(): Promise<void> {
+    // Containers first, while the driver still answers: with it gone dockerd retries every call for seconds.
+    if (this.plugin && existsSync(join(this.dir, 'dockerd.pid'))) {
+      const ids = (await this.docker(['ps', '-aq'], 30_000)).stdout.split('\n').filter(Boolean);
+      if (ids.length) await this.docker(['rm', '-f', ...ids], 120_000);
+    }
     try { await this.stopPlugin(); } catch { /* gone */ }
     if (this.outside) deleteNamedNetns(`${this.netns}-out`);
     if (existsSync(join(this.dir, 'netns'))) await this.script('stop-dockerd.sh', [this.dir]).catch((e: Error) => process.stderr.write(`${e.message}\n`));

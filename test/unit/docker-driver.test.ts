@@ -4,10 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
-import type { Dataplane } from '../../docker/dataplane.js';
+import { vethNames, type Dataplane } from '../../docker/dataplane.js';
 import { IpamDriver } from '../../docker/ipam.js';
-import { NetworkDriver } from '../../docker/network.js';
-import { PluginServer } from '../../docker/server.js';
+import { NetworkDriver, type MultiHost } from '../../docker/network.js';
+import { DockerConfigError, parseDockerConfig } from '../../docker/config.js';
+import type { Overlay } from '../../docker/overlay.js';
+import { SharedNetworks } from '../../docker/shared.js';
+import { FileKV } from '../../lib/store/file.js';
+import { PluginServer, routes } from '../../docker/server.js';
 import { DriverState, type NetworkRecord } from '../../docker/state.js';
 import { createLogger } from '../../lib/log.js';
 
@@ -41,11 +45,11 @@ class FakeDataplane implements Dataplane {
   hostVeths() { return [...this.veths]; }
 }
 
-function driver() {
+function driver(multi?: MultiHost) {
   const dir = mkdtempSync(join(tmpdir(), 'tether-docker-'));
   const state = new DriverState(dir);
   const dp = new FakeDataplane();
-  const net = new NetworkDriver(state, dp);
+  const net = new NetworkDriver(state, dp, multi);
   const ipam = new IpamDriver(state, { stateDir: dir, nodeName: 'n1' });
   const server = new PluginServer(net, ipam, createLogger({ component: 'test', level: 'error' }));
   const call = async (method: string, body: unknown = null) => server.handle(`/${method}`, body === null ? '' : JSON.stringify(body));
@@ -101,9 +105,35 @@ test('the captured dockerd session replays: every request is answered like the a
 });
 
 test('every method of both APIs is answered; anything else is a 404 with Err, a bad body a 400', async (t) => {
+  // Each wire method reaches its own handler with the request body: spies in place of the two drivers.
+  const calls: [string, string, unknown][] = [];
+  const spy = (side: string) => new Proxy({}, { get: (_o, name) => (body: unknown) => { calls.push([side, String(name), body]); return { handled: `${side}.${String(name)}` }; } });
+  const table = routes(spy('net') as NetworkDriver, spy('ipam') as IpamDriver, () => ({}));
+  const want: Record<string, [string, string]> = {
+    'NetworkDriver.GetCapabilities': ['net', 'capabilities'], 'NetworkDriver.CreateNetwork': ['net', 'createNetwork'], 'NetworkDriver.DeleteNetwork': ['net', 'deleteNetwork'],
+    'NetworkDriver.AllocateNetwork': ['net', 'allocateNetwork'], 'NetworkDriver.FreeNetwork': ['net', 'freeNetwork'], 'NetworkDriver.CreateEndpoint': ['net', 'createEndpoint'],
+    'NetworkDriver.EndpointOperInfo': ['net', 'endpointOperInfo'], 'NetworkDriver.DeleteEndpoint': ['net', 'deleteEndpoint'], 'NetworkDriver.Join': ['net', 'join'],
+    'NetworkDriver.Leave': ['net', 'leave'], 'NetworkDriver.DiscoverNew': ['net', 'discover'], 'NetworkDriver.DiscoverDelete': ['net', 'discover'],
+    'NetworkDriver.ProgramExternalConnectivity': ['net', 'programExternalConnectivity'], 'NetworkDriver.RevokeExternalConnectivity': ['net', 'revokeExternalConnectivity'],
+    'IpamDriver.GetCapabilities': ['ipam', 'capabilities'], 'IpamDriver.GetDefaultAddressSpaces': ['ipam', 'addressSpaces'], 'IpamDriver.RequestPool': ['ipam', 'requestPool'],
+    'IpamDriver.ReleasePool': ['ipam', 'releasePool'], 'IpamDriver.RequestAddress': ['ipam', 'requestAddress'], 'IpamDriver.ReleaseAddress': ['ipam', 'releaseAddress'],
+  };
+  t.deepEqual(Object.keys(want).sort(), [...NETWORK_METHODS.map((m) => `NetworkDriver.${m}`), ...IPAM_METHODS.map((m) => `IpamDriver.${m}`)].sort(), 'the table above covers both APIs');
+  for (const [method, [side, handler]] of Object.entries(want)) {
+    calls.length = 0;
+    const body = { probe: method };
+    await table.get(method)!(body);
+    // Methods whose handler takes no request get none; the others get the body as sent.
+    t.deepEqual(calls.map(([s, h]) => [s, h]), [[side, handler]], method);
+    if (!['capabilities', 'addressSpaces', 'freeNetwork', 'discover'].includes(handler)) t.is(calls[0][2], body, `${method} passes the request on`);
+  }
+  // And through the real drivers: nothing of either API is a 404, and what an empty request gets is an answer or a refusal in words.
   const d = driver();
-  for (const m of NETWORK_METHODS) t.not((await d.call(`NetworkDriver.${m}`, {})).status, 404, m);
-  for (const m of IPAM_METHODS) t.not((await d.call(`IpamDriver.${m}`, {})).status, 404, m);
+  for (const m of [...NETWORK_METHODS.map((x) => `NetworkDriver.${x}`), ...IPAM_METHODS.map((x) => `IpamDriver.${x}`)]) {
+    const r = await d.call(m, {});
+    t.true([200, 400, 500].includes(r.status), `${m}: ${r.status}`);
+    if (r.status !== 200) t.regex((r.json as any).Err, /^tether( IPAM)?: (NetworkID|PoolID) must be a string|^tether: AllocateNetwork is for swarm-scoped networks/, m);
+  }
   const unknown = await d.call('VolumeDriver.Create', {});
   t.is(unknown.status, 404);
   t.regex((unknown.json as any).Err, /not an endpoint of the NetworkDriver or IpamDriver/);
@@ -198,4 +228,113 @@ test('--internal networks get no gateway, no docker_gwbridge and no masquerade',
   t.true(j.DisableGatewayService);
   t.false((await d.state.network(NID))!.masquerade);
   d.done();
+});
+
+// ---- -o mode=vxlan: one network across hosts, on a fake overlay and a shared store on disk (the netns
+// test runs it on tetherd's etcd with two real dockerds).
+
+const POOL = '10.244.0.0/16';
+const overlayOf = (node: string, subnet: string): Overlay => ({ network: 'lab', pool: POOL, subnet, mtu: 1450, node });
+const vxlanCreate = (id: string, pool: string, gateway: string, generic: Record<string, string> = {}, extra: Record<string, unknown> = {}) => ({
+  NetworkID: id.repeat(64 / id.length), Options: { 'com.docker.network.generic': { mode: 'vxlan', ...generic }, ...extra },
+  IPv4Data: [{ AddressSpace: 'tether', Pool: pool, Gateway: gateway }], IPv6Data: [],
+});
+
+test('-o mode=vxlan: the first host records the definition, a second with the same joins, another subnet is refused naming both and leaves nothing; the last host out removes it', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const a = driver({ overlay: () => overlayOf('n1', '10.244.1.0/24'), shared });
+  const b = driver({ overlay: () => overlayOf('n2', '10.244.2.0/24'), shared });
+  t.is((await a.call('NetworkDriver.CreateNetwork', vxlanCreate('a', POOL, '10.244.1.1/24'))).status, 200);
+  const rec = (await a.state.networks())[0];
+  t.like(rec, { mode: 'vxlan', mtu: 1450, overlay: { name: 'lab', host: 'n1' } }, 'the overlay\'s MTU, the overlay\'s name');
+  t.like((await shared.get('lab')).definition, { mode: 'vxlan', subnet: POOL, createdBy: 'n1' });
+  t.is((await a.call('NetworkDriver.CreateNetwork', vxlanCreate('a', POOL, '10.244.1.1/24'))).status, 200, 'a repeated create is harmless');
+
+  t.is((await b.call('NetworkDriver.CreateNetwork', vxlanCreate('b', POOL, '10.244.2.1/24'))).status, 200);
+  t.deepEqual((await shared.get('lab')).hosts, ['n1', 'n2']);
+  const other = await b.call('NetworkDriver.CreateNetwork', vxlanCreate('c', '10.99.0.0/16', '10.99.0.1/16'));
+  t.is(other.status, 500);
+  t.is((other.json as any).Err, 'tether: network "lab" is already defined across hosts as -o mode=vxlan --subnet 10.244.0.0/16 (created on n1); '
+    + 'this host asked for -o mode=vxlan --subnet 10.99.0.0/16; create it with the same definition, or remove it on every host first');
+  const c = driver({ overlay: () => overlayOf('n3', '10.244.3.0/24'), shared });
+  const mtu = await c.call('NetworkDriver.CreateNetwork', vxlanCreate('d', POOL, '10.244.3.1/24', { mtu: '1400' }));
+  t.regex((mtu.json as any).Err, /defined across hosts as -o mode=vxlan --subnet 10\.244\.0\.0\/16 \(created on n1\); this host asked for -o mode=vxlan --subnet 10\.244\.0\.0\/16 -o mtu=1400;/, 'any difference counts');
+  t.deepEqual(await c.state.networks(), []);
+  c.done();
+  t.is((await b.state.networks()).length, 1, 'the refused ones left no record');
+  t.is(b.dp.bridges.size, 1, 'nor a bridge');
+  t.deepEqual((await shared.get('lab')).hosts, ['n1', 'n2'], 'nor a member');
+
+  t.is((await a.call('NetworkDriver.DeleteNetwork', { NetworkID: 'a'.repeat(64) })).status, 200);
+  t.deepEqual((await shared.get('lab')).hosts, ['n2'], 'n1 left, the definition stays');
+  t.truthy((await shared.get('lab')).definition);
+  t.is((await b.call('NetworkDriver.DeleteNetwork', { NetworkID: 'b'.repeat(64) })).status, 200);
+  t.deepEqual(await shared.get('lab'), { hosts: [] }, 'the last host out removed it');
+  a.done(); b.done(); rmSync(storeDir, { recursive: true, force: true });
+});
+
+test('-o mode=vxlan: containers get a route to the whole pool; what cannot work is refused in words', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const a = driver({ overlay: () => overlayOf('n1', '10.244.1.0/24'), shared });
+  const err = async (body: unknown) => ((await a.call('NetworkDriver.CreateNetwork', body)).json as any).Err as string;
+  t.is(await err(vxlanCreate('e', '10.50.0.0/16', '10.50.0.1/16')), 'tether: -o mode=vxlan: --subnet 10.50.0.0/16 is not the pool of tetherd\'s overlay "lab" (10.244.0.0/16); give --subnet 10.244.0.0/16');
+  t.regex(await err(vxlanCreate('e', POOL, '10.244.0.1/16')), /needs --ipam-driver tether and no --gateway: each host's gateway is the first address of its own subnet \(10\.244\.1\.0\/24 on this host\), not 10\.244\.0\.1\/16/);
+  t.regex(await err(vxlanCreate('e', POOL, '10.244.1.1/24', {}, { 'com.docker.network.internal': true })), /--internal is not supported/);
+  t.regex(await err(vxlanCreate('e', POOL, '10.244.1.1/24', { mtu: '1500' })), /-o mtu=1500 is larger than tetherd's VXLAN MTU 1450/);
+  t.regex(await err({ ...vxlanCreate('e', POOL, '10.244.1.1/24'), Options: { 'com.docker.network.generic': {} } }), /--subnet 10\.244\.0\.0\/16 is tetherd's VXLAN overlay "lab": create it with -o mode=vxlan/);
+  t.deepEqual(await shared.get('lab'), { hosts: [] }, 'no refused one was recorded');
+  t.deepEqual(await a.state.networks(), []);
+  t.is(a.dp.bridges.size, 0);
+
+  t.is((await a.call('NetworkDriver.CreateNetwork', vxlanCreate('e', POOL, '10.244.1.1/24'))).status, 200);
+  const eid = 'f'.repeat(64);
+  t.is((await a.call('NetworkDriver.CreateEndpoint', { NetworkID: 'e'.repeat(64), EndpointID: eid, Interface: { Address: '10.244.1.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} })).status, 200);
+  const joined = await a.call('NetworkDriver.Join', { NetworkID: 'e'.repeat(64), EndpointID: eid, SandboxKey: '/x', Options: {} });
+  t.like(joined.json, { Gateway: '10.244.1.1', StaticRoutes: [{ Destination: POOL, RouteType: 0, NextHop: '10.244.1.1' }] });
+
+  const alone = driver();
+  t.regex(((await alone.call('NetworkDriver.CreateNetwork', vxlanCreate('e', POOL, '10.244.1.1/24'))).json as any).Err, /needs the store the hosts share: start tetherd docker-plugin with --config naming tetherd's "etcd"/);
+  a.done(); alone.done(); rmSync(storeDir, { recursive: true, force: true });
+});
+
+test('docker-plugin config: "etcd" as tetherd\'s, "vxlanStateFile"; bad values named', (t) => {
+  t.deepEqual(parseDockerConfig('{"etcd": {"endpoints": ["unix:///run/etcd.sock"], "prefix": "/lab/"}, "vxlanStateFile": "/run/tether/vxlan.json"}', 'f.json'),
+    { logFile: undefined, logLevel: undefined, nodeName: undefined, etcd: { endpoints: ['unix:///run/etcd.sock'], prefix: '/lab', tls: undefined, username: undefined, password: undefined, timeoutMs: 4000 }, vxlanStateFile: '/run/tether/vxlan.json' });
+  t.throws(() => parseDockerConfig('{"etcd": {"endpoints": ["etcd:2379"]}}', 'f.json'), { instanceOf: DockerConfigError, message: /^f\.json: "etcd\.endpoints" must be a non-empty list of URLs such as .*, got \["etcd:2379"\]$/ });
+  t.throws(() => parseDockerConfig('{"vxlanStateFile": "rel.json"}', 'f.json'), { instanceOf: DockerConfigError, message: 'f.json: "vxlanStateFile" must be an absolute path' });
+});
+
+test('-o mode=bgp: tether IPAM\'s pool turns routed at CreateNetwork (/32s from tetherd\'s IPAM network); Join gives the link-local gateway; refusals in words', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const multi = { overlay: () => { throw new Error('no VXLAN here'); }, shared, routed: { network: 'pods', node: 'n1' } };
+  const a = driver(multi);
+  const create = (id: string, generic: Record<string, string> = { mode: 'bgp' }) => a.call('NetworkDriver.CreateNetwork', {
+    NetworkID: id.repeat(64), Options: { 'com.docker.network.generic': generic }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.60.0.0/16', Gateway: '10.60.0.1/16' }], IPv6Data: [],
+  });
+  t.regex(((await create('a')).json as any).Err, /-o mode=bgp needs --ipam-driver tether: the addresses must come from the blocks tetherd announces/, 'Docker\'s own IPAM: refused');
+  const pool = await a.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.60.0.0/16', SubPool: '', Options: {}, V6: false });
+  t.is(pool.status, 200);
+  t.is((await create('a')).status, 200);
+  t.like((await a.state.pools())[0], { pool: '10.60.0.0/16', routed: { network: 'pods', node: 'n1' } });
+  t.like((await shared.get('pods')).definition, { mode: 'bgp', subnet: '10.60.0.0/16', createdBy: 'n1' });
+  t.like((await a.state.networks())[0], { mode: 'bgp', overlay: { name: 'pods', host: 'n1' } });
+  const eid = '1'.repeat(64);
+  t.is((await a.call('NetworkDriver.CreateEndpoint', { NetworkID: 'a'.repeat(64), EndpointID: eid, Interface: { Address: '10.60.0.7/32', AddressIPv6: '', MacAddress: '' }, Options: {} })).status, 200);
+  const joined = await a.call('NetworkDriver.Join', { NetworkID: 'a'.repeat(64), EndpointID: eid, SandboxKey: '/x', Options: {} });
+  t.deepEqual(joined.json, { InterfaceName: { SrcName: vethNames(eid).sandboxVeth, DstPrefix: 'eth' }, StaticRoutes: [{ Destination: '169.254.1.1/32', RouteType: 1 }], DisableGatewayService: false, Gateway: '169.254.1.1' });
+
+  const b = driver(multi);
+  await b.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.61.0.0/16', SubPool: '', Options: {}, V6: false });
+  const other = await b.call('NetworkDriver.CreateNetwork', { NetworkID: 'b'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp' } }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.61.0.0/16', Gateway: '10.61.0.1/16' }], IPv6Data: [] });
+  t.regex((other.json as any).Err, /network "pods" is already defined across hosts as -o mode=bgp --subnet 10\.60\.0\.0\/16 \(created on n1\); this host asked for -o mode=bgp --subnet 10\.61\.0\.0\/16/);
+  t.falsy((await b.state.pools())[0].routed, 'the refused network did not turn its pool routed');
+  const alone = driver();
+  t.regex(((await alone.call('NetworkDriver.CreateNetwork', { NetworkID: 'c'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp' } }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.62.0.0/16', Gateway: '10.62.0.1/16' }], IPv6Data: [] })).json as any).Err,
+    /-o mode=bgp needs tetherd in BGP mode and the store the hosts share/);
+  t.throws(() => parseDockerConfig('{"bgp": {"ipamNetwork": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: 'f.json: "bgp" needs "etcd" (tetherd\'s)' });
+  t.throws(() => parseDockerConfig('{"etcd": {"endpoints": ["unix:///e.sock"]}, "bgp": {"network": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: /"bgp" must be \{"ipamNetwork": NAME\}/ });
+  a.done(); b.done(); alone.done(); rmSync(storeDir, { recursive: true, force: true });
 });
