@@ -1,3 +1,4 @@
+import type { Logger } from '../lib/log.js';
 import { cidrContains, formatIP, parseCIDR } from '../lib/ip/addr.js';
 import { GATEWAY_V4 } from '../plugins/bgp-route/plan.js';
 import { parseMAC } from '../lib/ip/mac.js';
@@ -77,7 +78,34 @@ export function portBindings(options: Record<string, unknown> | null | undefined
  * restarts, and whatever is already gone counts as done.
  */
 export class NetworkDriver {
-  constructor(private readonly state: DriverState, private readonly dp: Dataplane, private readonly multi?: MultiHost) {}
+  /** Veths of deleted endpoints whose removal runs after the answer (see removeAfterAnswer). */
+  private readonly removing = new Set<Promise<void>>();
+
+  constructor(
+    private readonly state: DriverState, private readonly dp: Dataplane, private readonly multi?: MultiHost,
+    private readonly log?: Pick<Logger, 'warn'>,
+  ) {}
+
+  /**
+   * Deleting a veth waits ~20 ms in the kernel (an RCU grace period), and Docker needs nothing from it:
+   * it runs right after the answer, so `docker rm` does not wait for it. What looks at the driver's
+   * veths afterwards (DeleteNetwork, reconcile) waits for these first. A driver killed in between
+   * leaves a veth that no record names, which reconcile (`cnictl gc --docker`) removes.
+   */
+  private removeAfterAnswer(e: EndpointRecord): void {
+    const done = new Promise<void>((resolve) => setImmediate(() => {
+      try { this.dp.removeEndpoint(e); } catch (err) {
+        this.log?.warn('veth of a deleted endpoint not removed (cnictl gc --docker removes it)', { hostVeth: e.hostVeth, error: (err as Error).message });
+      }
+      resolve();
+    }));
+    this.removing.add(done);
+    void done.then(() => this.removing.delete(done));
+  }
+
+  private async removed(): Promise<void> {
+    await Promise.all([...this.removing]);
+  }
 
   capabilities(): CapabilitiesResponse {
     return { Scope: 'local', ConnectivityScope: 'local' };
@@ -189,6 +217,7 @@ export class NetworkDriver {
     ids(r, false);
     const n = await this.state.network(r.NetworkID);
     if (!n) return {};
+    await this.removed();
     const left = await this.state.endpoints(n.id);
     // dockerd deletes a network only once its endpoints are gone; any left are stale records (their veths go too).
     for (const e of left) { this.dp.removeEndpoint(e); await this.state.deleteEndpoint(e.networkID, e.endpointID); }
@@ -242,8 +271,8 @@ export class NetworkDriver {
     const names = e ?? { ...vethNames(r.EndpointID) } as EndpointRecord;
     // By name, whether or not a record survived: no veth or published port outlives its endpoint.
     await this.unpublish(r, e);
-    this.dp.removeEndpoint(names);
     if (e) await this.state.deleteEndpoint(e.networkID, e.endpointID);
+    this.removeAfterAnswer(names);
     return {};
   }
 
@@ -309,6 +338,7 @@ export class NetworkDriver {
    * published ports, veth and record go; so does any veth of ours that no record names.
    */
   async reconcile(live: { NetworkID: string; EndpointID: string }[]): Promise<{ endpoints: string[]; veths: string[] }> {
+    await this.removed();
     const keep = new Set(live.map((l) => `${l.NetworkID}/${l.EndpointID}`));
     const endpoints: string[] = [];
     for (const e of await this.state.endpoints()) {

@@ -57,7 +57,7 @@ export async function dockerPluginMain(argv: string[]): Promise<number> {
     const overlay = overlayFrom(config.vxlanStateFile ?? DEFAULT_NODE_STATE_FILE);
     const routed = config.bgp ? { network: config.bgp.ipamNetwork, node: config.nodeName ?? hostname() } : undefined;
     const multi: MultiHost | undefined = config.etcd ? { overlay, shared: SharedNetworks.onEtcd(config.etcd, stateDir), ...(routed ? { routed } : {}) } : undefined;
-    const net = new NetworkDriver(state, kernelDataplane, multi);
+    const net = new NetworkDriver(state, kernelDataplane, multi, log);
     const ipam = new IpamDriver(state, { stateDir, nodeName: config.nodeName, hostSubnets, ...(config.etcd ? { etcd: config.etcd, overlay } : {}) });
     await net.restore();
     const server = new PluginServer(net, ipam, log);
