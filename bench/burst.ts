@@ -1,6 +1,6 @@
 import { Lab, type Container } from '../conformance/lab.js';
 import type { NetworkList } from '../lib/libcni/conf.js';
-import { sys } from '../lib/sys/index.js';
+import { childrenCpuMs } from './cpu.js';
 import { stats, type Stats } from './stats.js';
 
 /**
@@ -11,12 +11,6 @@ import { stats, type Stats } from './stats.js';
 export interface BurstRow { name: string; a: string; b: string; sa: Stats; sb: Stats; unit: string }
 
 interface Burst { add: number[]; del: number[]; addSpan: number; delSpan: number; addCpu: number; delCpu: number }
-
-/** CPU time (user + system) of every descendant this process has waited for, in ms. */
-function childrenCpuMs(): number {
-  const u = sys.childrenUsage();
-  return u.userMs + u.sysMs;
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<number> {
   const t = process.hrtime.bigint();

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { sys } from '../lib/sys/index.js';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 import { loadNetworkList, type NetworkList } from '../lib/libcni/conf.js';
 import { Lab } from '../conformance/lab.js';
 import { stats, ms, type Stats } from './stats.js';
 import { buildFloorBinary } from './floor.js';
+import { childrenCpuMs } from './cpu.js';
 
 // `npm run bench`: tether against the reference plugins, interleaved in one run so drift hits both.
 
@@ -35,12 +35,6 @@ function interleave(a: () => number, b: () => number): [number[], number[]] {
   const sb: number[] = [];
   for (let i = 0; i < N; i++) { sa.push(a()); sb.push(b()); }
   return [sa, sb];
-}
-
-/** CPU time (user + system) of every descendant this process has waited for, in ms. */
-function childrenCpuMs(): number {
-  const u = sys.childrenUsage();
-  return u.userMs + u.sysMs;
 }
 
 function startup(): void {
@@ -203,11 +197,10 @@ if (want('concurrent')) {
     const single: number[] = [];
     for (let i = 0; i < 20; i++) single.push(await execOnce(file, conf, `node-${i % 4}`, `${label}-s${i}`));
     const t0 = Date.now();
-    const before = sys.childrenUsage();
+    const before = childrenCpuMs();
     const lat = await Promise.all(Array.from({ length: 200 }, (_, i) => execOnce(file, conf, `node-${i % 4}`, `${label}-c${i}`)));
-    const after = sys.childrenUsage();
     // The CPU the 200 execs needed, spread over every core, bounds how soon the 198th can finish.
-    const cpuPerExec = (after.userMs + after.sysMs - before.userMs - before.sysMs) / 200;
+    const cpuPerExec = (childrenCpuMs() - before) / 200;
     return { single: stats(single), conc: stats(lat), perSecond: 200 / ((Date.now() - t0) / 1000), cpuPerExec, p99Floor: (0.99 * 200 * cpuPerExec) / cpus().length };
   };
   try {
