@@ -2,7 +2,7 @@ import { CniError, ErrorCode } from '../cni/errors.js';
 import { formatIP, ipEqual, networkCIDR, type CIDR, type Family, type IP } from '../ip/addr.js';
 import { AF_INET, AF_INET6, NETLINK_NETFILTER } from '../netlink/constants.js';
 import { conntrackDelete, conntrackList } from '../netlink/conntrack.js';
-import { NFPROTO_INET, nftGetTable } from '../netlink/nftables.js';
+import { NFPROTO_INET } from '../netlink/nftables.js';
 import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
@@ -358,9 +358,6 @@ function removeWhere(sock: NetlinkSocket, pred: (o: PortOwner) => boolean): numb
  * none. Its ledger entry names its elements, which are looked up by key: no dump of the maps.
  */
 export function removePortMappings(owner: PortOwner): number {
-  // Every DEL comes here: on a node where no port was ever published it stops at one lookup, before the
-  // ledger's key is hashed (node:crypto costs milliseconds to load).
-  if (!nftGetTable(NFPROTO_INET, PORTS_TABLE)) return 0;
   return withNetfilter((sock) => {
     const ledger = nftGetElement(sock, NFPROTO_INET, PORTS_TABLE, SETS.owners, ownerKey(ownerComment(owner)));
     if (!ledger) return 0; // published nothing (or no table at all)
