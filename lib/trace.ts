@@ -1,6 +1,8 @@
-import { readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeSync } from 'node:fs';
 // Phase timings for one plugin run, printed to stderr when TETHER_TRACE is set: the quickest way to
 // see where an ADD spends its time on a live node. Times are milliseconds since the process started.
+// A TETHER_TRACE that is an absolute path appends the line to that file instead: runtimes (containerd,
+// podman) keep a plugin's stderr only when it fails.
 // The exit line adds the process's memory: peak resident, and the resident split into anonymous
 // (this process's own) and file-backed pages (the executable's, shared with every other exec).
 const on = !!process.env.TETHER_TRACE;
@@ -16,7 +18,10 @@ export function mark(label: string): void {
     process.on('beforeExit', () => marks.push(`beforeExit ${performance.now().toFixed(2)}`));
     process.on('exit', () => {
       marks.push(`exit ${performance.now().toFixed(2)}`, memory());
-      writeSync(2, `trace: ${marks.join(' | ')}\n`);
+      const line = `trace: ${marks.join(' | ')}\n`;
+      const target = process.env.TETHER_TRACE!;
+      if (target.startsWith('/')) appendFileSync(target, line);
+      else writeSync(2, line);
     });
   }
 }

@@ -188,6 +188,11 @@ export function encodeDelLink(index: number): MessageWriter {
   return new MessageWriter(C.RTM_DELLINK, C.NLM_F_ACK).struct(ifinfomsg(index));
 }
 
+/** Deletes every link of the namespace in `group`, in one unregister batch (no ifindex: the group selects). */
+export function encodeDelLinkGroup(group: number): MessageWriter {
+  return new MessageWriter(C.RTM_DELLINK, C.NLM_F_ACK).struct(ifinfomsg(0)).u32(C.IFLA_GROUP, group >>> 0);
+}
+
 /** RTEXT_FILTER_SKIP_STATS: counters are large and tether never reads them. */
 const EXT_MASK_SKIP_STATS = 8;
 

@@ -1,4 +1,3 @@
-import { nodeCrypto } from '../builtin.js';
 import { formatIP, parseIP, type Family } from '../ip/addr.js';
 import { hostKey, wildKey } from './elements.js';
 import type { Protocol } from './mapping.js';
@@ -13,9 +12,20 @@ export interface LedgerEntry { family: Family; protocol: Protocol; hostPort: num
 
 const COMMENT_MAX = 250;
 
-/** The owners set's key: 16 bytes of SHA-256 of the owner text (the set is typed ipv6_addr for 16 opaque bytes). */
+const FNV128_OFFSET = 0x6c62272e07bb014262b821756295c58dn;
+const FNV128_PRIME = 0x0000000001000000000000000000013bn;
+const MASK128 = (1n << 128n) - 1n;
+
+/**
+ * The owners set's key: the 128-bit FNV-1a hash of the owner text (the set is typed ipv6_addr for 16
+ * opaque bytes). Not a cryptographic hash: loading node:crypto cost every ADD and DEL with ports ~4 ms,
+ * and owner texts (network, container ID, interface) come from the runtime, not from containers. Two
+ * owners with one key would still never remove each other's mappings: DEL checks each element's owner.
+ */
 export function ownerKey(ownerText: string): Buffer {
-  return nodeCrypto().createHash('sha256').update(ownerText).digest().subarray(0, 16);
+  let h = FNV128_OFFSET;
+  for (const b of Buffer.from(ownerText)) h = ((h ^ BigInt(b)) * FNV128_PRIME) & MASK128;
+  return Buffer.from(h.toString(16).padStart(32, '0'), 'hex');
 }
 
 const entryText = (e: LedgerEntry) => `${e.hostIP ? `h${e.family}/${e.hostIP}` : `w${e.family}`}/${e.protocol}/${e.hostPort}`;

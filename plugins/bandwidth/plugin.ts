@@ -23,7 +23,7 @@ export const bandwidthPlugin: PluginSpec = {
     await shapeTraffic(ctx, r, requestedBandwidth(ctx, true));
     return { ...r, cniVersion: ctx.version };
   },
-  async del(ctx) { await unshapeTraffic(ctx, true); },
+  async del(ctx) { await unshapeTraffic(ctx); },
   async check(ctx) { await checkShaping(ctx, prev(ctx), requestedBandwidth(ctx, true)); },
   status() { /* nothing to be ready for */ },
 };

@@ -12,7 +12,7 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
-import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
+import { checkShaping, requestedBandwidth, shapeTraffic, shapingLinks } from '../common/bandwidth.js';
 import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { ensureIsolation, isolationProblems, type IsolationSettings } from '../common/isolation.js';
@@ -70,8 +70,7 @@ async function add(ctx: Context<BgpRouteConf>): Promise<Result> {
 
 async function del(ctx: Context<BgpRouteConf>): Promise<void> {
   await unpublishPorts(ctx);
-  await unshapeTraffic(ctx, false);
-  await deleteVethAttachment(ctx, hostName(ctx));
+  await deleteVethAttachment(ctx, hostName(ctx), shapingLinks(ctx));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
 

@@ -11,7 +11,7 @@ import { enableForwarding } from '../common/forwarding.js';
 import { allocate, hasIpam, ipamForwarders } from '../common/ipam.js';
 import { requestedMac } from '../common/mac.js';
 import { hostVethName } from '../common/names.js';
-import { checkShaping, requestedBandwidth, shapeTraffic, unshapeTraffic } from '../common/bandwidth.js';
+import { checkShaping, requestedBandwidth, shapeTraffic, shapingLinks } from '../common/bandwidth.js';
 import { checkPorts, gcPorts, publishPorts, unpublishPorts } from '../common/ports.js';
 import { createVeth, deleteVethAttachment } from '../common/veth.js';
 import { parseBridgeConf, type BridgeConf } from './config.js';
@@ -136,9 +136,7 @@ async function add(ctx: Context<BridgeConf>): Promise<Result> {
 async function del(ctx: Context<BridgeConf>): Promise<void> {
   await unpublishPorts(ctx);
   mark('del: ports');
-  await unshapeTraffic(ctx, false);
-  mark('del: bandwidth');
-  await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname));
+  await deleteVethAttachment(ctx, hostVethName(ctx.args.containerID, ctx.args.ifname), shapingLinks(ctx));
   ctx.log.info('DEL', { network: ctx.conf.name, containerID: ctx.args.containerID, ifname: ctx.args.ifname });
 }
 

@@ -37,12 +37,17 @@ export async function shapeTraffic(ctx: Context, result: Result, limits: Bandwid
 }
 
 /**
- * DEL: the egress device always (it outlives the veth); the host end's qdiscs too when the veth stays
- * (a chained plugin: the main plugin's DEL runs after it) and a prevResult names it.
+ * The host links shaping gave an attachment, for a main plugin's DEL to delete with the veth in one
+ * kernel batch (removeVeth): its egress device, when it has limits. The qdiscs on the veth go with it.
  */
-export async function unshapeTraffic(ctx: Context, vethStays: boolean): Promise<void> {
-  const host = vethStays && ctx.prevResult ? hostVethOf(ctx.prevResult) : undefined;
-  // The usual DEL: the veth goes with the attachment, and a container that had no limits has no ifb.
+export const shapingLinks = (ctx: Context) => [{ name: ifbName(ctx), kind: 'ifb' }];
+
+/**
+ * DEL of the chained tether-bandwidth, whose veth stays (the main plugin's DEL runs after it): the
+ * egress device, and the host end's qdiscs when a prevResult names it.
+ */
+export async function unshapeTraffic(ctx: Context): Promise<void> {
+  const host = ctx.prevResult ? hostVethOf(ctx.prevResult) : undefined;
   if (!host && !Netlink.within((nl) => nl.linkByName(ifbName(ctx)))) return;
   (await shaping()).removeBandwidth(host, ifbName(ctx));
 }

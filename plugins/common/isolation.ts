@@ -1,3 +1,4 @@
+import { networkGroup } from '../../lib/netlink/devgroups.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
@@ -34,15 +35,12 @@ export interface IsolationSettings {
   allowNetworks: string[];
 }
 
-/**
- * The device group of a network: a hash of its bridge's name, or of a routed network's name, with the
- * top bit set (operators number their own groups from 0 up; 0 is every device's default).
- */
+/** The device group of a network: a hash of its bridge's name, or of a routed network's name (lib/netlink/devgroups.ts). */
 export function isolationGroup(m: IsolationMember): number {
   const text = 'bridge' in m ? `bridge ${m.bridge}` : `routed ${m.routed}`;
   let h = 0x811c9dc5;
   for (const b of Buffer.from(text)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return (h | 0x80000000) >>> 0;
+  return networkGroup(h);
 }
 
 function script(): string {

@@ -7,6 +7,7 @@ import type { PortOwner, PortTarget } from '../../lib/portmap/index.js';
 import { parsePortMappings, type PortMapping } from '../../lib/portmap/mapping.js';
 import { PORTS_TABLE } from '../../lib/portmap/ruleset.js';
 import type { Rollback } from './rollback.js';
+import { mark } from '../../lib/trace.js';
 
 // The portMappings capability for any plugin: the main plugins in the same exec as their ADD, and
 // tether-portmap chained after any plugin, from its prevResult. The port table's code is loaded only
@@ -34,6 +35,7 @@ export async function publishPorts(ctx: Context, result: Result, rollback?: Roll
   const mappings = requestedPorts(ctx);
   if (!mappings.length) return;
   const { addPortMappings, removePortMappings } = await portTable();
+  mark('ports: loaded');
   const { flushed } = addPortMappings(portTarget(ctx, result), mappings);
   rollback?.push(() => { removePortMappings(portOwner(ctx)); });
   ctx.log.info('ports published', { ports: mappings.length, udpConntrackFlushed: flushed });
@@ -45,7 +47,9 @@ export async function unpublishPorts(ctx: Context): Promise<void> {
   // port table's code is loaded and the ledger's key hashed (node:crypto costs milliseconds to load).
   // removePortMappings itself needs no such check: with no table its lookups find nothing.
   if (!nftGetTable(NFPROTO_INET, PORTS_TABLE)) return;
-  (await portTable()).removePortMappings(portOwner(ctx));
+  const { removePortMappings } = await portTable();
+  mark('del: ports loaded');
+  removePortMappings(portOwner(ctx));
 }
 
 /** CHECK: every requested mapping is in place, ours, and points at the container. */

@@ -71,12 +71,16 @@ function disableIPv6(ifname: string): void {
  * name: the container end goes with it. The container's interface is never looked up by name, so a DEL
  * for an attachment that never came to be (an ADD refused because another container already has that
  * interface in the namespace, then the runtime's DEL) cannot take someone else's interface. Already
- * gone is fine.
+ * gone is fine. `alongWith` are the attachment's other host links (its ifb), each of the kind named:
+ * deleted in the same kernel batch, which costs what deleting the veth alone does.
  */
-export function removeVeth(hostName: string): void {
+export function removeVeth(hostName: string, alongWith: { name: string; kind: string }[] = []): void {
   Netlink.within((host) => {
-    const veth = host.linkByName(hostName);
-    if (veth?.kind === 'veth') host.linkDel(veth.index);
+    const doomed = [{ name: hostName, kind: 'veth' }, ...alongWith].map((l) => {
+      const link = host.linkByName(l.name);
+      return link?.kind === l.kind ? link.index : null;
+    }).filter((i): i is number => i !== null);
+    host.linksDelTogether(doomed);
   });
 }
 
@@ -85,11 +89,11 @@ export function removeVeth(hostName: string): void {
  * leak it), then the interface; whatever is already gone is fine. What lived on the host end (routes,
  * neighbour entries, the bridge port) goes with it.
  */
-export async function deleteVethAttachment(ctx: Context, hostName: string): Promise<void> {
+export async function deleteVethAttachment(ctx: Context, hostName: string, alongWith: { name: string; kind: string }[] = []): Promise<void> {
   mark('del');
   const ipamError = await release(ctx);
   mark('ipam');
-  removeVeth(hostName);
+  removeVeth(hostName, alongWith);
   mark('removed');
   if (ipamError) throw ipamError;
 }

@@ -37,6 +37,33 @@ test('veth with its peer born inside another namespace under its final name', (t
   } finally { closeSync(fd); }
 });
 
+test('linksDelTogether: a veth (and its peer elsewhere) and an ifb in one batch; other groups untouched', (t) => {
+  const a = ns.add('ga');
+  const b = ns.add('gb');
+  const fd = openNetns(b);
+  try {
+    Netlink.within(a, (nla) => Netlink.within(b, (nlb) => {
+      const veth = nla.linkAdd({ kind: 'veth', name: 'gv0', peer: { name: 'eth0', netnsFd: fd } })!;
+      const ifb = nla.linkAdd({ kind: 'ifb', name: 'gi0' })!;
+      // Bystanders in an operator's group and in a network's group, and a default-group link.
+      const op = nla.linkAdd({ kind: 'ifb', name: 'gop' })!;
+      nla.linkSet(op.index, { group: 7 });
+      const net = nla.linkAdd({ kind: 'bridge', name: 'gnet' })!;
+      nla.linkSet(net.index, { group: 0xc0000001 });
+      nla.linkAdd({ kind: 'ifb', name: 'gdef' });
+      t.is(nla.linksDelTogether([veth.index, ifb.index, 999_999]), 2, 'a missing index is skipped');
+      t.is(nla.linkByName('gv0'), null);
+      t.is(nla.linkByName('gi0'), null);
+      t.is(nlb.linkByName('eth0'), null, 'the peer went with its veth');
+      t.is(nla.linkByName('gop')?.group, 7);
+      t.is(nla.linkByName('gnet')?.group, 0xc0000001);
+      t.truthy(nla.linkByName('gdef'));
+      t.is(nla.linksDelTogether([veth.index, ifb.index]), 0, 'all gone already');
+      t.is(nla.linksDelTogether([nla.linkByName('gdef')!.index]), 1, 'one link: a plain delete');
+    }));
+  } finally { closeSync(fd); }
+});
+
 test('bridge with options, a port with hairpin, up/mtu/mac/rename', (t) => {
   const a = ns.add('br');
   const b = ns.add('brc');

@@ -81,6 +81,9 @@ test('ledger: an attachment\'s map keys round-trip through its comment; a list t
   t.is(ledgerEntries('net ctr eth0|w4/tcp/x'), null, 'unreadable: scan');
   t.is(ownerKey('a b c').length, 16);
   t.notDeepEqual(ownerKey('a b c'), ownerKey('a b d'));
+  // FNV-1a 128's published vectors: the empty text is the offset basis.
+  t.is(ownerKey('').toString('hex'), '6c62272e07bb014262b821756295c58d');
+  t.is(ownerKey('a').toString('hex'), 'd228cb696f1a8caf78912b704e4a8964');
 });
 
 test('portMappings: one port on every address and on one address in the same request is refused', (t) => {
