@@ -111,28 +111,32 @@ async function addDel(label: string, listA: NetworkList, pathA: string[], listB:
   }
 }
 
-/** ADD latency with one container on the bridge against the same with `many` already there. */
+/**
+ * ADD latency with `many` containers on the node against the same with one, on two nodes (throwaway
+ * host namespaces) sampled alternately: this VM's speed drifts by tens of percent over minutes, which
+ * measuring one count after the other would take for growth.
+ */
 async function scale(list: NetworkList, path: string[], many: number, caps?: Caps, label = ''): Promise<void> {
-  const lab = new Lab(list, path);
-  const keep = async (i: number) => {
+  const one = new Lab(list, path);
+  const full = new Lab(list, path);
+  const keep = async (lab: Lab, i: number) => {
     const c = lab.newContainer();
     await lab.runtime.add(lab.list, { ...lab.spec(c), ...(caps ? { capabilityArgs: caps(i) } : {}) });
   };
   try {
-    await keep(1);
-    for (let i = 0; i < WARMUP; i++) await sample(lab, caps);
-    const one: number[] = [];
-    for (let i = 0; i < N; i++) one.push((await sample(lab, caps)).add);
-    for (let i = 2; i <= many; i++) await keep(i);
+    await keep(one, 1);
+    for (let i = 1; i <= many; i++) await keep(full, i);
     // 500 namespaces just born keep the kernel busy for a while (each new interface's IPv6 duplicate
     // address detection, router solicitations at 4 s intervals, MLD reports, flooded over the bridge):
     // measure the node with 500 containers on it, not the seconds after they arrived.
     await new Promise((r) => setTimeout(r, SETTLE_MS));
-    const full: number[] = [];
-    for (let i = 0; i < N; i++) full.push((await sample(lab, caps)).add);
+    for (let i = 0; i < WARMUP; i++) { await sample(one, caps); await sample(full, caps); }
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < N; i++) { b.push((await sample(one, caps)).add); a.push((await sample(full, caps)).add); }
     const name = list.plugins.map((p) => p.type).join('+');
-    rows.push({ name: `ADD${label} with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(full), sb: stats(one), unit: 'ms' });
-  } finally { lab.close(); }
+    rows.push({ name: `ADD${label} with ${many} attached vs 1`, a: `${name}, ${many} attached`, b: `${name}, 1 attached`, sa: stats(a), sb: stats(b), unit: 'ms' });
+  } finally { one.close(); full.close(); }
 }
 
 function rssOfAdd(network: string, path: string): number {
