@@ -110,9 +110,13 @@ test.serial('tetherd in BGP mode serves /metrics (sessions by state and per peer
     const healthFile = bgpFiles(n1).health;
     const { readFileSync } = await import('node:fs');
     let health: any;
-    await until('the health file shows both sessions', () => (health = JSON.parse(readFileSync(healthFile, 'utf8'))).sessions.established === 2);
+    // The health file is rewritten every healthIntervalMs: one written between the sessions coming up
+    // and the node's block being announced is a true snapshot of that moment, so wait for both.
+    await until('the health file shows both sessions and the announced block', () => {
+      health = JSON.parse(readFileSync(healthFile, 'utf8'));
+      return health.sessions.established === 2 && health.announced.length >= 1;
+    });
     t.like(health, { pid: n1.agentPid, mode: 'bgp', node: n1.name, asn: 64512, sessions: { total: 2 }, metrics: '127.0.0.1:9310' });
-    t.true(health.announced.length >= 1);
     const status = await runIn(undefined, cnictl, ['status', '--json', '--agent-state', healthFile, '--conf-dir', bgpFiles(n1).cni], 15_000);
     t.is(status.status, 0, status.stderr);
     t.is(JSON.parse(status.stdout).agent?.state, 'running', status.stdout);

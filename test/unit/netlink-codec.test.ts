@@ -279,3 +279,21 @@ test('MessageWriter: an attribute that outgrows the buffer lands in the grown on
   t.is(msg.readUInt32LE(64), 0xdeadbeef);
   t.is(msg.readUInt8(72), 7);
 });
+
+test('device groups: deletion and network groups never meet each other or the operator\'s range; a group delete carries only IFLA_GROUP', async (t) => {
+  const { deletionGroup, networkGroup } = await import('../../lib/netlink/devgroups.js');
+  const { encodeDelLinkGroup } = await import('../../lib/netlink/link.js');
+  for (const i of [1, 2, 4242, 0x3fffffff, 0x7fffffff]) {
+    const g = deletionGroup(i);
+    t.true(g >= 0x80000000 && g < 0xc0000000, `deletion group of ${i}: ${g.toString(16)}`);
+  }
+  t.not(deletionGroup(1), deletionGroup(2));
+  for (const h of [0, 1, 0x3fffffff, 0x40000000, 0xffffffff]) {
+    const g = networkGroup(h);
+    t.true(g >= 0xc0000000 && g <= 0xffffffff, `network group of ${h.toString(16)}: ${g.toString(16)}`);
+  }
+  const m = encoded(encodeDelLinkGroup(0x80000005));
+  t.is(m.type, C.RTM_DELLINK);
+  t.is(m.payload.readInt32LE(4), 0, 'no ifindex: the group selects');
+  t.is(attrs(m.payload, 16).u32(C.IFLA_GROUP), 0x80000005);
+});
