@@ -102,6 +102,8 @@ const pair = (a: number, b: number) => Buffer.concat([group(a), group(b)]);
 const change = (op: 'add' | 'delete', set: string, keys: Buffer[]): SetChange => ({ op, family: NFPROTO_INET, table: ISOLATION_TABLE, set, elements: keys.map((key) => ({ key })) });
 
 /** Puts the network's group on the device that carries its traffic on the host (the bridge, or a routed container's host veth). */
+export function tagIsolationDevice(member: IsolationMember, name: string): void { tagDevice(name, isolationGroup(member)); }
+
 function tagDevice(name: string, g: number): void {
   Netlink.within((nl) => {
     const link = nl.linkByName(name);
