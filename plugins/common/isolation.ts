@@ -174,7 +174,8 @@ export function removeIsolation(member: IsolationMember, spans: string[] = []): 
     const gone: SetChange[] = [
       change('delete', 'isolated', [group(g)]), change('delete', 'self', [pair(g, g)]), change('delete', 'internal', [group(g)]), change('delete', 'noicc', [pair(g, g)]),
       ...list('peers').filter((e) => groupAt(e.key, 0) || groupAt(e.key, 4)).map((e) => change('delete', 'peers', [e.key])),
-      ...subnets.flatMap((c) => spannedElements(c).map((e) => ({ ...change('delete', 'spanned', []), elements: [e] }))),
+      // An interval's start and end marker go together (the kernel finds the end by its start).
+      ...subnets.map((c) => ({ ...change('delete', 'spanned', []), elements: spannedElements(c) })),
       ...['own', 'spanpeers'].flatMap((set) => list(set).filter((e) => e.key.subarray(4, 8).equals(rangeGroup(g)) || mine(e.key)).map((e) => ({ ...change('delete', set, []), elements: [{ key: e.key, keyEnd: e.keyEnd }] }))),
     ];
     for (const d of gone) {

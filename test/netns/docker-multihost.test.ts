@@ -248,11 +248,12 @@ test.serial('-o mode=bgp networks are isolated from each other and from bridge n
       await refused(t, rigs, 'l1 (bridge) -> w1 (bgp)', () => pingFrom(a, 'l1', ip.w1));
       await refused(t, rigs, 'a1 (api) -> d2 on n2 (not allowed)', () => pingFrom(a, 'a1', ip.d2));
       // --internal: not the other networks, not beyond the network, even with a default route of its own.
-      await refused(t, rigs, 'p1 (internal) -> w2 on n2', () => pingFrom(a, 'p1', ip.w2));
       await refused(t, rigs, 'w2 on n2 -> p1 (internal) on n1', () => pingFrom(b, 'w2', ip.p1));
       t.notRegex((await a.ok('exec', 'p1', 'ip', 'route')), /default/, 'internal: no default route in the container');
       await forceDefaultRoute(a, 'p1', '169.254.1.1');
       await refused(t, rigs, 'p1 (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'p1', n2.underlayIP));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w2 on n2', () => pingFrom(a, 'p1', ip.w2));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w1 on its host', () => pingFrom(a, 'p1', ip.w1));
       t.true(await pingFrom(a, 'p1', ip.p2), 'and p1 still reaches p2 on n2');
 
       for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
