@@ -29,6 +29,8 @@ export interface Dataplane {
   removeNetwork(n: NetworkRecord): void;
   /** The veth pair, host end on the bridge; returns the sandbox end's MAC. */
   createEndpoint(n: NetworkRecord, e: EndpointRecord): { mac: string };
+  /** At the driver's start, for an endpoint it knows: a routed one's host veth back in its network's isolation group. */
+  restoreEndpoint(n: NetworkRecord, e: EndpointRecord): void;
   /** The pair is there (the sandbox end may be inside a container). */
   endpointPresent(e: EndpointRecord): boolean;
   removeEndpoint(e: EndpointRecord): void;
@@ -133,6 +135,13 @@ export const kernelDataplane: Dataplane = {
       void rollback.run(log);
       throw err;
     }
+  },
+
+  restoreEndpoint(n, e) {
+    // A bridge port's traffic carries the bridge's group; a routed veth carries its own, which must be the network's.
+    if (!routed(n)) return;
+    const present = Netlink.within('/proc/self/ns/net', (nl) => nl.linkByName(e.hostVeth)?.kind === 'veth');
+    if (present) tagIsolationDevice(memberOf(n), e.hostVeth);
   },
 
   endpointPresent(e) {

@@ -127,7 +127,10 @@ export class NetworkDriver {
   /** Re-creates the data path of every known network: after a reboot or a flushed namespace, nothing is missing. */
   async restore(): Promise<void> {
     const all = await this.state.networks();
-    for (const n of all) this.dp.ensureNetwork(n, isolationOf(n, all));
+    for (const n of all) {
+      this.dp.ensureNetwork(n, isolationOf(n, all));
+      for (const e of await this.state.endpoints(n.id)) this.dp.restoreEndpoint(n, e);
+    }
   }
 
   async createNetwork(r: CreateNetworkRequest): Promise<Empty> {

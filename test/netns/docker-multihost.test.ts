@@ -18,7 +18,9 @@ import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
 import { masqTableName } from '../../plugins/bridge/masq.js';
 import { NetlinkSocket } from '../../lib/netlink/socket.js';
 import { inNetns } from '../../lib/netns/netns.js';
-import { ISOLATION_TABLE } from '../../plugins/common/isolation.js';
+import { ISOLATION_TABLE, isolationGroup } from '../../plugins/common/isolation.js';
+import { vethNames } from '../../docker/dataplane.js';
+import { Netlink } from '../../lib/netlink/handle.js';
 
 // One Docker network across two hosts: two lab nodes (namespaces) with tetherd in VXLAN or BGP mode on the
 // lab's etcd, each with a private dockerd of its own (test/helpers/docker.ts, in the node's namespace) and
@@ -255,6 +257,15 @@ test.serial('-o mode=bgp networks are isolated from each other and from bridge n
       await refused(t, rigs, 'p1 (internal, own default route) -> w2 on n2', () => pingFrom(a, 'p1', ip.w2));
       await refused(t, rigs, 'p1 (internal, own default route) -> w1 on its host', () => pingFrom(a, 'p1', ip.w1));
       t.true(await pingFrom(a, 'p1', ip.p2), 'and p1 still reaches p2 on n2');
+
+      // A routed container's host veth carries its network's group; the driver's start puts it back.
+      const veth = vethNames(await a.ok('inspect', '-f', '{{(index .NetworkSettings.Networks "web").EndpointID}}', 'w1')).hostVeth;
+      const groupOfVeth = () => Netlink.within(a.netnsPath, (nl) => nl.linkByName(veth)!.group);
+      t.is(groupOfVeth(), isolationGroup({ routed: 'web' }), 'w1\'s host veth is in web\'s isolation group');
+      Netlink.within(a.netnsPath, (nl) => nl.linkSet(nl.linkByName(veth)!.index, { group: 0 }));
+      await a.stopPlugin();
+      await a.startPlugin(BGP.plugin(lab, n1));
+      t.is(groupOfVeth(), isolationGroup({ routed: 'web' }), 'back in its group after the driver restarted');
 
       for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
       for (const net of ['web', 'db', 'priv']) for (const rig of rigs) await networkRm(rig, net);

@@ -34,6 +34,7 @@ class FakeDataplane implements Dataplane {
   }
   removeNetwork(n: NetworkRecord) { this.bridges.delete(n.bridge); }
   isolate() { /* elements only: nothing the fake keeps */ }
+  restoreEndpoint() { /* a device group: nothing the fake keeps */ }
   createEndpoint(_n: NetworkRecord, e: { hostVeth: string; sandboxVeth: string }) {
     if (this.fail.createEndpoint) throw new Error(this.fail.createEndpoint);
     this.veths.add(e.hostVeth);
