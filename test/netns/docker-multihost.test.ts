@@ -309,6 +309,7 @@ test.serial('-o mode=vxlan --internal: containers reach each other across hosts,
       await refused(t, rigs, 'ca (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'ca', n2.underlayIP));
       await refused(t, rigs, 'ca (internal) -> l1 (another network)', () => pingFrom(a, 'ca', ipL));
       await refused(t, rigs, 'l1 -> ca (internal)', () => pingFrom(a, 'l1', ipA));
+      await refused(t, rigs, 'l1 -> cb (internal) on n2', () => pingFrom(a, 'l1', ipB));
       t.true(await pingFrom(a, 'ca', ipB), 'and ca still reaches cb on n2');
       const id = await a.ok('network', 'inspect', '-f', '{{.Id}}', 'ov');
       t.is(inNetns(a.netnsPath, () => nftGetTable(NFPROTO_INET, masqTableName(`docker-${id.slice(0, 12)}`))), null, 'no masquerade table for the network');
