@@ -10,7 +10,8 @@ import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js'
 import { configureHostEnd, routeToContainer } from '../plugins/bgp-route/host.js';
 import { GATEWAY_V4, HOST_MAC } from '../plugins/bgp-route/plan.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
-import { ensureIsolation, removeIsolation } from '../plugins/common/isolation.js';
+import { ensureIsolation, removeIsolation, tagIsolationDevice, type IsolationSettings } from '../plugins/common/isolation.js';
+import { memberOf } from './isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
 import type { EndpointRecord, NetworkRecord } from './state.js';
 
@@ -20,12 +21,16 @@ import type { EndpointRecord, NetworkRecord } from './state.js';
  * moves one end into the sandbox and addresses it, so the driver never enters a container's namespace.
  */
 export interface Dataplane {
-  /** Bridge, gateway addresses, forwarding, masquerade and isolation; safe to repeat (tetherd's start). */
-  ensureNetwork(n: NetworkRecord): void;
+  /** Bridge, gateway addresses, forwarding, masquerade and isolation (docker/isolation.ts); safe to repeat (tetherd's start). */
+  ensureNetwork(n: NetworkRecord, isolation: IsolationSettings): void;
+  /** The network's isolation elements alone: another network that allows it (or that it allows) came or went. */
+  isolate(isolation: IsolationSettings): void;
   /** Undoes ensureNetwork. */
   removeNetwork(n: NetworkRecord): void;
   /** The veth pair, host end on the bridge; returns the sandbox end's MAC. */
   createEndpoint(n: NetworkRecord, e: EndpointRecord): { mac: string };
+  /** At the driver's start, for an endpoint it knows: a routed one's host veth back in its network's isolation group. */
+  restoreEndpoint(n: NetworkRecord, e: EndpointRecord): void;
   /** The pair is there (the sandbox end may be inside a container). */
   endpointPresent(e: EndpointRecord): boolean;
   removeEndpoint(e: EndpointRecord): void;
@@ -55,10 +60,12 @@ const log = createLogger({ component: 'tetherd docker-plugin' });
 const routed = (n: NetworkRecord) => n.mode === 'bgp';
 
 export const kernelDataplane: Dataplane = {
-  ensureNetwork(n) {
+  ensureNetwork(n, isolation) {
     if (routed(n)) {
       enableForwarding(new Set<Family>([4]));
       if (n.masquerade) ensureMasquerade(masqName(n), n.ipv4.map((p) => parseCIDR(p.pool)!));
+      // The network's elements; its group goes on each container's host veth (createEndpoint).
+      ensureIsolation(isolation);
       return;
     }
     const gateways = [...cidrs(n.ipv4), ...cidrs(n.ipv6)];
@@ -71,14 +78,17 @@ export const kernelDataplane: Dataplane = {
     // By pool, not by the gateway's prefix: a VXLAN network's pool spans the hosts, and traffic between
     // them keeps its addresses.
     if (n.masquerade) ensureMasquerade(masqName(n), [...n.ipv4, ...n.ipv6].map((p) => parseCIDR(p.pool)!));
-    // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge.
-    ensureIsolation({ member: { bridge: n.bridge }, isolate: true, internal: n.internal, icc: true, allowBridges: [], allowNetworks: [] });
+    // tether-bridge's isolation: networks do not reach each other, an --internal one nothing beyond its bridge
+    // (a -o mode=vxlan one: nothing beyond its overlay).
+    ensureIsolation(isolation);
   },
+
+  isolate(isolation) { ensureIsolation(isolation); },
 
   removeNetwork(n) {
     removeMasquerade(masqName(n));
+    removeIsolation(memberOf(n), n.mode ? n.ipv4.map((p) => p.pool) : []);
     if (routed(n)) return;
-    removeIsolation({ bridge: n.bridge });
     Netlink.within('/proc/self/ns/net', (nl) => {
       const br = nl.linkByName(n.bridge);
       // Only a bridge: a name the user gave (-o bridge=) might now be someone else's device.
@@ -95,6 +105,8 @@ export const kernelDataplane: Dataplane = {
             hostName: e.hostVeth, ifname: e.sandboxVeth, mtu: n.mtu, hostIPv6: false, hostMac: HOST_MAC, ...(e.mac ? { mac: parseMAC(e.mac)! } : {}),
           }, rollback);
           configureHostEnd(e.hostVeth, new Set<Family>([4]));
+          // The network's isolation group, as tether-bgp-route tags a pod's host veth (it goes with the veth).
+          tagIsolationDevice(memberOf(n), e.hostVeth);
           // tether-bgp-route gives the container a static entry for its gateway; dockerd configures the sandbox
           // and cannot, so the container ARPs for it. Proxy ARP answers only where the host has a route to
           // 169.254.1.1 (a default route); the address itself on the host end is answered everywhere.
@@ -123,6 +135,13 @@ export const kernelDataplane: Dataplane = {
       void rollback.run(log);
       throw err;
     }
+  },
+
+  restoreEndpoint(n, e) {
+    // A bridge port's traffic carries the bridge's group; a routed veth carries its own, which must be the network's.
+    if (!routed(n)) return;
+    const present = Netlink.within('/proc/self/ns/net', (nl) => nl.linkByName(e.hostVeth)?.kind === 'veth');
+    if (present) tagIsolationDevice(memberOf(n), e.hostVeth);
   },
 
   endpointPresent(e) {

@@ -1,5 +1,5 @@
 import type { Logger } from '../lib/log.js';
-import { cidrContains, formatIP, parseCIDR } from '../lib/ip/addr.js';
+import { cidrContains, cidrsOverlap, formatIP, parseCIDR } from '../lib/ip/addr.js';
 import { GATEWAY_V4 } from '../plugins/bgp-route/plan.js';
 import { parseMAC } from '../lib/ip/mac.js';
 import {
@@ -10,6 +10,7 @@ import {
 import { parsePortMappings, type PortMapping } from '../lib/portmap/index.js';
 import { vethNames, type Dataplane } from './dataplane.js';
 import { badRequest, DriverError } from './errors.js';
+import { isolationOf, relatedTo } from './isolation.js';
 import { networkFromRequest, sameNetwork } from './options.js';
 import type { Overlay } from './overlay.js';
 import { conflict, sameDefinition, type SharedDefinition, type SharedNetworks } from './shared.js';
@@ -126,7 +127,10 @@ export class NetworkDriver {
   /** Re-creates the data path of every known network: after a reboot or a flushed namespace, nothing is missing. */
   async restore(): Promise<void> {
     const all = await this.state.networks();
-    for (const n of all) this.dp.ensureNetwork(n);
+    for (const n of all) {
+      this.dp.ensureNetwork(n, isolationOf(n, all));
+      for (const e of await this.state.endpoints(n.id)) this.dp.restoreEndpoint(n, e);
+    }
   }
 
   async createNetwork(r: CreateNetworkRequest): Promise<Empty> {
@@ -140,7 +144,10 @@ export class NetworkDriver {
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
     if (n.overlay) await this.multi!.shared.join(n.overlay.name, n.overlay.host, n.id, definitionOf(n, n.overlay.host));
     try {
-      this.dp.ensureNetwork(had ?? n);
+      const now = [...all.filter((x) => x.id !== n.id), had ?? n];
+      this.dp.ensureNetwork(had ?? n, isolationOf(had ?? n, now));
+      // Networks this one allows, or that allow it, carry the pair's elements on their side too.
+      for (const o of relatedTo(had ?? n, now)) this.dp.isolate(isolationOf(o, now));
       if (!had) await this.state.putNetwork(n);
       // From now on tether's IPAM gives this pool's addresses from tetherd's store, as /32s.
       if (n.mode === 'bgp') await this.markRouted(n);
@@ -163,7 +170,6 @@ export class NetworkDriver {
     if (!this.multi) throw new DriverError('tether: -o mode=vxlan needs the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd"');
     const ov = this.multi.overlay();
     const want = await this.agreesWithHosts(n, ov.network, ov.node);
-    if (n.internal) throw badRequest('tether: -o mode=vxlan with --internal is not supported: an internal network\'s traffic may not leave its bridge, so it could not reach the other hosts');
     if (n.ipv6.length) throw badRequest('tether: -o mode=vxlan networks are IPv4 only (tetherd\'s VXLAN pool is IPv4); drop --ipv6');
     if (want.subnet !== ov.pool) throw badRequest(`tether: -o mode=vxlan: --subnet ${want.subnet} is not the pool of tetherd's overlay "${ov.network}" (${ov.pool}); give --subnet ${ov.pool}`);
     const subnet = parseCIDR(ov.subnet)!;
@@ -192,13 +198,20 @@ export class NetworkDriver {
   private async onRoutes(n: NetworkRecord): Promise<NetworkRecord> {
     const routed = this.multi?.routed;
     if (!this.multi || !routed) throw new DriverError('tether: -o mode=bgp needs tetherd in BGP mode and the store the hosts share: start tetherd docker-plugin with --config naming tetherd\'s "etcd" and "bgp": {"ipamNetwork": tetherd\'s "ipam.network"}');
-    await this.agreesWithHosts(n, routed.network, routed.node);
-    if (n.internal) throw badRequest('tether: -o mode=bgp with --internal is not supported: routed containers have no bridge to keep their traffic on');
+    // Several -o mode=bgp networks: each is shared under its -o name= (one without is tetherd's IPAM network's).
+    const name = n.name ?? routed.network;
+    await this.agreesWithHosts(n, name, routed.node);
     if (n.ipv6.length) throw badRequest('tether: -o mode=bgp networks are IPv4 only in this driver; drop --ipv6');
     const pool = await this.poolOf(n);
     if (!pool) throw badRequest('tether: -o mode=bgp needs --ipam-driver tether: the addresses must come from the blocks tetherd announces');
     if (pool.hostSubnet) throw badRequest(`tether: --subnet ${pool.pool} is tetherd's VXLAN overlay; use -o mode=vxlan for it`);
-    return { ...n, overlay: { name: routed.network, host: routed.node } };
+    // Their addresses share tetherd's IPAM store: two networks' subnets must not overlap on any host.
+    for (const [other, d] of await this.multi.shared.definitions()) {
+      if (other !== name && d.mode === 'bgp' && cidrsOverlap(parseCIDR(d.subnet)!, parseCIDR(n.ipv4[0].pool)!)) {
+        throw badRequest(`tether: -o mode=bgp --subnet ${n.ipv4[0].pool} overlaps ${d.subnet} of network "${other}" (created on ${d.createdBy}); pick another --subnet, or give -o name=${other} to join that network`);
+      }
+    }
+    return { ...n, overlay: { name, host: routed.node } };
   }
 
   private async markRouted(n: NetworkRecord): Promise<void> {
@@ -292,8 +305,11 @@ export class NetworkDriver {
       DisableGatewayService: n.internal,
     };
     if (n.mode === 'bgp') {
-      // The /32 has no subnet: the on-link route to the gateway first, then the default route via it.
-      return { ...res, Gateway: ROUTED_GATEWAY, StaticRoutes: [{ Destination: `${ROUTED_GATEWAY}/32`, RouteType: 1 }] };
+      // The /32 has no subnet: the on-link route to the gateway first, then the default route via it;
+      // --internal: no default route, only the network's subnet (its containers on every host) via it.
+      const onLink = { Destination: `${ROUTED_GATEWAY}/32`, RouteType: 1 as const };
+      if (n.internal) return { ...res, StaticRoutes: [onLink, { Destination: n.ipv4[0].pool, RouteType: 0, NextHop: ROUTED_GATEWAY }] };
+      return { ...res, Gateway: ROUTED_GATEWAY, StaticRoutes: [onLink] };
     }
     if (!n.internal && gw4) res.Gateway = formatIP(gw4);
     // The overlay's pool is wider than this host's subnet on eth0: the other hosts' containers are via the gateway

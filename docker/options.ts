@@ -8,7 +8,8 @@ import type { NetworkRecord } from './state.js';
 // driver does not know is refused: an option silently ignored is a network that is not what was asked.
 
 /** -o keys, with the aliases Docker's own bridge driver uses. */
-const OPTION_KEYS: Record<string, 'mtu' | 'bridge' | 'masquerade' | 'mode'> = {
+type OptionKey = 'mtu' | 'bridge' | 'masquerade' | 'mode' | 'name' | 'allowNetworks' | 'allowBridges';
+const OPTION_KEYS: Record<string, OptionKey> = {
   mtu: 'mtu',
   [Label.mtu]: 'mtu',
   bridge: 'bridge',
@@ -16,7 +17,24 @@ const OPTION_KEYS: Record<string, 'mtu' | 'bridge' | 'masquerade' | 'mode'> = {
   masquerade: 'masquerade',
   'com.docker.network.bridge.enable_ip_masquerade': 'masquerade',
   mode: 'mode',
+  // -o mode=bgp: the name the hosts share the network under (dockerd does not tell a driver its Docker name).
+  name: 'name',
+  // tether-bridge's and tether-bgp-route's allowNetworks/allowBridges, comma-separated.
+  allowNetworks: 'allowNetworks',
+  allowBridges: 'allowBridges',
 };
+
+/** A routed network's name, as tether-bgp-route networks and tetherd's IPAM networks are named. */
+const NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+function names(v: string | undefined, key: string, problem: (n: string) => string | null): string[] {
+  const out = (v ?? '').split(',').map((x) => x.trim()).filter((x) => x);
+  for (const n of out) {
+    const p = problem(n);
+    if (p) throw badRequest(`tether: -o ${key}=${v}: ${JSON.stringify(n)} ${p}`);
+  }
+  return [...new Set(out)].sort();
+}
 
 /**
  * bridge: one host. vxlan: one network across hosts over tetherd's VXLAN overlay (docker/overlay.ts).
@@ -50,11 +68,11 @@ export function networkFromRequest(r: CreateNetworkRequest, existing: NetworkRec
   const o = r.Options ?? {};
   const generic = (o[Label.generic] ?? {}) as Record<string, unknown>;
   if (typeof generic !== 'object' || Array.isArray(generic)) throw badRequest(`tether: ${Label.generic} must be a map of -o options`);
-  const opts: Partial<Record<'mtu' | 'bridge' | 'masquerade' | 'mode', string>> = {};
+  const opts: Partial<Record<OptionKey, string>> = {};
   const given: Record<string, string> = {};
   for (const [k, v] of Object.entries(generic)) {
     const key = OPTION_KEYS[k];
-    if (!key) throw badRequest(`tether: unknown option -o ${k}=${String(v)}; tether networks take -o mtu=N, -o bridge=NAME, -o masquerade=true|false, -o mode=${MODES.join('|')}`);
+    if (!key) throw badRequest(`tether: unknown option -o ${k}=${String(v)}; tether networks take -o mtu=N, -o bridge=NAME, -o masquerade=true|false, -o mode=${MODES.join('|')}, -o name=NAME (mode=bgp), -o allowNetworks=A,B, -o allowBridges=A,B`);
     if (typeof v !== 'string') throw badRequest(`tether: option -o ${k} must be a string, got ${JSON.stringify(v)}`);
     opts[key] = v;
     given[k] = v;
@@ -88,10 +106,15 @@ export function networkFromRequest(r: CreateNetworkRequest, existing: NetworkRec
       }
     }
   }
+  if (opts.name !== undefined && mode !== 'bgp') throw badRequest(`tether: -o name= names a -o mode=bgp network across hosts; a ${mode} network takes none`);
+  if (opts.name !== undefined && !NAME.test(opts.name)) throw badRequest(`tether: -o name=${opts.name} must be 1 to 64 letters, digits, '.', '_' or '-'`);
+  const allowNetworks = names(opts.allowNetworks, 'allowNetworks', (n) => (NAME.test(n) ? null : 'is not a network name (letters, digits, \'.\', \'_\', \'-\')'));
+  const allowBridges = names(opts.allowBridges, 'allowBridges', (n) => ifnameProblem(n));
   const masquerade = !internal && (opts.masquerade === undefined ? true : bool(opts.masquerade, '-o masquerade'));
   const rec = (p: { pool: CIDR; gateway: CIDR }) => ({ pool: formatCIDR(p.pool), gateway: formatCIDR(p.gateway) });
   return {
     id: r.NetworkID, ...(mode === 'vxlan' || mode === 'bgp' ? { mode } : {}), bridge, ipv4: v4.map(rec), ipv6: v6.map(rec), ...(mtu ? { mtu } : {}), internal, masquerade, options: given,
+    ...(opts.name !== undefined ? { name: opts.name } : {}), ...(allowNetworks.length ? { allowNetworks } : {}), ...(allowBridges.length ? { allowBridges } : {}),
     createdAt: new Date().toISOString(),
   };
 }

@@ -98,6 +98,11 @@ export class SharedNetworks {
     });
   }
 
+  /** Every recorded definition, by name. */
+  definitions(): Promise<Map<string, SharedDefinition>> {
+    return this.within(async (kv) => new Map([...(await kv.range('networks/'))].map(([k, e]) => [k.slice('networks/'.length), JSON.parse(e.value) as SharedDefinition])));
+  }
+
   /** The recorded definition and the hosts that joined it (status, tests). */
   get(name: string): Promise<{ definition?: SharedDefinition; hosts: string[] }> {
     return this.within(async (kv) => {

@@ -23,6 +23,11 @@ export interface NetworkRecord {
   internal: boolean;
   /** Masquerade traffic leaving the host (not for --internal, nor with -o masquerade=false). */
   masquerade: boolean;
+  /** -o name= of a -o mode=bgp network: the name the hosts share it under (else tetherd's IPAM network's). */
+  name?: string;
+  /** -o allowNetworks=, -o allowBridges=: routed networks and bridges this one exchanges traffic with (isolation). */
+  allowNetworks?: string[];
+  allowBridges?: string[];
   /** The user's -o options, as given. */
   options: Record<string, string>;
   createdAt: string;

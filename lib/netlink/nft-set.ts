@@ -20,6 +20,7 @@ const NFTA_SET_ELEM_KEY = 1;
 const NFTA_SET_ELEM_DATA = 2;
 const NFTA_SET_ELEM_FLAGS = 3;
 const NFTA_SET_ELEM_USERDATA = 6;
+const NFTA_SET_ELEM_KEY_END = 10;
 const NFTA_DATA_VALUE = 1;
 const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
 export const NFT_SET_ELEM_INTERVAL_END = 1;
@@ -27,6 +28,8 @@ export const NFT_SET_ELEM_INTERVAL_END = 1;
 /** One element: its key, its data when the set is a map, and a comment (who added it). */
 export interface SetElement {
   key: Buffer;
+  /** A concatenated interval set's element: the key of the range's last member (the first is key). */
+  keyEnd?: Buffer;
   data?: Buffer;
   flags?: number;
   comment?: string;
@@ -58,6 +61,7 @@ function writeElements(w: MessageWriter, elements: SetElement[], adding: boolean
     for (const e of elements) {
       w.nest(NFTA_LIST_ELEM, () => {
         w.nest(NFTA_SET_ELEM_KEY, () => { w.bytes(NFTA_DATA_VALUE, e.key); });
+        if (e.keyEnd) w.nest(NFTA_SET_ELEM_KEY_END, () => { w.bytes(NFTA_DATA_VALUE, e.keyEnd!); });
         if (adding && e.data) w.nest(NFTA_SET_ELEM_DATA, () => { w.bytes(NFTA_DATA_VALUE, e.data!); });
         if (e.flags) w.bytes(NFTA_SET_ELEM_FLAGS, beU32(e.flags));
         if (adding && e.comment !== undefined) w.bytes(NFTA_SET_ELEM_USERDATA, commentUdata(e.comment));
@@ -119,8 +123,10 @@ function decodeElements(msgs: NetlinkMessage[]): SetElement[] {
       const key = a.nested(NFTA_SET_ELEM_KEY)?.get(NFTA_DATA_VALUE);
       if (!key) continue;
       const flags = a.get(NFTA_SET_ELEM_FLAGS);
+      const keyEnd = a.nested(NFTA_SET_ELEM_KEY_END)?.get(NFTA_DATA_VALUE);
       out.push({
         key: Buffer.from(key),
+        ...(keyEnd ? { keyEnd: Buffer.from(keyEnd) } : {}),
         data: a.nested(NFTA_SET_ELEM_DATA)?.get(NFTA_DATA_VALUE),
         flags: flags ? flags.readUInt32BE(0) : 0,
         comment: decodeComment(a.get(NFTA_SET_ELEM_USERDATA)),

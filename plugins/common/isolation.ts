@@ -2,7 +2,8 @@ import { networkGroup } from '../../lib/netlink/devgroups.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
-import { nftApplySetChanges, nftGetElement, type SetChange } from '../../lib/netlink/nft-set.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../../lib/netlink/nft-set.js';
+import { addToIP, formatCIDR, lastOf, networkOf, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { NetlinkError, NetlinkSocket } from '../../lib/netlink/socket.js';
 import { runNftScript } from '../../lib/nft-script.js';
 
@@ -15,10 +16,16 @@ import { runNftScript } from '../../lib/nft-script.js';
 // anywhere), or one of the networks allows the other; an internal network exchanges nothing with any
 // other device; with icc off, nothing is routed from a bridge back to itself (bridged traffic between
 // its ports is stopped by port isolation).
+//
+// A network across hosts (a Docker -o mode=bgp or -o mode=vxlan network) also names its IPv4 subnets
+// ("spans"): traffic that comes from or goes to another host carries no device group, so there the
+// addresses say which network it is. Such traffic between an isolated network here and the subnet of
+// another spanning network known here is refused as above, unless the pair is allowed; an internal
+// network exchanges traffic with its own subnet on the other hosts and nothing else.
 
 export const ISOLATION_TABLE = 'tether_isolation';
 /** Bumped whenever the rules change, so a node with an older table is noticed rather than half-served. */
-const COMMENT = 'tether network isolation, rules v2';
+const COMMENT = 'tether network isolation, rules v3';
 
 /** A network as the isolation rules know it. */
 export type IsolationMember = { bridge: string } | { routed: string };
@@ -33,6 +40,8 @@ export interface IsolationSettings {
   allowBridges: string[];
   /** Names of routed (tether-bgp-route) networks this one exchanges traffic with, both ways. */
   allowNetworks: string[];
+  /** IPv4 subnets of a network that spans hosts (its addresses on every host); absent for a network of one node. */
+  spans?: string[];
 }
 
 /** The device group of a network: a hash of its bridge's name, or of a routed network's name (lib/netlink/devgroups.ts). */
@@ -52,12 +61,19 @@ table inet ${t} {
   set self { type devgroup . devgroup; }
   set peers { type devgroup . devgroup; }
   set noicc { type devgroup . devgroup; }
+  set spanned { type ipv4_addr; flags interval; }
+  set own { type ipv4_addr . devgroup; flags interval; }
+  set spanpeers { type ipv4_addr . devgroup; flags interval; }
   chain forward {
     type filter hook forward priority filter - 10; policy accept;
     iifgroup . oifgroup @noicc counter reject with icmpx admin-prohibited
-    iifgroup @internal iifgroup . oifgroup != @self counter reject with icmpx admin-prohibited
-    oifgroup @internal iifgroup . oifgroup != @self counter reject with icmpx admin-prohibited
+    iifgroup @internal iifgroup . oifgroup != @self meta nfproto ipv6 counter reject with icmpx admin-prohibited
+    iifgroup @internal iifgroup . oifgroup != @self ip daddr . iifgroup != @own counter reject with icmpx admin-prohibited
+    oifgroup @internal iifgroup . oifgroup != @self meta nfproto ipv6 counter reject with icmpx admin-prohibited
+    oifgroup @internal iifgroup . oifgroup != @self ip saddr . oifgroup != @own counter reject with icmpx admin-prohibited
     iifgroup @isolated oifgroup @isolated iifgroup . oifgroup != @self iifgroup . oifgroup != @peers ct status & dnat == 0 counter reject with icmpx admin-prohibited
+    oifgroup @isolated iifgroup . oifgroup != @peers ip saddr @spanned ip saddr . oifgroup != @own ip saddr . oifgroup != @spanpeers ct status & dnat == 0 counter reject with icmpx admin-prohibited
+    iifgroup @isolated iifgroup . oifgroup != @peers ip daddr @spanned ip daddr . iifgroup != @own ip daddr . iifgroup != @spanpeers ct status & dnat == 0 counter reject with icmpx admin-prohibited
   }
 }
 `;
@@ -84,6 +100,8 @@ const pair = (a: number, b: number) => Buffer.concat([group(a), group(b)]);
 const change = (op: 'add' | 'delete', set: string, keys: Buffer[]): SetChange => ({ op, family: NFPROTO_INET, table: ISOLATION_TABLE, set, elements: keys.map((key) => ({ key })) });
 
 /** Puts the network's group on the device that carries its traffic on the host (the bridge, or a routed container's host veth). */
+export function tagIsolationDevice(member: IsolationMember, name: string): void { tagDevice(name, isolationGroup(member)); }
+
 function tagDevice(name: string, g: number): void {
   Netlink.within((nl) => {
     const link = nl.linkByName(name);
@@ -91,6 +109,18 @@ function tagDevice(name: string, g: number): void {
     if (link.group !== g) nl.linkSet(link.index, { group: g });
   });
 }
+
+/** A spanning subnet in the interval set "spanned": its first address, and the end marker one past its last. */
+function spannedElements(c: CIDR): SetElement[] {
+  const past = addToIP(lastOf(c), 1);
+  return [{ key: Buffer.from(networkOf(c).bytes) }, ...(past ? [{ key: Buffer.from(past.bytes), flags: NFT_SET_ELEM_INTERVAL_END }] : [])];
+}
+/** A devgroup in a concatenated interval set: nftables keeps range fields in network byte order (the rule converts). */
+function rangeGroup(g: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32BE(g); return b; }
+/** A subnet . group element of a concatenated interval set ("own", "spanpeers"): first and last address, each with the group. */
+const subnetOf = (c: CIDR, g: number): SetElement => ({ key: Buffer.concat([Buffer.from(networkOf(c).bytes), rangeGroup(g)]), keyEnd: Buffer.concat([Buffer.from(lastOf(c).bytes), rangeGroup(g)]) });
+const spansOf = (s: IsolationSettings): CIDR[] => (s.spans ?? []).map((x) => parseCIDR(x)!).filter((c) => c.ip.family === 4);
+const allowedGroups = (s: IsolationSettings) => [...s.allowBridges.map((bridge) => isolationGroup({ bridge })), ...s.allowNetworks.map((routed) => isolationGroup({ routed }))];
 
 /**
  * Brings the network's elements in line with its settings (a few element changes, no rules) and tags
@@ -102,7 +132,8 @@ export function ensureIsolation(s: IsolationSettings, device = 'bridge' in s.mem
   } else ensureTable();
   const g = isolationGroup(s.member);
   if (device) tagDevice(device, g);
-  const others = [...s.allowBridges.map((bridge) => isolationGroup({ bridge })), ...s.allowNetworks.map((routed) => isolationGroup({ routed }))];
+  const others = allowedGroups(s);
+  const spans = spansOf(s);
   NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
     const want: SetChange[] = [];
     const drop: SetChange[] = [];
@@ -111,6 +142,12 @@ export function ensureIsolation(s: IsolationSettings, device = 'bridge' in s.mem
     if (others.length) want.push(change('add', 'peers', others.flatMap((o) => [pair(g, o), pair(o, g)])));
     (s.internal ? want : drop).push(change('add', 'internal', [group(g)]));
     (s.icc ? drop : want).push(change('add', 'noicc', [pair(g, g)]));
+    if (spans.length) {
+      // The network's own subnet on the other hosts; traffic between it and an allowed network here.
+      want.push({ ...change('add', 'spanned', []), elements: spans.flatMap(spannedElements) });
+      want.push({ ...change('add', 'own', []), elements: spans.map((c) => subnetOf(c, g)) });
+      if (others.length) want.push({ ...change('add', 'spanpeers', []), elements: spans.flatMap((c) => others.map((o) => subnetOf(c, o))) });
+    }
     nftApplySetChanges(sock, want);
     // Settings turned off since an earlier ADD. Looked up first: deleting an absent element aborts the
     // transaction, and an abort costs the kernel a grace period (~10 ms), a lookup almost nothing.
@@ -121,13 +158,25 @@ export function ensureIsolation(s: IsolationSettings, device = 'bridge' in s.mem
 
 /**
  * Takes a network out of isolation when it is gone (Docker's network rm; CNI never removes a
- * network): its elements go, one by one, since deleting an absent element fails the batch.
+ * network): its elements go, one by one, since deleting an absent element fails the batch; so do the
+ * pairs that name it (allowed either way) and, for a network across hosts, its subnets' elements.
  */
-export function removeIsolation(member: IsolationMember): void {
+export function removeIsolation(member: IsolationMember, spans: string[] = []): void {
   if (!nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return;
   const g = isolationGroup(member);
+  const subnets = spansOf({ spans } as IsolationSettings);
   NetlinkSocket.within(NETLINK_NETFILTER, (sock) => {
-    for (const d of [change('delete', 'isolated', [group(g)]), change('delete', 'self', [pair(g, g)]), change('delete', 'internal', [group(g)]), change('delete', 'noicc', [pair(g, g)])]) {
+    const list = (set: string) => nftListElements(sock, NFPROTO_INET, ISOLATION_TABLE, set);
+    const groupAt = (key: Buffer, at: number) => key.subarray(at, at + 4).equals(group(g));
+    const mine = (key: Buffer) => subnets.some((c) => key.subarray(0, 4).equals(Buffer.from(networkOf(c).bytes)));
+    const gone: SetChange[] = [
+      change('delete', 'isolated', [group(g)]), change('delete', 'self', [pair(g, g)]), change('delete', 'internal', [group(g)]), change('delete', 'noicc', [pair(g, g)]),
+      ...list('peers').filter((e) => groupAt(e.key, 0) || groupAt(e.key, 4)).map((e) => change('delete', 'peers', [e.key])),
+      // An interval's start and end marker go together (the kernel finds the end by its start).
+      ...subnets.map((c) => ({ ...change('delete', 'spanned', []), elements: spannedElements(c) })),
+      ...['own', 'spanpeers'].flatMap((set) => list(set).filter((e) => e.key.subarray(4, 8).equals(rangeGroup(g)) || mine(e.key)).map((e) => ({ ...change('delete', set, []), elements: [{ key: e.key, keyEnd: e.keyEnd }] }))),
+    ];
+    for (const d of gone) {
       try { nftApplySetChanges(sock, [d]); } catch (e) {
         if (!(e instanceof NetlinkError && e.code === 'ENOENT')) throw e;
       }
@@ -148,6 +197,12 @@ export function isolationProblems(s: IsolationSettings, device: { name: string; 
     if (!has('self', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "self"`);
     if (s.internal && !has('internal', group(g))) problems.push(`the network's group ${g} is missing from the isolation set "internal"`);
     if (!s.icc && !has('noicc', pair(g, g))) problems.push(`the network's group ${g} is missing from the isolation set "noicc"`);
+    const spans = spansOf(s);
+    const own = spans.length ? nftListElements(sock, NFPROTO_INET, ISOLATION_TABLE, 'own') : [];
+    for (const c of spans) {
+      const want = subnetOf(c, g);
+      if (!own.some((e) => e.key.equals(want.key) && e.keyEnd?.equals(want.keyEnd!))) problems.push(`the network's subnet ${formatCIDR(c)} with its group ${g} is missing from the isolation set "own"`);
+    }
   });
   return problems;
 }

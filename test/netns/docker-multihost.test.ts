@@ -11,6 +11,16 @@ import type { LabNode, LabState } from '../../lab/index.js';
 import { DockerRig, IMAGE } from '../helpers/docker.js';
 import { withLab } from '../helpers/lab.js';
 import { until } from '../helpers/wait.js';
+import { runIn } from '../../conformance/spawn.js';
+import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
+import { nftListElements } from '../../lib/netlink/nft-set.js';
+import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
+import { masqTableName } from '../../plugins/bridge/masq.js';
+import { NetlinkSocket } from '../../lib/netlink/socket.js';
+import { inNetns } from '../../lib/netns/netns.js';
+import { ISOLATION_TABLE, isolationGroup } from '../../plugins/common/isolation.js';
+import { vethNames } from '../../docker/dataplane.js';
+import { Netlink } from '../../lib/netlink/handle.js';
 
 // One Docker network across two hosts: two lab nodes (namespaces) with tetherd in VXLAN or BGP mode on the
 // lab's etcd, each with a private dockerd of its own (test/helpers/docker.ts, in the node's namespace) and
@@ -139,3 +149,180 @@ async function acrossHosts(t: ExecutionContext, m: ModeCase): Promise<void> {
 test.serial('-o mode=vxlan on two dockerds is one network: containers on host A reach host B by address, addresses never collide, another subnet is refused naming both, nothing left after', (t) => acrossHosts(t, VXLAN));
 
 test.serial('-o mode=bgp on two dockerds is one network: routed /32s announced by tetherd, containers on host A reach host B, addresses never collide, another subnet is refused naming both, nothing left after', (t) => acrossHosts(t, BGP));
+
+// ---- Isolation and --internal across hosts.
+
+/** Packets the isolation rules of a node refused so far (their counters): a refusal is told from any other failure. */
+async function refusals(rig: DockerRig): Promise<number> {
+  const r = await rig.inNs('/usr/sbin/nft', ['-j', 'list', 'chain', 'inet', 'tether_isolation', 'forward']);
+  if (r.status !== 0) throw new Error(`nft list chain: ${r.stderr}`);
+  const rules = (JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] }).nftables;
+  return rules.flatMap((x) => x.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.packets ?? 0), 0);
+}
+
+/** The probe fails, and it is the isolation rules of one of the hosts that refused it (their counters moved). */
+async function refused(t: ExecutionContext, rigs: DockerRig[], what: string, probe: () => Promise<boolean>): Promise<void> {
+  const before = await Promise.all(rigs.map(refusals));
+  t.false(await probe(), `${what}: no answer`);
+  const after = await Promise.all(rigs.map(refusals));
+  t.true(after.some((n, i) => n > before[i]), `${what}: refused by the isolation rules`);
+}
+
+const addrIn = (rig: DockerRig, name: string, net: string) => rig.ok('inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name);
+const pingFrom = async (rig: DockerRig, from: string, to: string) => (await rig.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to])).status === 0;
+
+/**
+ * What a container with NET_ADMIN could do: give itself a default route. --internal must hold anyway,
+ * so the probe reaches the host's firewall rather than failing for want of a route in the container.
+ */
+async function forceDefaultRoute(rig: DockerRig, name: string, via: string): Promise<void> {
+  const pid = await rig.ok('inspect', '-f', '{{.State.Pid}}', name);
+  const r = await runIn(undefined, 'nsenter', ['-t', pid, '-n', 'ip', 'route', 'replace', 'default', 'via', via], 10_000);
+  if (r.status !== 0) throw new Error(`default route in ${name}: ${r.stderr}`);
+}
+
+/** Every isolation element a node holds (over netlink): none may be left once its networks are gone. */
+const isolationElements = (rig: DockerRig) => Object.fromEntries(['isolated', 'internal', 'self', 'peers', 'spanned', 'own', 'spanpeers'].map((set) => [set,
+  inNetns(rig.netnsPath, () => NetlinkSocket.within(NETLINK_NETFILTER, (sock) => nftListElements(sock, NFPROTO_INET, ISOLATION_TABLE, set))).length]));
+const NO_ELEMENTS = { isolated: 0, internal: 0, self: 0, peers: 0, spanned: 0, own: 0, spanpeers: 0 };
+
+async function networkRm(rig: DockerRig, name: string): Promise<void> {
+  // dockerd drops a removed container's endpoint a moment after rm returns: ask again while it says so.
+  let last = '';
+  await until(`docker network rm ${name}`, async () => {
+    const r = await rig.docker(['network', 'rm', name]);
+    if (r.status === 0) return true;
+    last = r.stderr.trim();
+    if (!/has active endpoints/.test(r.stderr)) throw new Error(last);
+    return false;
+  }, { ms: 20_000, every: 500, last: () => last });
+}
+
+test.serial('-o mode=bgp networks are isolated from each other and from bridge networks, on one host and across hosts, both ways; -o allowNetworks lets a pair talk; --internal reaches its own containers on the other host and nothing outside; nothing left after', async (t) => {
+  await withLab(t, { nodes: 2, podsPerNode: 0, mode: 'bgp' }, async (lab) => {
+    const [n1, n2] = lab.nodes;
+    const rigs: DockerRig[] = [];
+    try {
+      rigs.push(await rigOn(lab, n1, BGP));
+      rigs.push(await rigOn(lab, n2, BGP));
+      const [a, b] = rigs;
+      const bgpNet = (rig: DockerRig, name: string, subnet: string, ...extra: string[]) => rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=bgp', '-o', `name=${name}`, '--subnet', subnet, ...extra, name);
+      const run = (rig: DockerRig, name: string, net: string) => rig.ok('run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '100000');
+      for (const rig of rigs) {
+        await bgpNet(rig, 'web', '10.246.0.0/16');
+        await bgpNet(rig, 'db', '10.247.0.0/16');
+        await bgpNet(rig, 'priv', '10.248.0.0/16', '--internal');
+      }
+      // Allowed by one side only, on one host only (as the CNI plugins' allowNetworks): api <-> web.
+      await bgpNet(a, 'api', '10.249.0.0/16', '-o', 'allowNetworks=web');
+      await a.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '--subnet', '10.31.0.0/24', 'loc');
+      const shared = SharedNetworks.onEtcd(etcdOf(lab), lab.dir);
+      t.deepEqual([...(await shared.definitions()).keys()].sort(), ['api', 'db', 'priv', 'web'], 'each bgp network shared under its -o name');
+
+      for (const [rig, h] of [[a, '1'], [b, '2']] as const) {
+        await run(rig, `w${h}`, 'web');
+        await run(rig, `d${h}`, 'db');
+        await run(rig, `p${h}`, 'priv');
+      }
+      await run(a, 'a1', 'api');
+      await run(a, 'l1', 'loc');
+      const ip: Record<string, string> = {};
+      for (const [rig, name, net] of [[a, 'w1', 'web'], [b, 'w2', 'web'], [a, 'd1', 'db'], [b, 'd2', 'db'], [a, 'p1', 'priv'], [b, 'p2', 'priv'], [a, 'a1', 'api'], [a, 'l1', 'loc']] as const) {
+        ip[name] = await addrIn(rig, name, net);
+      }
+
+      // Allowed: the same network on one host and across hosts (BGP may still be learning: bounded polling).
+      await until('w1 on n1 to reach w2 on n2', () => pingFrom(a, 'w1', ip.w2), { ms: 30_000, every: 300 });
+      await until('d2 on n2 to reach d1 on n1', () => pingFrom(b, 'd2', ip.d1), { ms: 30_000, every: 300 });
+      await until('p1 on n1 to reach p2 on n2 (internal)', () => pingFrom(a, 'p1', ip.p2), { ms: 30_000, every: 300 });
+      t.true(await pingFrom(b, 'p2', ip.p1), 'internal: p2 on n2 reaches p1 on n1');
+      await until('a1 (api, allows web) to reach w2 on n2', () => pingFrom(a, 'a1', ip.w2), { ms: 30_000, every: 300 });
+      t.true(await pingFrom(b, 'w2', ip.a1), 'w2 on n2 reaches a1 (api allows web; n1 carries the pair both ways)');
+      t.true(await pingFrom(a, 'w1', ip.a1), 'w1 reaches a1 on the same host');
+      t.true(await pingFrom(a, 'w1', n2.underlayIP), 'a non-internal network reaches beyond its host (n2\'s underlay address)');
+
+      // Refused, both ways: bgp vs bgp on one host, across hosts, bgp vs a bridge network.
+      await refused(t, rigs, 'w1 -> d1 (one host)', () => pingFrom(a, 'w1', ip.d1));
+      await refused(t, rigs, 'd1 -> w1 (one host)', () => pingFrom(a, 'd1', ip.w1));
+      await refused(t, rigs, 'w1 on n1 -> d2 on n2', () => pingFrom(a, 'w1', ip.d2));
+      await refused(t, rigs, 'd2 on n2 -> w1 on n1', () => pingFrom(b, 'd2', ip.w1));
+      await refused(t, rigs, 'w1 (bgp) -> l1 (bridge)', () => pingFrom(a, 'w1', ip.l1));
+      await refused(t, rigs, 'l1 (bridge) -> w1 (bgp)', () => pingFrom(a, 'l1', ip.w1));
+      await refused(t, rigs, 'a1 (api) -> d2 on n2 (not allowed)', () => pingFrom(a, 'a1', ip.d2));
+      // --internal: not the other networks, not beyond the network, even with a default route of its own.
+      await refused(t, rigs, 'w2 on n2 -> p1 (internal) on n1', () => pingFrom(b, 'w2', ip.p1));
+      t.notRegex((await a.ok('exec', 'p1', 'ip', 'route')), /default/, 'internal: no default route in the container');
+      await forceDefaultRoute(a, 'p1', '169.254.1.1');
+      await refused(t, rigs, 'p1 (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'p1', n2.underlayIP));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w2 on n2', () => pingFrom(a, 'p1', ip.w2));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w1 on its host', () => pingFrom(a, 'p1', ip.w1));
+      t.true(await pingFrom(a, 'p1', ip.p2), 'and p1 still reaches p2 on n2');
+
+      // A routed container's host veth carries its network's group; the driver's start puts it back.
+      const veth = vethNames(await a.ok('inspect', '-f', '{{(index .NetworkSettings.Networks "web").EndpointID}}', 'w1')).hostVeth;
+      const groupOfVeth = () => Netlink.within(a.netnsPath, (nl) => nl.linkByName(veth)!.group);
+      t.is(groupOfVeth(), isolationGroup({ routed: 'web' }), 'w1\'s host veth is in web\'s isolation group');
+      Netlink.within(a.netnsPath, (nl) => nl.linkSet(nl.linkByName(veth)!.index, { group: 0 }));
+      await a.stopPlugin();
+      await a.startPlugin(BGP.plugin(lab, n1));
+      t.is(groupOfVeth(), isolationGroup({ routed: 'web' }), 'back in its group after the driver restarted');
+
+      for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
+      for (const net of ['web', 'db', 'priv']) for (const rig of rigs) await networkRm(rig, net);
+      await networkRm(a, 'api');
+      await networkRm(a, 'loc');
+      for (const rig of rigs) {
+        t.deepEqual(isolationElements(rig), NO_ELEMENTS, 'no isolation element left');
+        t.deepEqual(driverLinks(rig), [], 'no veth left');
+      }
+      t.deepEqual([...(await shared.definitions()).keys()], [], 'no definition left');
+    } finally {
+      for (const rig of rigs) await rig.stop();
+    }
+  });
+});
+
+test.serial('-o mode=vxlan --internal: containers reach each other across hosts, nothing beyond the overlay (no default route, and refused with one); nothing left after', async (t) => {
+  await withLab(t, { nodes: 2, podsPerNode: 0, mode: 'vxlan' }, async (lab) => {
+    const [n1, n2] = lab.nodes;
+    const rigs: DockerRig[] = [];
+    try {
+      rigs.push(await rigOn(lab, n1, VXLAN));
+      rigs.push(await rigOn(lab, n2, VXLAN));
+      const [a, b] = rigs;
+      for (const rig of rigs) await rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=vxlan', '--internal', '--subnet', lab.pool, 'ov');
+      await a.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '--subnet', '10.31.0.0/24', 'loc');
+      await a.ok('run', '-d', '--name', 'ca', '--network', 'ov', IMAGE, 'sleep', '100000');
+      await b.ok('run', '-d', '--name', 'cb', '--network', 'ov', IMAGE, 'sleep', '100000');
+      await a.ok('run', '-d', '--name', 'l1', '--network', 'loc', IMAGE, 'sleep', '100000');
+      const ipA = await addrIn(a, 'ca', 'ov');
+      const ipB = await addrIn(b, 'cb', 'ov');
+      const ipL = await addrIn(a, 'l1', 'loc');
+      await until('ca on n1 to reach cb on n2', () => pingFrom(a, 'ca', ipB), { ms: 30_000, every: 300 });
+      t.true(await pingFrom(b, 'cb', ipA), 'cb on n2 reaches ca on n1');
+      t.true(await pingFrom(a, 'l1', n2.underlayIP), 'a bridge network\'s container reaches n2\'s underlay address (the probe can succeed)');
+      const routes = await a.ok('exec', 'ca', 'ip', 'route');
+      t.notRegex(routes, /default/, 'no default route in the container');
+      t.false(await pingFrom(a, 'ca', n2.underlayIP), 'nothing beyond the overlay without a route');
+      const gw = routes.match(/via (\S+)/)![1];
+      await forceDefaultRoute(a, 'ca', gw);
+      await refused(t, rigs, 'ca (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'ca', n2.underlayIP));
+      await refused(t, rigs, 'ca (internal) -> l1 (another network)', () => pingFrom(a, 'ca', ipL));
+      await refused(t, rigs, 'l1 -> ca (internal)', () => pingFrom(a, 'l1', ipA));
+      await refused(t, rigs, 'l1 -> cb (internal) on n2', () => pingFrom(a, 'l1', ipB));
+      t.true(await pingFrom(a, 'ca', ipB), 'and ca still reaches cb on n2');
+      const id = await a.ok('network', 'inspect', '-f', '{{.Id}}', 'ov');
+      t.is(inNetns(a.netnsPath, () => nftGetTable(NFPROTO_INET, masqTableName(`docker-${id.slice(0, 12)}`))), null, 'no masquerade table for the network');
+
+      for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
+      for (const rig of rigs) await networkRm(rig, 'ov');
+      await networkRm(a, 'loc');
+      for (const rig of rigs) {
+        t.deepEqual(isolationElements(rig), NO_ELEMENTS, 'no isolation element left');
+        t.deepEqual(driverLinks(rig), [], 'no bridge or veth left');
+      }
+    } finally {
+      for (const rig of rigs) await rig.stop();
+    }
+  });
+});

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
 import { vethNames, type Dataplane } from '../../docker/dataplane.js';
+import { isolationOf } from '../../docker/isolation.js';
 import { IpamDriver } from '../../docker/ipam.js';
 import { NetworkDriver, type MultiHost } from '../../docker/network.js';
 import { DockerConfigError, parseDockerConfig } from '../../docker/config.js';
@@ -32,6 +33,8 @@ class FakeDataplane implements Dataplane {
     if (this.fail.ensureNetwork) throw new Error(this.fail.ensureNetwork);
   }
   removeNetwork(n: NetworkRecord) { this.bridges.delete(n.bridge); }
+  isolate() { /* elements only: nothing the fake keeps */ }
+  restoreEndpoint() { /* a device group: nothing the fake keeps */ }
   createEndpoint(_n: NetworkRecord, e: { hostVeth: string; sandboxVeth: string }) {
     if (this.fail.createEndpoint) throw new Error(this.fail.createEndpoint);
     this.veths.add(e.hostVeth);
@@ -281,7 +284,7 @@ test('-o mode=vxlan: containers get a route to the whole pool; what cannot work 
   const err = async (body: unknown) => ((await a.call('NetworkDriver.CreateNetwork', body)).json as any).Err as string;
   t.is(await err(vxlanCreate('e', '10.50.0.0/16', '10.50.0.1/16')), 'tether: -o mode=vxlan: --subnet 10.50.0.0/16 is not the pool of tetherd\'s overlay "lab" (10.244.0.0/16); give --subnet 10.244.0.0/16');
   t.regex(await err(vxlanCreate('e', POOL, '10.244.0.1/16')), /needs --ipam-driver tether and no --gateway: each host's gateway is the first address of its own subnet \(10\.244\.1\.0\/24 on this host\), not 10\.244\.0\.1\/16/);
-  t.regex(await err(vxlanCreate('e', POOL, '10.244.1.1/24', {}, { 'com.docker.network.internal': true })), /--internal is not supported/);
+  t.regex(await err({ ...vxlanCreate('e', POOL, '10.244.1.1/24', {}, { 'com.docker.network.enable_ipv6': true }), IPv6Data: [{ AddressSpace: 'tether', Pool: 'fd00:1::/64', Gateway: 'fd00:1::1/64' }] }), /-o mode=vxlan networks are IPv4 only/);
   t.regex(await err(vxlanCreate('e', POOL, '10.244.1.1/24', { mtu: '1500' })), /-o mtu=1500 is larger than tetherd's VXLAN MTU 1450/);
   t.regex(await err({ ...vxlanCreate('e', POOL, '10.244.1.1/24'), Options: { 'com.docker.network.generic': {} } }), /--subnet 10\.244\.0\.0\/16 is tetherd's VXLAN overlay "lab": create it with -o mode=vxlan/);
   t.deepEqual(await shared.get('lab'), { hosts: [] }, 'no refused one was recorded');
@@ -337,4 +340,60 @@ test('-o mode=bgp: tether IPAM\'s pool turns routed at CreateNetwork (/32s from 
   t.throws(() => parseDockerConfig('{"bgp": {"ipamNetwork": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: 'f.json: "bgp" needs "etcd" (tetherd\'s)' });
   t.throws(() => parseDockerConfig('{"etcd": {"endpoints": ["unix:///e.sock"]}, "bgp": {"network": "pods"}}', 'f.json'), { instanceOf: DockerConfigError, message: /"bgp" must be \{"ipamNetwork": NAME\}/ });
   a.done(); b.done(); alone.done(); rmSync(storeDir, { recursive: true, force: true });
+});
+
+test('--internal across hosts: Join gives no default route, only the network\'s pool (vxlan: via the bridge; bgp: via the link-local gateway)', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const v = driver({ overlay: () => overlayOf('n1', '10.244.1.0/24'), shared });
+  const internal = { 'com.docker.network.internal': true };
+  t.is((await v.call('NetworkDriver.CreateNetwork', vxlanCreate('e', POOL, '10.244.1.1/24', {}, internal))).status, 200);
+  t.like((await shared.get('lab')).definition, { internal: true, masquerade: false });
+  const eid = 'f'.repeat(64);
+  await v.call('NetworkDriver.CreateEndpoint', { NetworkID: 'e'.repeat(64), EndpointID: eid, Interface: { Address: '10.244.1.2/24', AddressIPv6: '', MacAddress: '' }, Options: {} });
+  const vj = (await v.call('NetworkDriver.Join', { NetworkID: 'e'.repeat(64), EndpointID: eid, SandboxKey: '/x', Options: {} })).json as any;
+  t.is(vj.Gateway, undefined, 'no default route');
+  t.true(vj.DisableGatewayService);
+  t.deepEqual(vj.StaticRoutes, [{ Destination: POOL, RouteType: 0, NextHop: '10.244.1.1' }]);
+
+  const b = driver({ overlay: () => { throw new Error('no VXLAN here'); }, shared, routed: { network: 'pods', node: 'n1' } });
+  await b.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.60.0.0/16', SubPool: '', Options: {}, V6: false });
+  t.is((await b.call('NetworkDriver.CreateNetwork', { NetworkID: 'a'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp' }, ...internal }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.60.0.0/16', Gateway: '10.60.0.1/16' }], IPv6Data: [] })).status, 200);
+  await b.call('NetworkDriver.CreateEndpoint', { NetworkID: 'a'.repeat(64), EndpointID: eid, Interface: { Address: '10.60.0.7/32', AddressIPv6: '', MacAddress: '' }, Options: {} });
+  const bj = (await b.call('NetworkDriver.Join', { NetworkID: 'a'.repeat(64), EndpointID: eid, SandboxKey: '/x', Options: {} })).json as any;
+  t.is(bj.Gateway, undefined, 'no default route');
+  t.deepEqual(bj.StaticRoutes, [{ Destination: '169.254.1.1/32', RouteType: 1 }, { Destination: '10.60.0.0/16', RouteType: 0, NextHop: '169.254.1.1' }]);
+  v.done(); b.done(); rmSync(storeDir, { recursive: true, force: true });
+});
+
+test('-o mode=bgp -o name=: several routed networks, each shared under its name, isolated as routed networks of that name; overlapping subnets refused across hosts; -o allowNetworks makes a pair both ways', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const multi = { overlay: () => { throw new Error('no VXLAN here'); }, shared, routed: { network: 'pods', node: 'n1' } };
+  const a = driver(multi);
+  const create = async (id: string, pool: string, generic: Record<string, string>) => {
+    await a.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: pool, SubPool: '', Options: {}, V6: false });
+    return a.call('NetworkDriver.CreateNetwork', { NetworkID: id.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp', ...generic } }, IPv4Data: [{ AddressSpace: 'tether', Pool: pool, Gateway: `${pool.split('/')[0].replace(/0$/, '1')}/16` }], IPv6Data: [] });
+  };
+  t.is((await create('a', '10.60.0.0/16', { name: 'web' })).status, 200);
+  t.is((await create('b', '10.61.0.0/16', { name: 'db', allowNetworks: 'web' })).status, 200);
+  t.is((await create('c', '10.62.0.0/16', {})).status, 200, 'one without -o name is tetherd\'s IPAM network\'s');
+  t.deepEqual([...(await shared.definitions()).keys()].sort(), ['db', 'pods', 'web']);
+  const nets = await a.state.networks();
+  const [web, db, pods] = ['a', 'b', 'c'].map((id) => nets.find((n) => n.id === id.repeat(64))!);
+  t.deepEqual(isolationOf(web, nets), { member: { routed: 'web' }, isolate: true, internal: false, icc: true, allowBridges: [], allowNetworks: ['db'], spans: ['10.60.0.0/16'] }, 'allowed by db: the pair on web\'s side too');
+  t.like(isolationOf(db, nets), { member: { routed: 'db' }, allowNetworks: ['web'], spans: ['10.61.0.0/16'] });
+  t.like(isolationOf(pods, nets), { member: { routed: 'pods' }, allowNetworks: [] });
+
+  const b = driver({ ...multi, routed: { network: 'pods', node: 'n2' } });
+  await b.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: '10.60.128.0/17', SubPool: '', Options: {}, V6: false });
+  const overlap = await b.call('NetworkDriver.CreateNetwork', { NetworkID: 'd'.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp', name: 'api' } }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.60.128.0/17', Gateway: '10.60.128.1/17' }], IPv6Data: [] });
+  t.is((overlap.json as any).Err, 'tether: -o mode=bgp --subnet 10.60.128.0/17 overlaps 10.60.0.0/16 of network "web" (created on n1); pick another --subnet, or give -o name=web to join that network');
+  t.false((await shared.definitions()).has('api'), 'the refused one recorded nothing');
+
+  const bad = async (generic: Record<string, string>) => ((await a.call('NetworkDriver.CreateNetwork', { NetworkID: 'e'.repeat(64), Options: { 'com.docker.network.generic': generic }, IPv4Data: [{ AddressSpace: 'tether', Pool: '10.70.0.0/24', Gateway: '10.70.0.1/24' }], IPv6Data: [] })).json as any).Err as string;
+  t.regex(await bad({ name: 'x' }), /-o name= names a -o mode=bgp network across hosts; a bridge network takes none/);
+  t.regex(await bad({ mode: 'bgp', name: 'no spaces' }), /-o name=no spaces must be 1 to 64 letters/);
+  t.regex(await bad({ allowBridges: 'way-too-long-bridge-name' }), /-o allowBridges=way-too-long-bridge-name: "way-too-long-bridge-name" /);
+  a.done(); b.done(); rmSync(storeDir, { recursive: true, force: true });
 });
