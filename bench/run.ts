@@ -158,12 +158,21 @@ const benchNets = join(root, 'bench', 'networks');
 const tetherPath = [DIST];
 const only = process.env.BENCH_ONLY?.split(',');
 const want = (k: string) => !only || only.includes(k);
-if (want('startup')) startup();
-if (want('adddel')) await addDel('tether vs reference', loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, loadNetworkList(benchNets, 'bench-ref-plain'), [REF]);
+/** Sections that threw: the table still prints what the others measured, and the run exits non-zero. */
+const failed: string[] = [];
+async function section(key: string, run: () => unknown): Promise<void> {
+  if (!want(key)) return;
+  try { await run(); } catch (e) {
+    failed.push(`${key}: ${(e as Error).stack ?? String(e)}`);
+    process.stderr.write(`bench: section ${key} failed: ${(e as Error).message}\n`);
+  }
+}
+await section('startup', async () => { startup(); });
+await section('adddel', async () => { await addDel('tether vs reference', loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, loadNetworkList(benchNets, 'bench-ref-plain'), [REF]); });
 // Routed (L3) attachments: tether-bgp-route against the closest reference plugin, ptp (also a veth with no bridge and host routes).
-if (want('l3')) await addDel('routed (L3): tether vs reference', loadNetworkList(benchNets, 'bench-tether-l3'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ptp'), [REF]);
-if (want('masq')) await addDel('with ipMasq: tether vs reference', loadNetworkList(benchNets, 'bench-tether-masq'), tetherPath, loadNetworkList(benchNets, 'bench-ref-masq'), [REF]);
-if (want('etcd')) {
+await section('l3', async () => { await addDel('routed (L3): tether vs reference', loadNetworkList(benchNets, 'bench-tether-l3'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ptp'), [REF]); });
+await section('masq', async () => { await addDel('with ipMasq: tether vs reference', loadNetworkList(benchNets, 'bench-tether-masq'), tetherPath, loadNetworkList(benchNets, 'bench-ref-masq'), [REF]); });
+await section('etcd', async () => {
   // The same plugin and network, IPAM state in etcd (over a Unix socket: the plugins run in the lab's host namespace) vs the embedded store.
   const { startEtcd } = await import('../conformance/etcd.js');
   const server = await startEtcd({ unix: true });
@@ -176,8 +185,8 @@ if (want('etcd')) {
     const { parseNetworkList } = await import('../lib/libcni/conf.js');
     await addDel('IPAM in etcd vs embedded', parseNetworkList(Buffer.from(JSON.stringify(raw))), tetherPath, embedded, tetherPath);
   } finally { await server.stop(); }
-}
-if (want('concurrent')) {
+});
+await section('concurrent', async () => {
   // 200 IPAM ADDs at once, exec'd as a runtime delegates them: tether-ipam over 4 node names sharing one
   // etcd, and reference host-local on its local files. Each run's latencies, its p50/p99, and the
   // single-ADD median measured just before, the same way.
@@ -217,16 +226,16 @@ if (want('concurrent')) {
     rows.push({ name: '  single ADD before it', a: 'tether-ipam', b: 'host-local', sa: a.single, sb: b.single, unit: 'ms' });
     rows.push({ name: '  throughput (ADDs/s)', a: 'tether-ipam', b: 'host-local', sa: stats([a.perSecond]), sb: stats([b.perSecond]), unit: '/s' });
   } finally { await server.stop(); rmSync(data, { recursive: true, force: true }); }
-}
+});
 // Bursts of parallel ADDs and DELs on one node, as runtimes start pods (bench/burst.ts).
-if (want('burst')) {
+await section('burst', async () => {
   const { burstBench } = await import('./burst.js');
   const ks = (process.env.BENCH_BURST_K ?? '1,16,30,100').split(',').map(Number);
   rows.push(...await burstBench(
     { list: loadNetworkList(benchNets, 'bench-tether-plain'), path: tetherPath },
     { list: loadNetworkList(benchNets, 'bench-ref-plain'), path: [REF] },
     ks, Number(process.env.BENCH_BURST_ROUNDS ?? 3)));
-}
+});
 // Two published ports and a bandwidth limit per container: tether in one exec against the reference chain.
 // Container i's ports are 20000+2i and 20001+2i (0: the measured one), so the 500 of the scale row never collide.
 const portCaps: Caps = (i) => ({
@@ -234,20 +243,24 @@ const portCaps: Caps = (i) => ({
   bandwidth: { ingressRate: 100_000_000, ingressBurst: 1_000_000, egressRate: 100_000_000, egressBurst: 1_000_000 },
 });
 const portsOnly: Caps = (i) => ({ portMappings: (portCaps(i).portMappings as unknown[]) });
-if (want('ports')) await addDel('2 ports + bandwidth: tether vs reference chain', loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ports'), [REF], portCaps);
-if (want('portscale')) await scale(loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, Number(process.env.BENCH_MANY ?? 500), portsOnly, ' (2 ports each)');
-if (want('scale')) await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500));
-if (want('rss')) {
+await section('ports', async () => { await addDel('2 ports + bandwidth: tether vs reference chain', loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, loadNetworkList(benchNets, 'bench-ref-ports'), [REF], portCaps); });
+await section('portscale', async () => { await scale(loadNetworkList(benchNets, 'bench-tether-ports'), tetherPath, Number(process.env.BENCH_MANY ?? 500), portsOnly, ' (2 ports each)'); });
+await section('scale', async () => { await scale(loadNetworkList(benchNets, 'bench-tether-plain'), tetherPath, Number(process.env.BENCH_MANY ?? 500)); });
+await section('rss', async () => {
   rows.push({ name: 'peak RSS of ADD/DEL execs', a: 'tether-bridge+tether-ipam', b: 'bridge+host-local', sa: stats([rssOfAdd('bench-tether-plain', DIST)]), sb: stats([rssOfAdd('bench-ref-plain', REF)]), unit: 'MiB' });
-}
+});
 // The BGP speaker with 100 peers' worth of routes, against BIRD 2 on the same driver (bench/bgp.ts).
-if (want('bgp')) rows.push(...await (await import('./bgp.js')).bgpBench());
-if (want('vxlan')) rows.push(...await (await import('./vxlan.js')).benchVxlan());
+await section('bgp', async () => { rows.push(...await (await import('./bgp.js')).bgpBench()); });
+await section('vxlan', async () => { rows.push(...await (await import('./vxlan.js')).benchVxlan()); });
 // The BGP lab (tetherd in BGP mode, 10 nodes): routed pod throughput and block propagation (bench/bgp-lab.ts).
-if (want('bgplab')) rows.push(...await (await import('./bgp-lab.js')).benchBgpLab());
+await section('bgplab', async () => { rows.push(...await (await import('./bgp-lab.js')).benchBgpLab()); });
 // Docker on tether's driver vs Docker's own bridge driver, one private dockerd (bench/docker.ts).
-if (want('docker')) rows.push(...await (await import('./docker.js')).benchDocker());
+await section('docker', async () => { rows.push(...await (await import('./docker.js')).benchDocker()); });
 // Peer mode (no etcd): convergence after a change on the 10-node lab (bench/peers.ts).
-if (want('peers')) rows.push(...await (await import('./peers.js')).benchPeers());
+await section('peers', async () => { rows.push(...await (await import('./peers.js')).benchPeers()); });
 print();
-writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows }, null, 2)}\n`);
+writeFileSync(join(root, 'bench-results.json'), `${JSON.stringify({ n: N, at: new Date().toISOString(), rows, failed }, null, 2)}\n`);
+if (failed.length) {
+  process.stderr.write(`\nbench: ${failed.length} section(s) failed, their rows are missing:\n${failed.join('\n')}\n`);
+  process.exitCode = 1;
+}
