@@ -160,7 +160,9 @@ export class NetworkDriver {
    * When a -o mode=bgp network is made or removed here, or one that allows networks by name is made
    * (and at the driver's start, by the periodic refresh's first run: docker/refresh.ts), the other
    * hosts' networks are learnt again: a host that makes its network after another host made its own
-   * sees that definition, so a pair on two hosts is filtered at once by the later one. A failure is
+   * sees that definition, and refuses its containers' traffic to it at once (the earlier host learns of
+   * the later network at its next periodic refresh: a masquerading sender's traffic can only be told
+   * apart by the sender's host, by destination). A failure is
    * logged, not thrown: the network is made (or gone) all the same, and the periodic refresh tries again.
    * Endpoints never read the store: a foreign span is the same for every container.
    */

@@ -4,10 +4,10 @@ import type { PluginServer } from './server.js';
 
 // The other hosts' -o mode=bgp networks are learnt at the driver's start (this timer's first run, right
 // away: the start itself waits on no store) and when one is made or removed here (docker/network.ts);
-// two hosts making theirs at the same moment each miss the other's, and a definition removed by its
-// last host leaves a foreign span behind on the others. This timer converges both: the
-// store is read outside the request queue (a slow or absent etcd delays no request), then the few ms of
-// kernel changes run in turn with the requests. Failures are logged and retried at the next tick.
+// a network made later on another host, and a definition removed by its last host (its foreign span
+// left behind here), are only seen by this timer. It reads the store outside the request queue (a
+// slow or absent etcd delays no request), then the few ms of kernel changes run in turn with the
+// requests. Failures are logged and retried at the next tick.
 
 export const HOSTS_REFRESH_MS = 30_000;
 
