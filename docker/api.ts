@@ -175,3 +175,15 @@ export interface ReconcileResponse {
   RemovedVeths: string[];
   ReleasedAddresses: string[];
 }
+
+/** `POST /Tether.Refresh`: the driver re-reads the networks defined across hosts now (as it does every 30 s). */
+export interface RefreshResponse {
+  /** The -o mode=bgp networks other hosts have and this one has not, as this host's isolation now knows them. */
+  Foreign: ForeignNetwork[];
+}
+export interface ForeignNetwork {
+  Name: string;
+  Subnet: string;
+  /** The networks here allowed to exchange traffic with it: routed networks by name, bridges as "bridge NAME". */
+  Allowed: string[];
+}

@@ -10,7 +10,7 @@ import { ensureBridge, ensureGatewayAddresses } from '../plugins/bridge/host.js'
 import { configureHostEnd, routeToContainer } from '../plugins/bgp-route/host.js';
 import { GATEWAY_V4, HOST_MAC } from '../plugins/bgp-route/plan.js';
 import { ensureMasquerade, removeMasquerade } from '../plugins/bridge/masq.js';
-import { ensureIsolation, removeIsolation, tagIsolationDevice, type IsolationSettings } from '../plugins/common/isolation.js';
+import { ensureIsolation, removeIsolation, syncForeignSpans, tagIsolationDevice, type ForeignSpan, type IsolationSettings } from '../plugins/common/isolation.js';
 import { memberOf } from './isolation.js';
 import { addPortMappings, removePortMappings, type PortMapping, type PortOwner } from '../lib/portmap/index.js';
 import type { EndpointRecord, NetworkRecord } from './state.js';
@@ -27,6 +27,8 @@ export interface Dataplane {
   isolate(isolation: IsolationSettings): void;
   /** Undoes ensureNetwork. */
   removeNetwork(n: NetworkRecord): void;
+  /** The other hosts' -o mode=bgp networks this host has none of, as foreign spans; `local`: this host's own spans, never touched. */
+  foreignSpans(foreign: ForeignSpan[], local: string[]): void;
   /** The veth pair, host end on the bridge; returns the sandbox end's MAC. */
   createEndpoint(n: NetworkRecord, e: EndpointRecord): { mac: string };
   /** At the driver's start, for an endpoint it knows: a routed one's host veth back in its network's isolation group. */
@@ -84,6 +86,8 @@ export const kernelDataplane: Dataplane = {
   },
 
   isolate(isolation) { ensureIsolation(isolation); },
+
+  foreignSpans(foreign, local) { syncForeignSpans(foreign, local); },
 
   removeNetwork(n) {
     removeMasquerade(masqName(n));

@@ -5,15 +5,15 @@ import { parseMAC } from '../lib/ip/mac.js';
 import {
   Label, type AllocateNetworkRequest, type CapabilitiesResponse, type CreateEndpointRequest, type CreateEndpointResponse,
   type CreateNetworkRequest, type EndpointOperInfoResponse, type EndpointRequest, type JoinRequest, type JoinResponse,
-  type NetworkRequest, type PortBinding, type ProgramExternalConnectivityRequest,
+  type ForeignNetwork, type NetworkRequest, type PortBinding, type ProgramExternalConnectivityRequest, type RefreshResponse,
 } from './api.js';
 import { parsePortMappings, type PortMapping } from '../lib/portmap/index.js';
 import { vethNames, type Dataplane } from './dataplane.js';
 import { badRequest, DriverError } from './errors.js';
-import { isolationOf, relatedTo } from './isolation.js';
+import { foreignNetworks, isolationOf, localSpans, relatedTo } from './isolation.js';
 import { networkFromRequest, sameNetwork } from './options.js';
 import type { Overlay } from './overlay.js';
-import { conflict, sameDefinition, type SharedDefinition, type SharedNetworks } from './shared.js';
+import { conflict, sameDefinition, type SharedDefinition, type SharedNetwork, type SharedNetworks } from './shared.js';
 import type { DriverState, EndpointRecord, NetworkRecord } from './state.js';
 
 type Empty = Record<string, never>;
@@ -133,6 +133,45 @@ export class NetworkDriver {
     }
   }
 
+  /**
+   * The networks defined across hosts, read from the store the hosts share: what this host's isolation
+   * must know of the -o mode=bgp networks it has none of. Undefined where -o mode=bgp is not configured.
+   * A read of the store only: the periodic refresh runs it outside the request queue (docker/refresh.ts).
+   */
+  async hostsView(): Promise<Map<string, SharedNetwork> | undefined> {
+    return this.multi?.routed ? this.multi.shared.networks() : undefined;
+  }
+
+  /** Foreign spans in line with `view` and this host's networks (a few ms of netlink; run in turn with requests). */
+  async applyHosts(view: Map<string, SharedNetwork>): Promise<ForeignNetwork[]> {
+    const all = await this.state.networks();
+    const foreign = foreignNetworks(all, view);
+    this.dp.foreignSpans(foreign, localSpans(all));
+    return foreign.map((f) => ({ Name: f.name, Subnet: f.subnet, Allowed: f.allowed.map((m) => ('bridge' in m ? `bridge ${m.bridge}` : m.routed)) }));
+  }
+
+  /** Reads the hosts' networks and applies them (Tether.Refresh, and the steps below). */
+  async refreshHosts(): Promise<RefreshResponse> {
+    const view = await this.hostsView();
+    return { Foreign: view ? await this.applyHosts(view) : [] };
+  }
+
+  /**
+   * When a -o mode=bgp network is made or removed here, or one that allows networks by name is made
+   * (and at the driver's start, by the periodic refresh's first run: docker/refresh.ts), the other
+   * hosts' networks are learnt again: a host that makes its network after another host made its own
+   * sees that definition, and refuses its containers' traffic to it at once (the earlier host learns of
+   * the later network at its next periodic refresh: a masquerading sender's traffic can only be told
+   * apart by the sender's host, by destination). A failure is
+   * logged, not thrown: the network is made (or gone) all the same, and the periodic refresh tries again.
+   * Endpoints never read the store: a foreign span is the same for every container.
+   */
+  private async learnHosts(): Promise<void> {
+    try { await this.refreshHosts(); } catch (e) {
+      this.log?.warn('the other hosts\' -o mode=bgp networks were not learnt for isolation (retried periodically)', { error: (e as Error).message });
+    }
+  }
+
   async createNetwork(r: CreateNetworkRequest): Promise<Empty> {
     ids(r, false);
     const all = await this.state.networks();
@@ -142,7 +181,7 @@ export class NetworkDriver {
     else this.notOverlay(n);
     const had = all.find((x) => x.id === n.id);
     if (had && !sameNetwork(had, n)) throw new DriverError(`tether: network ${short(n.id)} exists with other settings`);
-    if (n.overlay) await this.multi!.shared.join(n.overlay.name, n.overlay.host, n.id, definitionOf(n, n.overlay.host));
+    if (n.overlay) await this.multi!.shared.join(n.overlay.name, n.overlay.host, n.id, definitionOf(n, n.overlay.host), n.allowNetworks);
     try {
       const now = [...all.filter((x) => x.id !== n.id), had ?? n];
       this.dp.ensureNetwork(had ?? n, isolationOf(had ?? n, now));
@@ -159,6 +198,7 @@ export class NetworkDriver {
       }
       throw new DriverError(`tether: cannot create network ${short(n.id)}: ${(e as Error).message}`);
     }
+    if (n.mode === 'bgp' || n.allowNetworks?.length) await this.learnHosts();
     return {};
   }
 
@@ -237,6 +277,8 @@ export class NetworkDriver {
     this.dp.removeNetwork(n);
     await this.state.deleteNetwork(n.id);
     if (n.overlay && this.multi) await this.multi.shared.leave(n.overlay.name, n.overlay.host);
+    // Still defined by other hosts, its subnet stays isolated here, as a foreign span now; else its pairs go.
+    if (n.mode === 'bgp') await this.learnHosts();
     return {};
   }
 

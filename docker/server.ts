@@ -14,7 +14,7 @@ export interface MethodStats { calls: number; errors: number; totalMs: number; m
 
 const MAX_SAMPLES = 10_000;
 
-/** The routing table: every method of both APIs, plus Plugin.Activate and tether's own Tether.Stats. */
+/** The routing table: every method of both APIs, plus Plugin.Activate and tether's own Tether.Stats, Tether.Reconcile and Tether.Refresh. */
 export function routes(net: NetworkDriver, ipam: IpamDriver, stats: () => unknown): Map<string, Handler> {
   const activate: ActivateResponse = { Implements: ['NetworkDriver', 'IpamDriver'] };
   return new Map<string, Handler>([
@@ -41,6 +41,7 @@ export function routes(net: NetworkDriver, ipam: IpamDriver, stats: () => unknow
     ['IpamDriver.ReleaseAddress', (b) => ipam.releaseAddress(b)],
     ['Tether.Stats', () => stats()],
     ['Tether.Reconcile', (b) => reconcile(net, ipam, b)],
+    ['Tether.Refresh', () => net.refreshHosts()],
   ]);
 }
 
@@ -52,7 +53,7 @@ async function reconcile(net: NetworkDriver, ipam: IpamDriver, r: ReconcileReque
 }
 
 /** Methods whose body may be empty (dockerd sends none). */
-const NO_BODY = new Set(['Plugin.Activate', 'NetworkDriver.GetCapabilities', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces', 'Tether.Stats']);
+const NO_BODY = new Set(['Plugin.Activate', 'NetworkDriver.GetCapabilities', 'IpamDriver.GetCapabilities', 'IpamDriver.GetDefaultAddressSpaces', 'Tether.Stats', 'Tether.Refresh']);
 
 /**
  * Answers one request: the method's result, or {"Err": text} with 400 (a request that cannot be
@@ -96,6 +97,16 @@ export class PluginServer {
       }
     });
     this.queue = run;
+    return run;
+  }
+
+  /**
+   * Runs `fn` in turn with the requests, not counted as one: driver work that must not interleave with
+   * a request's (the periodic refresh's kernel changes, after its store read outside the queue).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn);
+    this.queue = run.catch(() => undefined);
     return run;
   }
 

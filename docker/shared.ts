@@ -37,6 +37,21 @@ export const conflict = (name: string, had: SharedDefinition, want: SharedDefini
 
 const MAX_RETRIES = 5;
 
+/** A host's membership of a network (`members/<name>/<host>`): what the other hosts learn of it. */
+interface MemberRecord {
+  networkID: string;
+  joinedAt: string;
+  /** -o allowNetworks= on this host: a host without the network allows the pair from this (isolation.ts). */
+  allowNetworks?: string[];
+}
+
+/** A network defined across hosts: its definition, the hosts that joined it, and the networks any of them allows. */
+export interface SharedNetwork {
+  definition: SharedDefinition;
+  hosts: string[];
+  allowNetworks: string[];
+}
+
 export class SharedNetworks {
   /** `open` gives a store connection for one operation (closed after it). */
   constructor(private readonly open: () => KV) {}
@@ -59,7 +74,7 @@ export class SharedNetworks {
    * This host joins the network `name`: its definition is recorded if it is the first, else must equal
    * the recorded one (refused naming both). Repeating it is harmless.
    */
-  join(name: string, host: string, networkID: string, want: SharedDefinition): Promise<void> {
+  join(name: string, host: string, networkID: string, want: SharedDefinition, allowNetworks: string[] = []): Promise<void> {
     const defKey = `networks/${name}`;
     const memberKey = `members/${name}/${host}`;
     return this.within(async (kv) => {
@@ -70,7 +85,8 @@ export class SharedNetworks {
           const def = JSON.parse(had.value) as SharedDefinition;
           if (!sameDefinition(def, want)) throw conflict(name, def, want);
         }
-        const member2 = { key: memberKey, value: JSON.stringify({ networkID, joinedAt: new Date().toISOString() }) };
+        const record: MemberRecord = { networkID, joinedAt: new Date().toISOString(), ...(allowNetworks.length ? { allowNetworks } : {}) };
+        const member2 = { key: memberKey, value: JSON.stringify(record) };
         const ok = await kv.txn({
           if: [{ key: defKey, version: had?.version ?? 0 }, { key: memberKey, version: member?.version ?? 0 }],
           put: [...(had ? [] : [{ key: defKey, value: JSON.stringify(want) }]), member2],
@@ -101,6 +117,26 @@ export class SharedNetworks {
   /** Every recorded definition, by name. */
   definitions(): Promise<Map<string, SharedDefinition>> {
     return this.within(async (kv) => new Map([...(await kv.range('networks/'))].map(([k, e]) => [k.slice('networks/'.length), JSON.parse(e.value) as SharedDefinition])));
+  }
+
+  /**
+   * Every recorded definition with its hosts and their allowances (two reads, whatever the number of
+   * networks): each host's isolation learns the networks it has no member of from this.
+   */
+  networks(): Promise<Map<string, SharedNetwork>> {
+    return this.within(async (kv) => {
+      const out = new Map<string, SharedNetwork>();
+      for (const [k, e] of await kv.range('networks/')) out.set(k.slice('networks/'.length), { definition: JSON.parse(e.value) as SharedDefinition, hosts: [], allowNetworks: [] });
+      for (const [k, e] of await kv.range('members/')) {
+        const [, name, host] = k.split('/');
+        const n = out.get(name);
+        if (!n) continue; // a member whose definition is being removed
+        n.hosts.push(host);
+        for (const a of (JSON.parse(e.value) as MemberRecord).allowNetworks ?? []) if (!n.allowNetworks.includes(a)) n.allowNetworks.push(a);
+      }
+      for (const n of out.values()) n.allowNetworks.sort();
+      return out;
+    });
   }
 
   /** The recorded definition and the hosts that joined it (status, tests). */

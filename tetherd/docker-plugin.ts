@@ -9,6 +9,7 @@ import { kernelDataplane } from '../docker/dataplane.js';
 import { IpamDriver } from '../docker/ipam.js';
 import { NetworkDriver, type MultiHost } from '../docker/network.js';
 import { overlayFrom } from '../docker/overlay.js';
+import { refreshHostsPeriodically } from '../docker/refresh.js';
 import { SharedNetworks } from '../docker/shared.js';
 import { DEFAULT_NODE_STATE_FILE } from '../lib/paths.js';
 import { PluginServer } from '../docker/server.js';
@@ -62,9 +63,10 @@ export async function dockerPluginMain(argv: string[]): Promise<number> {
     await net.restore();
     const server = new PluginServer(net, ipam, log);
     await server.listen(socket);
+    const stopRefresh = routed ? refreshHostsPeriodically(net, server, log) : () => undefined;
     writeSync(1, `tetherd docker-plugin: ready on ${socket}, state ${stateDir}\n`);
     return await new Promise<number>((resolve) => {
-      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { void server.close(socket).then(() => resolve(0)); });
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => { stopRefresh(); void server.close(socket).then(() => resolve(0)); });
     });
   } catch (e) {
     writeSync(2, `tetherd docker-plugin: error: ${(e as Error).message}\n`);

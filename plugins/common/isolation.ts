@@ -3,7 +3,7 @@ import { Netlink } from '../../lib/netlink/handle.js';
 import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
 import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../../lib/netlink/nft-set.js';
-import { addToIP, formatCIDR, lastOf, networkOf, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
+import { addToIP, cidrsOverlap, formatCIDR, formatIP, ipFromBytes, lastOf, networkOf, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { NetlinkError, NetlinkSocket } from '../../lib/netlink/socket.js';
 import { runNftScript } from '../../lib/nft-script.js';
 
@@ -21,7 +21,9 @@ import { runNftScript } from '../../lib/nft-script.js';
 // ("spans"): traffic that comes from or goes to another host carries no device group, so there the
 // addresses say which network it is. Such traffic between an isolated network here and the subnet of
 // another spanning network known here is refused as above, unless the pair is allowed; an internal
-// network exchanges traffic with its own subnet on the other hosts and nothing else.
+// network exchanges traffic with its own subnet on the other hosts and nothing else. A spanning network
+// with no member on this node is known here too, as a foreign span (syncForeignSpans): its subnet in
+// "spanned" and its allowed pairs in "spanpeers", no group and no "own" element.
 
 export const ISOLATION_TABLE = 'tether_isolation';
 /** Bumped whenever the rules change, so a node with an older table is noticed rather than half-served. */
@@ -182,6 +184,69 @@ export function removeIsolation(member: IsolationMember, spans: string[] = []): 
       }
     }
   });
+}
+
+/** A subnet of a network across hosts that has no member on this node, and the networks allowed to exchange traffic with it. */
+export interface ForeignSpan { subnet: string; allowed: IsolationMember[] }
+
+/** Two addresses of a concatenated key (subnet . group) or plain key, as one number each, for comparing. */
+const addrOf = (key: Buffer) => key.readUInt32BE(0);
+
+/**
+ * Brings the foreign spans in line with `foreign`: each subnet in "spanned" and a "spanpeers" element per
+ * allowed network, and the elements of spans foreign no longer (their definition gone, or the network
+ * now made here) go. The node's own spans (`local`: the subnets of its networks across hosts) are never
+ * touched, nor a foreign subnet overlapping one. Only networks across hosts write these two sets, so what
+ * is there beyond `local` is foreign; reading it back (not remembering) makes a restarted driver right.
+ * Each span is its own transaction: one that cannot be added does not keep the others out (its error is
+ * thrown once the rest are done).
+ */
+export function syncForeignSpans(foreign: ForeignSpan[], local: string[]): void {
+  const own = local.map((x) => parseCIDR(x)!).filter((c) => c.ip.family === 4);
+  const want = foreign.map((f) => ({ c: parseCIDR(f.subnet)!, groups: f.allowed.map(isolationGroup) }))
+    .filter(({ c }) => c.ip.family === 4 && !own.some((o) => cidrsOverlap(o, c)));
+  if (!want.length && !nftGetTable(NFPROTO_INET, ISOLATION_TABLE)) return;
+  ensureTable();
+  const isOwn = (first: number, last: number) => own.some((c) => addrOf(Buffer.from(networkOf(c).bytes)) === first && addrOf(Buffer.from(lastOf(c).bytes)) === last);
+  const wanted = (first: number) => want.find(({ c }) => addrOf(Buffer.from(networkOf(c).bytes)) === first);
+  const failures: string[] = [];
+  NetlinkSocket.within(NETLINK_NETFILTER, (s) => {
+    const apply = (what: string, changes: SetChange[]) => {
+      try { nftApplySetChanges(s, changes); } catch (e) {
+        // ENOENT: already gone (deleting what is absent fails the transaction).
+        if (!(e instanceof NetlinkError && e.code === 'ENOENT')) failures.push(`${what}: ${(e as Error).message}`);
+      }
+    };
+    const list = (set: string) => nftListElements(s, NFPROTO_INET, ISOLATION_TABLE, set);
+    // "spanned" lists interval starts and end markers apart; intervals never overlap, so a start's end is
+    // the first end marker after it (none: the span reaches 255.255.255.255).
+    const spanned = list('spanned');
+    const ends = spanned.filter((e) => (e.flags ?? 0) & NFT_SET_ELEM_INTERVAL_END).map((e) => e.key).sort((a, b) => addrOf(a) - addrOf(b));
+    for (const start of spanned.filter((e) => !((e.flags ?? 0) & NFT_SET_ELEM_INTERVAL_END))) {
+      const first = addrOf(start.key);
+      const end = ends.find((k) => addrOf(k) > first);
+      const last = end ? addrOf(end) - 1 : 0xffffffff;
+      const w = wanted(first);
+      if (isOwn(first, last) || (w && addrOf(Buffer.from(lastOf(w.c).bytes)) === last)) continue;
+      apply(`foreign span from ${formatIP(ipFromBytes(start.key.subarray(0, 4)))} out of "spanned"`,
+        [{ ...change('delete', 'spanned', []), elements: [{ key: start.key }, ...(end ? [{ key: end, flags: NFT_SET_ELEM_INTERVAL_END }] : [])] }]);
+    }
+    for (const e of list('spanpeers')) {
+      const first = addrOf(e.key);
+      const last = e.keyEnd ? addrOf(e.keyEnd) : first;
+      if (isOwn(first, last)) continue;
+      const w = wanted(first);
+      if (w && addrOf(Buffer.from(lastOf(w.c).bytes)) === last && w.groups.some((g) => e.key.subarray(4, 8).equals(rangeGroup(g)))) continue;
+      apply('a foreign span\'s pair out of "spanpeers"', [{ ...change('delete', 'spanpeers', []), elements: [{ key: e.key, keyEnd: e.keyEnd }] }]);
+    }
+    for (const { c, groups } of want) {
+      apply(`foreign span ${formatCIDR(c)}`, [
+        { ...change('add', 'spanned', []), elements: spannedElements(c) },
+        { ...change('add', 'spanpeers', []), elements: groups.map((g) => subnetOf(c, g)) },
+      ]);
+    }
+  });
+  if (failures.length) throw new Error(`isolation: ${failures.join('; ')}`);
 }
 
 /** What CHECK finds wrong with a network's isolation on `device` (its bridge, or a routed container's host veth). */

@@ -93,6 +93,24 @@ export class DockerRig {
 
   get pluginStderr(): string { return this.pluginLog; }
 
+  /** One of the driver's own methods (Tether.*) on its socket, as cnictl calls them: the answer's JSON, or throws with its Err. */
+  driverCall<T>(method: string, body = ''): Promise<T> {
+    const http = process.getBuiltinModule('node:http') as typeof import('node:http');
+    return new Promise((resolve, reject) => {
+      const req = http.request({ socketPath: join(this.dir, 'plugins', 'tether.sock'), method: 'POST', path: `/${method}`, timeout: 60_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const json = JSON.parse(Buffer.concat(chunks).toString('utf8')) as T & { Err?: string };
+          if (res.statusCode !== 200) reject(new Error(`${method}: HTTP ${res.statusCode}: ${json.Err}`)); else resolve(json);
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method}: no answer in 60 s`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
   /** SIGTERM (or SIGKILL) to the driver by its PID, and wait for it to be gone. */
   async stopPlugin(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.plugin;

@@ -21,6 +21,7 @@ import { inNetns } from '../../lib/netns/netns.js';
 import { ISOLATION_TABLE, isolationGroup } from '../../plugins/common/isolation.js';
 import { vethNames } from '../../docker/dataplane.js';
 import { Netlink } from '../../lib/netlink/handle.js';
+import type { RefreshResponse } from '../../docker/api.js';
 
 // One Docker network across two hosts: two lab nodes (namespaces) with tetherd in VXLAN or BGP mode on the
 // lab's etcd, each with a private dockerd of its own (test/helpers/docker.ts, in the node's namespace) and
@@ -271,11 +272,107 @@ test.serial('-o mode=bgp networks are isolated from each other and from bridge n
       for (const net of ['web', 'db', 'priv']) for (const rig of rigs) await networkRm(rig, net);
       await networkRm(a, 'api');
       await networkRm(a, 'loc');
+      // A host that removed a network before its last host did keeps it as a foreign span until it refreshes.
+      for (const rig of rigs) t.deepEqual(await refreshHosts(rig), { Foreign: [] }, 'nothing defined across hosts any more');
       for (const rig of rigs) {
         t.deepEqual(isolationElements(rig), NO_ELEMENTS, 'no isolation element left');
         t.deepEqual(driverLinks(rig), [], 'no veth left');
       }
       t.deepEqual([...(await shared.definitions()).keys()], [], 'no definition left');
+    } finally {
+      for (const rig of rigs) await rig.stop();
+    }
+  });
+});
+
+/** The driver re-reads the networks defined across hosts now: what its periodic refresh does, on demand. */
+const refreshHosts = (rig: DockerRig) => rig.driverCall<RefreshResponse>('Tether.Refresh');
+
+/** The node has a route (not its default one) to the address: BGP brought the other host's block. */
+const routesTo = (rig: DockerRig, ip: string) => Netlink.within(rig.netnsPath, (nl) => nl.routes(4).some((r) => r.dst && r.dst.prefix > 0 && cidrContains(r.dst, parseIP(ip)!)));
+
+/** The isolation set elements of a node that are about `subnet`: its interval in "spanned", and its pairs in "spanpeers". */
+function spanElements(rig: DockerRig, subnet: string): { spanned: number; spanpeers: number } {
+  const first = Buffer.from(parseCIDR(subnet)!.ip.bytes);
+  return inNetns(rig.netnsPath, () => NetlinkSocket.within(NETLINK_NETFILTER, (sock) => ({
+    spanned: nftListElements(sock, NFPROTO_INET, ISOLATION_TABLE, 'spanned').filter((e) => e.key.equals(first)).length,
+    spanpeers: nftListElements(sock, NFPROTO_INET, ISOLATION_TABLE, 'spanpeers').filter((e) => e.key.subarray(0, 4).equals(first)).length,
+  })));
+}
+
+test.serial('-o mode=bgp networks each on one host only: isolated across hosts both ways, each host filtering by the subnets of the networks it has none of (learnt from the shared store); an allowed pair still reaches both ways; the same network across hosts too; no foreign span left once the definitions are gone', async (t) => {
+  await withLab(t, { nodes: 2, podsPerNode: 0, mode: 'bgp' }, async (lab) => {
+    const [n1, n2] = lab.nodes;
+    const rigs: DockerRig[] = [];
+    try {
+      rigs.push(await rigOn(lab, n1, BGP));
+      rigs.push(await rigOn(lab, n2, BGP));
+      const [a, b] = rigs;
+      const bgpNet = (rig: DockerRig, name: string, subnet: string, ...extra: string[]) => rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=bgp', '-o', `name=${name}`, '--subnet', subnet, ...extra, name);
+      const run = (rig: DockerRig, name: string, net: string) => rig.ok('run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '100000');
+      // n1 has red and front only, n2 blue and back only; front allows back (one side's option, on n1).
+      await bgpNet(a, 'red', '10.246.0.0/16');
+      await bgpNet(a, 'front', '10.249.0.0/16', '-o', 'allowNetworks=back');
+      await bgpNet(b, 'blue', '10.247.0.0/16');
+      await bgpNet(b, 'back', '10.250.0.0/16');
+      await run(a, 'r1', 'red');
+      await run(a, 'f1', 'front');
+      await run(b, 'b2', 'blue');
+      await run(b, 'k2', 'back');
+      const ip = { r1: await addrIn(a, 'r1', 'red'), f1: await addrIn(a, 'f1', 'front'), b2: await addrIn(b, 'b2', 'blue'), k2: await addrIn(b, 'k2', 'back') };
+
+      // A refusal is only told from a missing route once each host routes to the other's container (BGP).
+      await until('n1 to route to b2 on n2', () => routesTo(a, ip.b2), { ms: 30_000, every: 300 });
+      await until('n2 to route to r1 on n1', () => routesTo(b, ip.r1), { ms: 30_000, every: 300 });
+      // n2 made its networks after n1's: it learnt them then, and refuses its containers' traffic to red at
+      // once (by destination: traffic leaving a masquerading network carries its host's address, so the
+      // sender's host is the one that can tell; n1 does the same once it knows blue, below).
+      t.true(spanElements(b, '10.246.0.0/16').spanned > 0, 'n2 knows red\'s subnet from its CreateNetwork');
+      await until('f1 (front, allows back) on n1 to reach k2 on n2', () => pingFrom(a, 'f1', ip.k2), { ms: 30_000, every: 300 });
+      t.true(await pingFrom(b, 'k2', ip.f1), 'k2 (back) on n2 reaches f1 (front) on n1: n2 learnt front\'s allowance from the store');
+      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 before any refresh', () => pingFrom(b, 'b2', ip.r1));
+
+      // n1 learns n2's networks (its periodic refresh, on demand): each host now refuses on its own.
+      const learnt = await refreshHosts(a);
+      t.deepEqual(learnt.Foreign, [
+        { Name: 'back', Subnet: '10.250.0.0/16', Allowed: ['back', 'front'] },
+        { Name: 'blue', Subnet: '10.247.0.0/16', Allowed: ['blue'] },
+      ], 'n1 knows back (allowed with its front) and blue');
+      t.deepEqual((await refreshHosts(b)).Foreign, [
+        { Name: 'front', Subnet: '10.249.0.0/16', Allowed: ['back', 'front'] },
+        { Name: 'red', Subnet: '10.246.0.0/16', Allowed: ['red'] },
+      ], 'n2 knows front (it allows back) and red');
+      await refused(t, [a], 'r1 (red) on n1 -> b2 (blue) on n2, refused by n1 itself', () => pingFrom(a, 'r1', ip.b2));
+      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 itself', () => pingFrom(b, 'b2', ip.r1));
+      await refused(t, [a], 'f1 (front) on n1 -> b2 (blue) on n2 (not allowed)', () => pingFrom(a, 'f1', ip.b2));
+      await refused(t, [b], 'k2 (back) on n2 -> r1 (red) on n1 (not allowed)', () => pingFrom(b, 'k2', ip.r1));
+      t.true(await pingFrom(a, 'f1', ip.k2), 'the allowed pair still: f1 -> k2');
+      t.true(await pingFrom(b, 'k2', ip.f1), 'and k2 -> f1');
+
+      // red on n2 too: the foreign span becomes n2's own network, which reaches itself across hosts, and blue still not.
+      await bgpNet(b, 'red', '10.246.0.0/16');
+      await run(b, 'r2', 'red');
+      const r2 = await addrIn(b, 'r2', 'red');
+      await until('r1 on n1 to reach r2 on n2', () => pingFrom(a, 'r1', r2), { ms: 30_000, every: 300 });
+      t.true(await pingFrom(b, 'r2', ip.r1), 'r2 on n2 reaches r1 on n1');
+      await refused(t, rigs, 'b2 (blue) -> r1 (red) on n1, red now on both hosts', () => pingFrom(b, 'b2', ip.r1));
+      t.deepEqual((await refreshHosts(b)).Foreign.map((f) => f.Name), ['front'], 'red is n2\'s own now, not foreign');
+
+      for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
+      await networkRm(b, 'red');
+      t.true(spanElements(b, '10.246.0.0/16').spanned > 0, 'red removed on n2 but still on n1: foreign on n2 again');
+      await networkRm(a, 'red');
+      await networkRm(a, 'front');
+      await networkRm(b, 'blue');
+      await networkRm(b, 'back');
+      // n2 removed the last networks: its DeleteNetwork re-read the store. n1 still has blue and back as
+      // foreign spans until it refreshes (its timer, or here on demand).
+      t.deepEqual((await refreshHosts(a)).Foreign, [], 'n1: nothing defined across hosts any more');
+      t.deepEqual((await refreshHosts(b)).Foreign, [], 'n2 neither');
+      for (const rig of rigs) {
+        t.deepEqual(isolationElements(rig), NO_ELEMENTS, 'no isolation element left, foreign spans included');
+        t.deepEqual(driverLinks(rig), [], 'no veth left');
+      }
     } finally {
       for (const rig of rigs) await rig.stop();
     }

@@ -10,6 +10,11 @@ import { Netlink } from '../../lib/netlink/handle.js';
 import { nftGetTable, NFPROTO_INET } from '../../lib/netlink/nftables.js';
 import { inNetns } from '../../lib/netns/netns.js';
 import { masqTableName } from '../../plugins/bridge/masq.js';
+import { ensureIsolation, ISOLATION_TABLE, isolationGroup, removeIsolation, syncForeignSpans, type IsolationMember } from '../../plugins/common/isolation.js';
+import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftListElements } from '../../lib/netlink/nft-set.js';
+import { NetlinkSocket } from '../../lib/netlink/socket.js';
+import { formatIP, ipFromBytes } from '../../lib/ip/addr.js';
 
 // Isolation between tether networks on one host, internal networks and icc off, with real traffic.
 const dist = fileURLToPath(new URL('../../../dist/bin/', import.meta.url));
@@ -200,4 +205,48 @@ test('routed networks (tether-bgp-route) are isolated per network, from each oth
     t.is(e!.code, 100);
     t.regex(e!.message, /is in device group 0, not the network's isolation group \d+/, what);
   }
+});
+
+test('foreign spans (networks across hosts with no member on this node): subnet in "spanned", allowed pairs in "spanpeers"; those no longer foreign go, the node\'s own spans never', (t) => {
+  const l = lab(net('isof', '10.95.0.0/24'));
+  const members: IsolationMember[] = [{ routed: 'red' }, { routed: 'front' }, { routed: 'blue' }, { routed: 'x' }, { bridge: 'bisof' }];
+  const nameOf = new Map(members.map((m) => [isolationGroup(m), 'bridge' in m ? `bridge ${m.bridge}` : m.routed]));
+  const ip = (b: Buffer) => formatIP(ipFromBytes(b.subarray(0, 4)));
+  const sets = () => inNetns(l.host, () => NetlinkSocket.within(NETLINK_NETFILTER, (s) => {
+    const list = (set: string) => nftListElements(s, NFPROTO_INET, ISOLATION_TABLE, set);
+    return {
+      spanned: list('spanned').map((e) => `${ip(e.key)}${(e.flags ?? 0) & NFT_SET_ELEM_INTERVAL_END ? ' end' : ''}`).sort(),
+      spanpeers: list('spanpeers').map((e) => `${ip(e.key)}-${ip(e.keyEnd!)} ${nameOf.get(e.key.readUInt32BE(4))}`).sort(),
+    };
+  }));
+  // This node's own network across hosts, allowed with front.
+  const own = ['10.246.0.0/16'];
+  inNetns(l.host, () => ensureIsolation({ member: { routed: 'red' }, isolate: true, internal: false, icc: true, allowBridges: [], allowNetworks: ['front'], spans: own }));
+  const ownOnly = sets();
+  t.deepEqual(ownOnly, { spanned: ['10.246.0.0', '10.247.0.0 end'], spanpeers: ['10.246.0.0-10.246.255.255 front'] });
+
+  // Two foreign spans either side of it (adjacent intervals), one overlapping it (left out).
+  inNetns(l.host, () => syncForeignSpans([
+    { subnet: '10.247.0.0/16', allowed: [{ routed: 'blue' }] },
+    { subnet: '10.245.0.0/16', allowed: [{ routed: 'x' }, { bridge: 'bisof' }] },
+    { subnet: '10.246.128.0/17', allowed: [{ routed: 'x' }] },
+  ], own));
+  t.deepEqual(sets(), {
+    spanned: ['10.245.0.0', '10.246.0.0', '10.246.0.0 end', '10.247.0.0', '10.247.0.0 end', '10.248.0.0 end'],
+    spanpeers: ['10.245.0.0-10.245.255.255 bridge bisof', '10.245.0.0-10.245.255.255 x', '10.246.0.0-10.246.255.255 front', '10.247.0.0-10.247.255.255 blue'],
+  }, 'both foreign spans with their pairs; the overlapping one not');
+  const again = sets();
+  inNetns(l.host, () => syncForeignSpans([{ subnet: '10.247.0.0/16', allowed: [{ routed: 'blue' }] }, { subnet: '10.245.0.0/16', allowed: [{ routed: 'x' }, { bridge: 'bisof' }] }], own));
+  t.deepEqual(sets(), again, 'repeating it changes nothing');
+
+  // One definition gone, the other no longer allowed with the bridge: their elements go, the own span's stay.
+  inNetns(l.host, () => syncForeignSpans([{ subnet: '10.245.0.0/16', allowed: [{ routed: 'x' }] }], own));
+  t.deepEqual(sets(), { spanned: ['10.245.0.0', '10.246.0.0', '10.246.0.0 end', '10.247.0.0 end'], spanpeers: ['10.245.0.0-10.245.255.255 x', '10.246.0.0-10.246.255.255 front'] });
+  inNetns(l.host, () => syncForeignSpans([], own));
+  t.deepEqual(sets(), ownOnly, 'nothing foreign: exactly the own span\'s elements');
+  // A driver that lost track (restarted): what is beyond its own spans is foreign, and goes.
+  inNetns(l.host, () => syncForeignSpans([{ subnet: '10.250.0.0/16', allowed: [{ routed: 'x' }] }], own));
+  inNetns(l.host, () => removeIsolation({ routed: 'red' }, own));
+  inNetns(l.host, () => syncForeignSpans([], []));
+  t.deepEqual(sets(), { spanned: [], spanpeers: [] }, 'nothing left');
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IPAM_METHODS, NETWORK_METHODS } from '../../docker/api.js';
 import { vethNames, type Dataplane } from '../../docker/dataplane.js';
-import { isolationOf } from '../../docker/isolation.js';
+import { foreignNetworks, isolationOf } from '../../docker/isolation.js';
+import type { ForeignSpan } from '../../plugins/common/isolation.js';
 import { IpamDriver } from '../../docker/ipam.js';
 import { NetworkDriver, type MultiHost } from '../../docker/network.js';
 import { DockerConfigError, parseDockerConfig } from '../../docker/config.js';
@@ -34,6 +35,9 @@ class FakeDataplane implements Dataplane {
   }
   removeNetwork(n: NetworkRecord) { this.bridges.delete(n.bridge); }
   isolate() { /* elements only: nothing the fake keeps */ }
+  /** The foreign spans last applied, and the local spans they were told to leave alone. */
+  foreign: { spans: ForeignSpan[]; local: string[] } = { spans: [], local: [] };
+  foreignSpans(spans: ForeignSpan[], local: string[]) { this.foreign = { spans, local }; }
   restoreEndpoint() { /* a device group: nothing the fake keeps */ }
   createEndpoint(_n: NetworkRecord, e: { hostVeth: string; sandboxVeth: string }) {
     if (this.fail.createEndpoint) throw new Error(this.fail.createEndpoint);
@@ -396,4 +400,42 @@ test('-o mode=bgp -o name=: several routed networks, each shared under its name,
   t.regex(await bad({ mode: 'bgp', name: 'no spaces' }), /-o name=no spaces must be 1 to 64 letters/);
   t.regex(await bad({ allowBridges: 'way-too-long-bridge-name' }), /-o allowBridges=way-too-long-bridge-name: "way-too-long-bridge-name" /);
   a.done(); b.done(); rmSync(storeDir, { recursive: true, force: true });
+});
+
+test('-o mode=bgp across hosts: each host learns the networks it has none of (subnet, allowed pairs from any host\'s -o allowNetworks) at CreateNetwork, DeleteNetwork and Tether.Refresh; gone once undefined', async (t) => {
+  const storeDir = mkdtempSync(join(tmpdir(), 'tether-shared-'));
+  const shared = new SharedNetworks(() => new FileKV(join(storeDir, 'kv')));
+  const on = (node: string) => driver({ overlay: () => { throw new Error('no VXLAN here'); }, shared, routed: { network: 'pods', node } });
+  const [h1, h2] = [on('n1'), on('n2')];
+  const create = async (d: typeof h1, id: string, pool: string, generic: Record<string, string>) => {
+    await d.call('IpamDriver.RequestPool', { AddressSpace: 'tether', Pool: pool, SubPool: '', Options: {}, V6: false });
+    const r = await d.call('NetworkDriver.CreateNetwork', { NetworkID: id.repeat(64), Options: { 'com.docker.network.generic': { mode: 'bgp', ...generic } }, IPv4Data: [{ AddressSpace: 'tether', Pool: pool, Gateway: `${pool.split('/')[0].replace(/0$/, '1')}/16` }], IPv6Data: [] });
+    t.is(r.status, 200, JSON.stringify(r.json));
+  };
+  const spans = (d: typeof h1) => d.dp.foreign.spans.map((f) => `${f.subnet} ${f.allowed.map((m) => ('bridge' in m ? `bridge ${m.bridge}` : m.routed)).join(',')}`);
+  await create(h1, 'a', '10.60.0.0/16', { name: 'web' });
+  await create(h1, 'c', '10.63.0.0/16', { name: 'api', allowNetworks: 'db' });
+  t.deepEqual(spans(h1), [], 'n1 alone: nothing foreign');
+  await create(h2, 'b', '10.61.0.0/16', { name: 'db' });
+  t.deepEqual(spans(h2), ['10.63.0.0/16 api,db', '10.60.0.0/16 web'], 'n2 learnt n1\'s networks at its CreateNetwork; api allows db on n1 (recorded with n1\'s membership)');
+  t.deepEqual(h2.dp.foreign.local, ['10.61.0.0/16'], 'its own span is told apart');
+  t.deepEqual(((await shared.networks()).get('api')), { definition: (await shared.get('api')).definition!, hosts: ['n1'], allowNetworks: ['db'] });
+  const refreshed = await h1.call('Tether.Refresh');
+  t.deepEqual(refreshed.json, { Foreign: [{ Name: 'db', Subnet: '10.61.0.0/16', Allowed: ['api', 'db'] }] }, 'n1 learns db on Tether.Refresh; its api allows it');
+  t.deepEqual(spans(h1), ['10.61.0.0/16 api,db']);
+
+  // The same subnet as a local span is never foreign; nor is a network this host has.
+  const nets = await h1.state.networks();
+  t.deepEqual(foreignNetworks(nets, new Map([['x', { definition: { mode: 'bgp', subnet: '10.60.1.0/24', internal: false, masquerade: true, createdBy: 'n9', createdAt: '' }, hosts: ['n9'], allowNetworks: [] }]])), [], 'overlapping a local span: left out');
+
+  await h1.call('NetworkDriver.DeleteNetwork', { NetworkID: 'a'.repeat(64) });
+  t.deepEqual(spans(h1), ['10.61.0.0/16 api,db'], 'web gone from n1 and from the store: not foreign either');
+  t.deepEqual(((await h2.call('Tether.Refresh')).json as any).Foreign.map((f: any) => f.Name), ['api'], 'n2 drops web once its definition is gone');
+  await h1.call('NetworkDriver.DeleteNetwork', { NetworkID: 'c'.repeat(64) });
+  t.deepEqual(spans(h1), ['10.61.0.0/16 db'], 'api gone on n1: db is still foreign there, no longer allowed with api');
+  await h2.call('NetworkDriver.DeleteNetwork', { NetworkID: 'b'.repeat(64) });
+  t.deepEqual(spans(h2), [], 'n2: nothing foreign left');
+  t.deepEqual(((await h1.call('Tether.Refresh')).json as any).Foreign, []);
+  t.deepEqual(spans(h1), [], 'n1: nothing foreign left');
+  h1.done(); h2.done(); rmSync(storeDir, { recursive: true, force: true });
 });
