@@ -236,3 +236,18 @@ test('leave: a live member that is silent since the leave is not waited for past
   c.receive(nodes.get('b')!.message(), 'b', now + 800);
   t.true(c.leaveSettled(now + 800, 500));
 });
+
+test('donations: a donor back from a restart gives nothing to a member it has not heard since (its saved record may be of a node that left)', (t) => {
+  const names = ['a', 'b'];
+  const a = new PeerNode(opts('a', { blocks: 24, initialPeers: ['b'] }), 0);
+  const b = new PeerNode(opts('b', { blocks: 24, initialPeers: ['a'] }), 0);
+  for (let k = 0; k < 2; k++) { a.receive(b.message(), 'b', 0); b.receive(a.message(), 'a', 0); a.tick(0); b.tick(0); }
+  t.deepEqual(names.map((n) => a.table.ownedBy(n).length), [12, 12]);
+  b.setSupply(0);
+  a.receive(b.message(), 'b', 10);
+  const saved = a.snapshot(10);
+  const a2 = new PeerNode(opts('a', { blocks: 24, initialPeers: ['b'] }), 20, saved);
+  t.deepEqual(a2.donations(a2.owned(), 20), [], 'b wants, but a has not heard it since its start');
+  a2.receive(b.message(), 'b', 30);
+  t.deepEqual(a2.donations(a2.owned(), 30).map((d) => [d.to, d.blocks.length]), [['b', 2]]);
+});

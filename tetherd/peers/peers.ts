@@ -261,7 +261,9 @@ export class PeerNode {
     const out: Donation[] = [];
     let spare = emptyOwned.filter((i) => this.table.owners[i] === this.o.name);
     // Only members we hear: across a partition, a donor on the other side cannot give, and must not be waited for.
-    const live = this.live().filter((m) => m.name === this.o.name || this.silentFor(m.name, now) < this.o.reachableMs);
+    // Heard since this start, too: a record restored from our saved state may be of a node that has left
+    // since (its blocks would stay in a left member's name).
+    const live = this.live().filter((m) => m.name === this.o.name || (this.lastHeard.has(m.name) && this.silentFor(m.name, now) < this.o.reachableMs));
     for (const m of live) {
       if (m.name === this.o.name || m.wants <= 0 || !m.hasTable || this.donatedAt.get(m.name) === m.version) continue;
       const donors = live.filter((d) => d.name !== m.name && (d.name === this.o.name ? spare.length : d.free) > this.o.lowWater)
