@@ -170,3 +170,84 @@ test('automatic reclaim: after reclaimAfter of silence the first live node by na
   t.is(nodes[1].owned().length, 6, 'b, the first live node by name, is the heir');
   t.true(nodes.slice(1).every((n) => n.self.votes.some((v) => v.dead === 'a' && v.heir === 'b')));
 });
+
+/**
+ * The bench's race (bench/peers.ts, 10 nodes): a node that just asked for space is stopped and leaves
+ * while a donor, not yet told, gives it blocks. Before the fix the leaving node stopped as soon as its
+ * heir confirmed its own blocks, and the donated ones stayed in the left member's name on every node for
+ * good (a left node allocates nothing, and no reclaim takes a left member's blocks).
+ */
+test('leave: blocks a donor gave before it heard of the leave are handed on; the leave is settled only when every live member knows', (t) => {
+  let now = 0;
+  const names = ['a', 'b', 'c'];
+  const o = (n: string) => opts(n, { blocks: 24, initialPeers: names.filter((x) => x !== n) });
+  const nodes = new Map(names.map((n) => [n, new PeerNode(o(n), now)]));
+  const send = (from: string, to: string) => { nodes.get(to)!.receive(nodes.get(from)!.message(), from, now); };
+  const all = () => { for (const x of names) for (const y of names) if (x !== y) send(x, y); for (const n of nodes.values()) n.tick(now); };
+  all(); all();
+  const [a, b, c] = names.map((n) => nodes.get(n)!);
+  t.deepEqual(names.map((n) => a.table.ownedBy(n).length), [8, 8, 8]);
+  // c's store fills: it asks for 2 blocks; b has pods too, so a is the donor with most free blocks.
+  a.setSupply(8); b.setSupply(5); c.setSupply(0);
+  now = 100; all();
+  const d = a.donations(a.owned(), now);
+  t.deepEqual(d.map((x) => [x.to, x.blocks.length]), [['c', 2]]);
+  t.true(a.give('c', d[0].blocks));
+  // Its message to c is lost (c's agent is being stopped); c's pods go and it leaves.
+  now = 200;
+  t.is(c.leave(now), null);
+  const cBlocks = names.map((n) => c.table.ownedBy(n).length);
+  t.deepEqual(cBlocks, [16, 8, 0], 'c handed its 8 blocks to a (fewest, then the name that sorts first)');
+  send('c', 'a'); send('c', 'b'); send('a', 'c');
+  t.deepEqual(c.strays(), d[0].blocks, 'a\'s answer shows it gave c two blocks before it heard of the leave');
+  t.false(c.leaveSettled(now, 1000), 'not settled while the table gives c blocks');
+  t.true(c.handOn(c.strays()));
+  t.deepEqual(c.strays(), []);
+  send('c', 'a'); send('c', 'b'); send('a', 'c');
+  t.false(c.leaveSettled(now, 1000), 'b has not answered yet');
+  send('b', 'c');
+  t.true(c.leaveSettled(now, 1000), 'every live member sent back c\'s left record, and took what c handed on');
+  for (const n of [a, b]) for (const x of [a, b]) if (n !== x) send(n.name, x.name);
+  for (const n of nodes.values()) {
+    t.deepEqual(n.table.ownedBy('c'), [], `${n.name}: no block in the left member's name`);
+    t.true(n.table.owners.every((x) => x === 'a' || x === 'b'), `${n.name}: every block owned by a live member`);
+    t.true(n.table.equals(a.table), `${n.name}: one table`);
+  }
+  t.true(a.owned().length + b.owned().length === 24);
+});
+
+test('leave: a live member that is silent since the leave is not waited for past quietMs; one that spoke is', (t) => {
+  let now = 0;
+  const names = ['a', 'b', 'c'];
+  const nodes = new Map(names.map((n) => [n, new PeerNode(opts(n, { initialPeers: names.filter((x) => x !== n) }), now)]));
+  const send = (from: string, to: string) => { nodes.get(to)!.receive(nodes.get(from)!.message(), from, now); };
+  for (let k = 0; k < 2; k++) { for (const x of names) for (const y of names) if (x !== y) send(x, y); for (const n of nodes.values()) n.tick(now); }
+  const c = nodes.get('c')!;
+  now = 1000;
+  t.is(c.leave(now), null);
+  send('c', 'a'); send('a', 'c');
+  t.false(c.leaveSettled(now + 100, 500), 'b (down) may still be answering');
+  t.true(c.leaveSettled(now + 500, 500), 'b said nothing since the leave for quietMs: not waited for');
+  // b speaks (an older state, sent before it heard of the leave): now it is waited for, until it answers.
+  const stale = nodes.get('b')!.message();
+  send('c', 'b');
+  c.receive(stale, 'b', now + 600);
+  t.false(c.leaveSettled(now + 700, 500));
+  c.receive(nodes.get('b')!.message(), 'b', now + 800);
+  t.true(c.leaveSettled(now + 800, 500));
+});
+
+test('donations: a donor back from a restart gives nothing to a member it has not heard since (its saved record may be of a node that left)', (t) => {
+  const names = ['a', 'b'];
+  const a = new PeerNode(opts('a', { blocks: 24, initialPeers: ['b'] }), 0);
+  const b = new PeerNode(opts('b', { blocks: 24, initialPeers: ['a'] }), 0);
+  for (let k = 0; k < 2; k++) { a.receive(b.message(), 'b', 0); b.receive(a.message(), 'a', 0); a.tick(0); b.tick(0); }
+  t.deepEqual(names.map((n) => a.table.ownedBy(n).length), [12, 12]);
+  b.setSupply(0);
+  a.receive(b.message(), 'b', 10);
+  const saved = a.snapshot(10);
+  const a2 = new PeerNode(opts('a', { blocks: 24, initialPeers: ['b'] }), 20, saved);
+  t.deepEqual(a2.donations(a2.owned(), 20), [], 'b wants, but a has not heard it since its start');
+  a2.receive(b.message(), 'b', 30);
+  t.deepEqual(a2.donations(a2.owned(), 30).map((d) => [d.to, d.blocks.length]), [['b', 2]]);
+});

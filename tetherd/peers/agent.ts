@@ -121,9 +121,6 @@ export class PeerAgent {
     if (f.sender === this.c.nodeName) { this.drop('self', f.sender, 'a message with our own name (a node configured with the same nodeName?)'); return; }
     const g = this.guard.check(f, now);
     if (!g.ok) { this.drop(g.drop, f.sender, g.why); return; }
-    const seen = new Map<number, number>();
-    for (const run of f.message.table) if (run.owner === f.sender) for (let i = run.start; i < run.start + run.count; i++) seen.set(i, run.version);
-    this.confirmations.set(f.sender, seen);
     const r = this.peer.receive(f.message, f.sender, now);
     if (r.rejected) { this.drop('other_network', f.sender, r.rejected); return; }
     this.events.emit({ kind: 'peer-message', result: 'accepted' });
@@ -171,6 +168,15 @@ export class PeerAgent {
             this.dirty = true;
             this.log.info('gave blocks', { to: d.to, blocks: out.map((i) => formatCIDR(this.cut.cidr(i))) });
           }
+        }
+      }
+      // Left, and the table still gives us blocks (a donation decided before the donor heard we left): on they go.
+      const strays = this.peer.strays();
+      if (strays.length) {
+        const out = await takeOut(this.kv, this.cut, strays);
+        if (out.length && this.peer.handOn(out)) {
+          this.dirty = true;
+          this.log.info('handed on blocks given to this node after it left', { to: this.peer.table.owners[out[0]], blocks: out.map((i) => formatCIDR(this.cut.cidr(i))) });
         }
       }
       if (this.lastFree !== report.empty.length) this.lastFree = report.empty.length;
@@ -276,9 +282,10 @@ export class PeerAgent {
 
   /**
    * `tetherd leave` (the agent stopped): refused while pods hold addresses here; else every block goes
-   * to the live member holding fewest, the store is emptied, and the news is sent until the receiver's
-   * own state shows the blocks as its (or the deadline passes: then they stay with this node's name,
-   * and a reclaim later frees them).
+   * to the live member holding fewest, the store is emptied, and the news is sent until it is settled
+   * (PeerNode.leaveSettled: every live member knows we left, every block we handed on was taken, and
+   * any block given to us before a donor heard of the leave was handed on too), or the deadline passes:
+   * then what is not confirmed spreads when the others next hear this node's state.
    */
   async leave(deadlineMs: number): Promise<{ to?: string; blocks: number; confirmed: boolean; problem?: string }> {
     await this.startQuiet();
@@ -288,24 +295,21 @@ export class PeerAgent {
     if (busy.length) { this.stop(); return { blocks: 0, confirmed: false, problem: `pods still hold addresses in ${busy.length} of this node's blocks (${busy.slice(0, 3).map((i) => formatCIDR(this.cut.cidr(i))).join(', ')}${busy.length > 3 ? ', ...' : ''}): remove them first` }; }
     const out = await takeOut(this.kv, this.cut, owned);
     if (out.length !== owned.length) { this.stop(); return { blocks: 0, confirmed: false, problem: 'an address was allocated while leaving; try again' }; }
-    const problem = this.peer.leave();
+    const problem = this.peer.leave(Date.now());
     if (problem) { this.stop(); return { blocks: 0, confirmed: false, problem }; }
-    const to = this.peer.table.owners[owned[0]];
+    const to = owned.length ? this.peer.table.owners[owned[0]] : undefined;
     saveSnapshot(this.c.stateFile, this.peer.snapshot(Date.now()));
-    let confirmed = owned.length === 0;
-    for (const until = Date.now() + deadlineMs; !confirmed && Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+    // Every running member sends its state to every member each gossip interval: silent for a few, it is not running.
+    const quietMs = 3 * this.c.gossipIntervalMs;
+    let confirmed = false;
+    for (const until = Date.now() + deadlineMs; !confirmed && Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
       this.broadcast();
-      confirmed = this.confirmedBy(to, owned);
+      await this.step();
+      confirmed = this.peer.leaveSettled(Date.now(), quietMs);
     }
     this.stop();
     return { to, blocks: owned.length, confirmed };
   }
-
-  /** Whether `to` has sent us a record at least as new as our transfer of these blocks. */
-  private confirmedBy(to: string, blocks: number[]): boolean {
-    return this.confirmations.has(to) && blocks.every((i) => (this.confirmations.get(to)!.get(i) ?? 0) >= this.peer.table.versions[i]);
-  }
-  private readonly confirmations = new Map<string, Map<number, number>>();
 
   /** The socket and state without the timers (for leave). */
   private async startQuiet(): Promise<void> {

@@ -21,9 +21,9 @@ export async function peersMain(command: string, raw: unknown, args: string[]): 
   if (command === 'leave') {
     const r = await agent.leave(10_000);
     if (r.problem) { writeSync(2, `tetherd leave: ${r.problem}\n`); return 1; }
-    out(r.blocks === 0 ? `tetherd: node ${c.nodeName} left; it owned no block` : r.confirmed
-      ? `tetherd: node ${c.nodeName} left; its ${r.blocks} blocks now belong to ${r.to}`
-      : `tetherd: node ${c.nodeName} left, but ${r.to} has not confirmed taking its ${r.blocks} blocks within 10 s; it will when it hears this node's state (run leave again to resend)`);
+    const what = r.blocks === 0 ? 'it owned no block' : `its ${r.blocks} blocks now belong to ${r.to}`;
+    out(r.confirmed ? `tetherd: node ${c.nodeName} left; ${what}`
+      : `tetherd: node ${c.nodeName} left (${what}), but not every live member confirmed it within 10 s; they will when they hear this node's state (run leave again to resend)`);
     return 0;
   }
   if ((raw as { mode?: string }).mode === 'bgp') return bgpOnPeers(raw, agent);

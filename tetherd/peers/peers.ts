@@ -70,6 +70,15 @@ export class PeerNode {
    * much silence), so we allocate at once, even alone.
    */
   private awaitingWord = false;
+  /**
+   * What each sender's latest message said that a leaving node needs: the version of our own record in
+   * it (it knows we left once that is our left record's), and the blocks it owns there (block -> version:
+   * it took a block we handed it once that version is ours).
+   */
+  private readonly views = new Map<string, { self: number; owns: Map<number, number> }>();
+  /** When leave() ran (ms), and every block this node handed on since (at the leave, and strays after it). */
+  private leftAt = 0;
+  private readonly handed = new Set<number>();
 
   constructor(private readonly o: PeerOptions, now: number, saved?: Snapshot) {
     const initial = o.seed || !o.initialPeers.length ? '' : digest([...new Set([...o.initialPeers, o.address])].sort());
@@ -113,6 +122,9 @@ export class PeerNode {
     if (m.config !== this.o.config || m.blocks !== this.o.blocks) return { changed: false, rejected: `${from} runs another network configuration (pool, block size or name differ)` };
     this.lastHeard.set(from, now);
     this.awaitingWord = false;
+    const owns = new Map<number, number>();
+    for (const run of m.table) if (run.owner === from) for (let i = run.start; i < run.start + run.count; i++) owns.set(i, run.version);
+    this.views.set(from, { self: m.members.find((r) => r.name === this.o.name)?.version ?? 0, owns });
     let changed = false;
     for (const r of m.retired) if (!this.retired.has(r)) { this.retired.add(r); changed = true; }
     for (const rec of m.members) {
@@ -249,7 +261,9 @@ export class PeerNode {
     const out: Donation[] = [];
     let spare = emptyOwned.filter((i) => this.table.owners[i] === this.o.name);
     // Only members we hear: across a partition, a donor on the other side cannot give, and must not be waited for.
-    const live = this.live().filter((m) => m.name === this.o.name || this.silentFor(m.name, now) < this.o.reachableMs);
+    // Heard since this start, too: a record restored from our saved state may be of a node that has left
+    // since (its blocks would stay in a left member's name).
+    const live = this.live().filter((m) => m.name === this.o.name || (this.lastHeard.has(m.name) && this.silentFor(m.name, now) < this.o.reachableMs));
     for (const m of live) {
       if (m.name === this.o.name || m.wants <= 0 || !m.hasTable || this.donatedAt.get(m.name) === m.version) continue;
       const donors = live.filter((d) => d.name !== m.name && (d.name === this.o.name ? spare.length : d.free) > this.o.lowWater)
@@ -272,14 +286,58 @@ export class PeerNode {
     return true;
   }
 
-  /** tetherd leave: every block to the live member holding fewest, then the record says we left. */
-  leave(): string | null {
-    const others = this.live().filter((m) => m.name !== this.o.name);
-    if (!others.length) return 'no other live member to give the blocks to';
+  /** Where a leaving node's blocks go: the live member holding fewest (ties: the name that sorts first). */
+  private heir(): string | undefined {
     const counts = (n: string) => this.table.ownedBy(n).length;
-    const to = others.sort((a, b) => counts(a.name) - counts(b.name) || (a.name < b.name ? -1 : 1))[0].name;
-    this.table.transfer(this.o.name, to, this.table.ownedBy(this.o.name));
+    return this.live().filter((m) => m.name !== this.o.name).sort((a, b) => counts(a.name) - counts(b.name) || (a.name < b.name ? -1 : 1))[0]?.name;
+  }
+
+  /** tetherd leave: every block to the live member holding fewest, then the record says we left. */
+  leave(now: number): string | null {
+    const to = this.heir();
+    if (!to) return 'no other live member to give the blocks to';
+    const mine = this.table.ownedBy(this.o.name);
+    this.table.transfer(this.o.name, to, mine);
+    for (const i of mine) this.handed.add(i);
+    this.leftAt = now;
     this.bump({ left: true, free: 0, wants: 0 });
     return null;
+  }
+
+  /**
+   * Blocks the table gives this node after it left: a donor that decided before it heard of the leave
+   * (a node that asked for space and leaves at once), or a copy of the table older than the leave. A left
+   * node allocates nothing and no reclaim takes a left member's blocks, so unless they are handed on
+   * (handOn) they are lost to the network for good.
+   */
+  strays(): number[] { return this.self.left && !this.isRetired ? this.table.ownedBy(this.o.name) : []; }
+
+  /** After the leave: strays (out of the store first, as for a donation) to the live member holding fewest. */
+  handOn(blocks: number[]): boolean {
+    const to = this.heir();
+    if (!this.self.left || this.isRetired || !to || !blocks.length || !this.table.transfer(this.o.name, to, blocks)) return false;
+    for (const i of blocks) this.handed.add(i);
+    this.self.version++;
+    return true;
+  }
+
+  /**
+   * Whether a leaving node may stop: it owns nothing; the current owner of every block it handed on
+   * has sent a table showing it took it; and every live member has sent our left record back. A member
+   * gives nothing to a member it knows left, so once a member has sent that, any block it gave us before
+   * is in what it sent, and was handed on. A member silent since we left for quietMs (a few gossip
+   * intervals: every running member sends its state to every member that often) is down or cut off and
+   * is not waited for.
+   */
+  leaveSettled(now: number, quietMs: number): boolean {
+    if (!this.self.left) return false;
+    if (this.isRetired) return true;
+    if (this.strays().length) return false;
+    for (const i of this.handed) {
+      const owner = this.table.owners[i];
+      if ((this.views.get(owner)?.owns.get(i) ?? 0) < this.table.versions[i]) return false;
+    }
+    const unacked = this.live().filter((m) => m.name !== this.o.name && (this.views.get(m.name)?.self ?? 0) < this.self.version);
+    return !unacked.length || (now - this.leftAt >= quietMs && unacked.every((m) => (this.lastHeard.get(m.name) ?? -Infinity) < this.leftAt));
   }
 }
