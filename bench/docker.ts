@@ -48,9 +48,9 @@ export async function benchDocker(): Promise<BenchRow[]> {
     const rm = stats(rmT);
     // Every call Docker made to the driver while containers came and went, in the order a run and an rm make them.
     const calls: [string, Stats][] = [
-      'IpamDriver.RequestAddress', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'NetworkDriver.ProgramExternalConnectivity',
+      'IpamDriver.RequestAddress', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'NetworkDriver.ProgramExternalConnectivity', 'NetworkDriver.EndpointOperInfo',
       'NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint', 'IpamDriver.ReleaseAddress',
-    ].filter((m) => per[m]?.samplesMs.length).map((m) => [m, m.startsWith('IpamDriver.Request') || /CreateEndpoint|Join|Program/.test(m) ? run : rm]);
+    ].filter((m) => per[m]?.samplesMs.length).map((m) => [m, m.startsWith('IpamDriver.Request') || /CreateEndpoint|Join|Program|OperInfo/.test(m) ? run : rm]);
     return [
       { name: 'docker run -d --network N', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: run, sb: stats(runB), unit: 'ms' },
       { name: 'docker rm -f', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: rm, sb: stats(rmB), unit: 'ms' },
