@@ -170,7 +170,9 @@ async function refused(t: ExecutionContext, rigs: DockerRig[], what: string, pro
 }
 
 const addrIn = (rig: DockerRig, name: string, net: string) => rig.ok('inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, name);
-const pingFrom = async (rig: DockerRig, from: string, to: string) => (await rig.docker(['exec', from, 'ping', '-c', '1', '-W', '2', to])).status === 0;
+/** A -o mode=bgp network named (-o name=) as the hosts share it. */
+const bgpNet = (rig: DockerRig, name: string, subnet: string, ...extra: string[]) => rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=bgp', '-o', `name=${name}`, '--subnet', subnet, ...extra, name);
+const run = (rig: DockerRig, name: string, net: string) => rig.ok('run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '100000');
 
 /**
  * What a container with NET_ADMIN could do: give itself a default route. --internal must hold anyway,
@@ -207,8 +209,6 @@ test.serial('-o mode=bgp networks are isolated from each other and from bridge n
       rigs.push(await rigOn(lab, n1, BGP));
       rigs.push(await rigOn(lab, n2, BGP));
       const [a, b] = rigs;
-      const bgpNet = (rig: DockerRig, name: string, subnet: string, ...extra: string[]) => rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=bgp', '-o', `name=${name}`, '--subnet', subnet, ...extra, name);
-      const run = (rig: DockerRig, name: string, net: string) => rig.ok('run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '100000');
       for (const rig of rigs) {
         await bgpNet(rig, 'web', '10.246.0.0/16');
         await bgpNet(rig, 'db', '10.247.0.0/16');
@@ -233,31 +233,31 @@ test.serial('-o mode=bgp networks are isolated from each other and from bridge n
       }
 
       // Allowed: the same network on one host and across hosts (BGP may still be learning: bounded polling).
-      await until('w1 on n1 to reach w2 on n2', () => pingFrom(a, 'w1', ip.w2), { ms: 30_000, every: 300 });
-      await until('d2 on n2 to reach d1 on n1', () => pingFrom(b, 'd2', ip.d1), { ms: 30_000, every: 300 });
-      await until('p1 on n1 to reach p2 on n2 (internal)', () => pingFrom(a, 'p1', ip.p2), { ms: 30_000, every: 300 });
-      t.true(await pingFrom(b, 'p2', ip.p1), 'internal: p2 on n2 reaches p1 on n1');
-      await until('a1 (api, allows web) to reach w2 on n2', () => pingFrom(a, 'a1', ip.w2), { ms: 30_000, every: 300 });
-      t.true(await pingFrom(b, 'w2', ip.a1), 'w2 on n2 reaches a1 (api allows web; n1 carries the pair both ways)');
-      t.true(await pingFrom(a, 'w1', ip.a1), 'w1 reaches a1 on the same host');
-      t.true(await pingFrom(a, 'w1', n2.underlayIP), 'a non-internal network reaches beyond its host (n2\'s underlay address)');
+      await until('w1 on n1 to reach w2 on n2', () => ping(a, 'w1', ip.w2), { ms: 30_000, every: 300 });
+      await until('d2 on n2 to reach d1 on n1', () => ping(b, 'd2', ip.d1), { ms: 30_000, every: 300 });
+      await until('p1 on n1 to reach p2 on n2 (internal)', () => ping(a, 'p1', ip.p2), { ms: 30_000, every: 300 });
+      t.true(await ping(b, 'p2', ip.p1), 'internal: p2 on n2 reaches p1 on n1');
+      await until('a1 (api, allows web) to reach w2 on n2', () => ping(a, 'a1', ip.w2), { ms: 30_000, every: 300 });
+      t.true(await ping(b, 'w2', ip.a1), 'w2 on n2 reaches a1 (api allows web; n1 carries the pair both ways)');
+      t.true(await ping(a, 'w1', ip.a1), 'w1 reaches a1 on the same host');
+      t.true(await ping(a, 'w1', n2.underlayIP), 'a non-internal network reaches beyond its host (n2\'s underlay address)');
 
       // Refused, both ways: bgp vs bgp on one host, across hosts, bgp vs a bridge network.
-      await refused(t, rigs, 'w1 -> d1 (one host)', () => pingFrom(a, 'w1', ip.d1));
-      await refused(t, rigs, 'd1 -> w1 (one host)', () => pingFrom(a, 'd1', ip.w1));
-      await refused(t, rigs, 'w1 on n1 -> d2 on n2', () => pingFrom(a, 'w1', ip.d2));
-      await refused(t, rigs, 'd2 on n2 -> w1 on n1', () => pingFrom(b, 'd2', ip.w1));
-      await refused(t, rigs, 'w1 (bgp) -> l1 (bridge)', () => pingFrom(a, 'w1', ip.l1));
-      await refused(t, rigs, 'l1 (bridge) -> w1 (bgp)', () => pingFrom(a, 'l1', ip.w1));
-      await refused(t, rigs, 'a1 (api) -> d2 on n2 (not allowed)', () => pingFrom(a, 'a1', ip.d2));
+      await refused(t, rigs, 'w1 -> d1 (one host)', () => ping(a, 'w1', ip.d1));
+      await refused(t, rigs, 'd1 -> w1 (one host)', () => ping(a, 'd1', ip.w1));
+      await refused(t, rigs, 'w1 on n1 -> d2 on n2', () => ping(a, 'w1', ip.d2));
+      await refused(t, rigs, 'd2 on n2 -> w1 on n1', () => ping(b, 'd2', ip.w1));
+      await refused(t, rigs, 'w1 (bgp) -> l1 (bridge)', () => ping(a, 'w1', ip.l1));
+      await refused(t, rigs, 'l1 (bridge) -> w1 (bgp)', () => ping(a, 'l1', ip.w1));
+      await refused(t, rigs, 'a1 (api) -> d2 on n2 (not allowed)', () => ping(a, 'a1', ip.d2));
       // --internal: not the other networks, not beyond the network, even with a default route of its own.
-      await refused(t, rigs, 'w2 on n2 -> p1 (internal) on n1', () => pingFrom(b, 'w2', ip.p1));
+      await refused(t, rigs, 'w2 on n2 -> p1 (internal) on n1', () => ping(b, 'w2', ip.p1));
       t.notRegex((await a.ok('exec', 'p1', 'ip', 'route')), /default/, 'internal: no default route in the container');
       await forceDefaultRoute(a, 'p1', '169.254.1.1');
-      await refused(t, rigs, 'p1 (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'p1', n2.underlayIP));
-      await refused(t, rigs, 'p1 (internal, own default route) -> w2 on n2', () => pingFrom(a, 'p1', ip.w2));
-      await refused(t, rigs, 'p1 (internal, own default route) -> w1 on its host', () => pingFrom(a, 'p1', ip.w1));
-      t.true(await pingFrom(a, 'p1', ip.p2), 'and p1 still reaches p2 on n2');
+      await refused(t, rigs, 'p1 (internal, own default route) -> n2\'s underlay address', () => ping(a, 'p1', n2.underlayIP));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w2 on n2', () => ping(a, 'p1', ip.w2));
+      await refused(t, rigs, 'p1 (internal, own default route) -> w1 on its host', () => ping(a, 'p1', ip.w1));
+      t.true(await ping(a, 'p1', ip.p2), 'and p1 still reaches p2 on n2');
 
       // A routed container's host veth carries its network's group; the driver's start puts it back.
       const veth = vethNames(await a.ok('inspect', '-f', '{{(index .NetworkSettings.Networks "web").EndpointID}}', 'w1')).hostVeth;
@@ -308,8 +308,6 @@ test.serial('-o mode=bgp networks each on one host only: isolated across hosts b
       rigs.push(await rigOn(lab, n1, BGP));
       rigs.push(await rigOn(lab, n2, BGP));
       const [a, b] = rigs;
-      const bgpNet = (rig: DockerRig, name: string, subnet: string, ...extra: string[]) => rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '-o', 'mode=bgp', '-o', `name=${name}`, '--subnet', subnet, ...extra, name);
-      const run = (rig: DockerRig, name: string, net: string) => rig.ok('run', '-d', '--name', name, '--network', net, IMAGE, 'sleep', '100000');
       // n1 has red and front only, n2 blue and back only; front allows back (one side's option, on n1).
       await bgpNet(a, 'red', '10.246.0.0/16');
       await bgpNet(a, 'front', '10.249.0.0/16', '-o', 'allowNetworks=back');
@@ -328,9 +326,9 @@ test.serial('-o mode=bgp networks each on one host only: isolated across hosts b
       // once (by destination: traffic leaving a masquerading network carries its host's address, so the
       // sender's host is the one that can tell; n1 does the same once it knows blue, below).
       t.true(spanElements(b, '10.246.0.0/16').spanned > 0, 'n2 knows red\'s subnet from its CreateNetwork');
-      await until('f1 (front, allows back) on n1 to reach k2 on n2', () => pingFrom(a, 'f1', ip.k2), { ms: 30_000, every: 300 });
-      t.true(await pingFrom(b, 'k2', ip.f1), 'k2 (back) on n2 reaches f1 (front) on n1: n2 learnt front\'s allowance from the store');
-      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 before any refresh', () => pingFrom(b, 'b2', ip.r1));
+      await until('f1 (front, allows back) on n1 to reach k2 on n2', () => ping(a, 'f1', ip.k2), { ms: 30_000, every: 300 });
+      t.true(await ping(b, 'k2', ip.f1), 'k2 (back) on n2 reaches f1 (front) on n1: n2 learnt front\'s allowance from the store');
+      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 before any refresh', () => ping(b, 'b2', ip.r1));
 
       // n1 learns n2's networks (its periodic refresh, on demand): each host now refuses on its own.
       const learnt = await refreshHosts(a);
@@ -342,20 +340,20 @@ test.serial('-o mode=bgp networks each on one host only: isolated across hosts b
         { Name: 'front', Subnet: '10.249.0.0/16', Allowed: ['back', 'front'] },
         { Name: 'red', Subnet: '10.246.0.0/16', Allowed: ['red'] },
       ], 'n2 knows front (it allows back) and red');
-      await refused(t, [a], 'r1 (red) on n1 -> b2 (blue) on n2, refused by n1 itself', () => pingFrom(a, 'r1', ip.b2));
-      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 itself', () => pingFrom(b, 'b2', ip.r1));
-      await refused(t, [a], 'f1 (front) on n1 -> b2 (blue) on n2 (not allowed)', () => pingFrom(a, 'f1', ip.b2));
-      await refused(t, [b], 'k2 (back) on n2 -> r1 (red) on n1 (not allowed)', () => pingFrom(b, 'k2', ip.r1));
-      t.true(await pingFrom(a, 'f1', ip.k2), 'the allowed pair still: f1 -> k2');
-      t.true(await pingFrom(b, 'k2', ip.f1), 'and k2 -> f1');
+      await refused(t, [a], 'r1 (red) on n1 -> b2 (blue) on n2, refused by n1 itself', () => ping(a, 'r1', ip.b2));
+      await refused(t, [b], 'b2 (blue) on n2 -> r1 (red) on n1, refused by n2 itself', () => ping(b, 'b2', ip.r1));
+      await refused(t, [a], 'f1 (front) on n1 -> b2 (blue) on n2 (not allowed)', () => ping(a, 'f1', ip.b2));
+      await refused(t, [b], 'k2 (back) on n2 -> r1 (red) on n1 (not allowed)', () => ping(b, 'k2', ip.r1));
+      t.true(await ping(a, 'f1', ip.k2), 'the allowed pair still: f1 -> k2');
+      t.true(await ping(b, 'k2', ip.f1), 'and k2 -> f1');
 
       // red on n2 too: the foreign span becomes n2's own network, which reaches itself across hosts, and blue still not.
       await bgpNet(b, 'red', '10.246.0.0/16');
       await run(b, 'r2', 'red');
       const r2 = await addrIn(b, 'r2', 'red');
-      await until('r1 on n1 to reach r2 on n2', () => pingFrom(a, 'r1', r2), { ms: 30_000, every: 300 });
-      t.true(await pingFrom(b, 'r2', ip.r1), 'r2 on n2 reaches r1 on n1');
-      await refused(t, rigs, 'b2 (blue) -> r1 (red) on n1, red now on both hosts', () => pingFrom(b, 'b2', ip.r1));
+      await until('r1 on n1 to reach r2 on n2', () => ping(a, 'r1', r2), { ms: 30_000, every: 300 });
+      t.true(await ping(b, 'r2', ip.r1), 'r2 on n2 reaches r1 on n1');
+      await refused(t, rigs, 'b2 (blue) -> r1 (red) on n1, red now on both hosts', () => ping(b, 'b2', ip.r1));
       t.deepEqual((await refreshHosts(b)).Foreign.map((f) => f.Name), ['front'], 'red is n2\'s own now, not foreign');
 
       for (const rig of rigs) await rig.ok('rm', '-f', ...(await rig.ok('ps', '-aq')).split('\n').filter(Boolean));
@@ -395,19 +393,19 @@ test.serial('-o mode=vxlan --internal: containers reach each other across hosts,
       const ipA = await addrIn(a, 'ca', 'ov');
       const ipB = await addrIn(b, 'cb', 'ov');
       const ipL = await addrIn(a, 'l1', 'loc');
-      await until('ca on n1 to reach cb on n2', () => pingFrom(a, 'ca', ipB), { ms: 30_000, every: 300 });
-      t.true(await pingFrom(b, 'cb', ipA), 'cb on n2 reaches ca on n1');
-      t.true(await pingFrom(a, 'l1', n2.underlayIP), 'a bridge network\'s container reaches n2\'s underlay address (the probe can succeed)');
+      await until('ca on n1 to reach cb on n2', () => ping(a, 'ca', ipB), { ms: 30_000, every: 300 });
+      t.true(await ping(b, 'cb', ipA), 'cb on n2 reaches ca on n1');
+      t.true(await ping(a, 'l1', n2.underlayIP), 'a bridge network\'s container reaches n2\'s underlay address (the probe can succeed)');
       const routes = await a.ok('exec', 'ca', 'ip', 'route');
       t.notRegex(routes, /default/, 'no default route in the container');
-      t.false(await pingFrom(a, 'ca', n2.underlayIP), 'nothing beyond the overlay without a route');
+      t.false(await ping(a, 'ca', n2.underlayIP), 'nothing beyond the overlay without a route');
       const gw = routes.match(/via (\S+)/)![1];
       await forceDefaultRoute(a, 'ca', gw);
-      await refused(t, rigs, 'ca (internal, own default route) -> n2\'s underlay address', () => pingFrom(a, 'ca', n2.underlayIP));
-      await refused(t, rigs, 'ca (internal) -> l1 (another network)', () => pingFrom(a, 'ca', ipL));
-      await refused(t, rigs, 'l1 -> ca (internal)', () => pingFrom(a, 'l1', ipA));
-      await refused(t, rigs, 'l1 -> cb (internal) on n2', () => pingFrom(a, 'l1', ipB));
-      t.true(await pingFrom(a, 'ca', ipB), 'and ca still reaches cb on n2');
+      await refused(t, rigs, 'ca (internal, own default route) -> n2\'s underlay address', () => ping(a, 'ca', n2.underlayIP));
+      await refused(t, rigs, 'ca (internal) -> l1 (another network)', () => ping(a, 'ca', ipL));
+      await refused(t, rigs, 'l1 -> ca (internal)', () => ping(a, 'l1', ipA));
+      await refused(t, rigs, 'l1 -> cb (internal) on n2', () => ping(a, 'l1', ipB));
+      t.true(await ping(a, 'ca', ipB), 'and ca still reaches cb on n2');
       const id = await a.ok('network', 'inspect', '-f', '{{.Id}}', 'ov');
       t.is(inNetns(a.netnsPath, () => nftGetTable(NFPROTO_INET, masqTableName(`docker-${id.slice(0, 12)}`))), null, 'no masquerade table for the network');
 
