@@ -143,9 +143,7 @@ export const kernelDataplane: Dataplane = {
 
   restoreEndpoint(n, e) {
     // A bridge port's traffic carries the bridge's group; a routed veth carries its own, which must be the network's.
-    if (!routed(n)) return;
-    const present = Netlink.within('/proc/self/ns/net', (nl) => nl.linkByName(e.hostVeth)?.kind === 'veth');
-    if (present) tagIsolationDevice(memberOf(n), e.hostVeth);
+    if (routed(n) && this.endpointPresent(e)) tagIsolationDevice(memberOf(n), e.hostVeth);
   },
 
   endpointPresent(e) {

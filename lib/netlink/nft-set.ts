@@ -1,3 +1,4 @@
+import { addToIP, lastOf, networkOf, type CIDR } from '../ip/addr.js';
 import { NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL } from './constants.js';
 import { NetlinkError, type NetlinkSocket } from './socket.js';
 import { Attrs, MessageWriter, type NetlinkMessage } from './wire.js';
@@ -24,6 +25,13 @@ const NFTA_SET_ELEM_KEY_END = 10;
 const NFTA_DATA_VALUE = 1;
 const NFTNL_UDATA_SET_ELEM_COMMENT = 0;
 export const NFT_SET_ELEM_INTERVAL_END = 1;
+
+/** The two elements of an interval set that cover a prefix: its first address, and the end marker one past its last. */
+export function prefixElements(c: CIDR): SetElement[] {
+  const start: SetElement = { key: Buffer.from(networkOf(c).bytes) };
+  const past = addToIP(lastOf(c), 1);
+  return past ? [start, { key: Buffer.from(past.bytes), flags: NFT_SET_ELEM_INTERVAL_END }] : [start];
+}
 
 /** One element: its key, its data when the set is a map, and a comment (who added it). */
 export interface SetElement {

@@ -1,5 +1,4 @@
-import { addToIP, lastOf, networkOf, type CIDR, type IP } from '../ip/addr.js';
-import { NFT_SET_ELEM_INTERVAL_END, type SetElement } from '../netlink/nft-set.js';
+import type { IP } from '../ip/addr.js';
 import { PROTOCOL_NUMBER, type Protocol } from './mapping.js';
 
 // nftables lays concatenated keys out as fields each padded to 4 bytes: an address as is, the
@@ -16,10 +15,3 @@ export function hostKey(ip: IP, p: Protocol, hostPort: number): Buffer { return 
 export function portKey(n: number): Buffer { return Buffer.from([n >> 8, n & 0xff]); }
 /** Data of either: the pod's address . its port. */
 export function target(ip: IP, containerPort: number): Buffer { return Buffer.concat([Buffer.from(ip.bytes), port(containerPort)]); }
-
-/** The two elements of an interval set that cover a prefix: its first address, and the end marker one past its last. */
-export function prefixElements(c: CIDR): SetElement[] {
-  const start: SetElement = { key: Buffer.from(networkOf(c).bytes) };
-  const past = addToIP(lastOf(c), 1);
-  return past ? [start, { key: Buffer.from(past.bytes), flags: NFT_SET_ELEM_INTERVAL_END }] : [start];
-}

@@ -3,12 +3,12 @@ import { formatIP, ipEqual, networkCIDR, type CIDR, type Family, type IP } from 
 import { AF_INET, AF_INET6, NETLINK_NETFILTER } from '../netlink/constants.js';
 import { conntrackDelete, conntrackList } from '../netlink/conntrack.js';
 import { NFPROTO_INET } from '../netlink/nftables.js';
-import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, prefixElements, type SetChange, type SetElement } from '../netlink/nft-set.js';
 import { Netlink } from '../netlink/handle.js';
 import { NetlinkError, NetlinkSocket } from '../netlink/socket.js';
 import { sysctlSet } from '../netns/sysctl.js';
 import { mark } from '../trace.js';
-import { hostKey, portKey, prefixElements, target, wildKey } from './elements.js';
+import { hostKey, portKey, target, wildKey } from './elements.js';
 import { entryElement, ledgerComment, ledgerEntries, ownerKey, type LedgerEntry } from './ledger.js';
 import { describeMapping, PROTOCOL_NUMBER, type PortMapping } from './mapping.js';
 import { ensurePortsTable, PORTS_TABLE, SETS } from './ruleset.js';

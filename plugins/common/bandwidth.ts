@@ -5,6 +5,7 @@ import { parseBandwidth, type BandwidthLimits } from '../../lib/bandwidth/limits
 import { Netlink } from '../../lib/netlink/handle.js';
 import { hostVethName } from './names.js';
 import type { Rollback } from './rollback.js';
+import type { HostLink } from './veth.js';
 
 // The bandwidth capability for any plugin: the main plugins in the same exec as their ADD, and
 // tether-bandwidth chained after any plugin, from its prevResult. The shaping code is loaded only by an
@@ -40,7 +41,7 @@ export async function shapeTraffic(ctx: Context, result: Result, limits: Bandwid
  * The host links shaping gave an attachment, for a main plugin's DEL to delete with the veth in one
  * kernel batch (removeVeth): its egress device, when it has limits. The qdiscs on the veth go with it.
  */
-export const shapingLinks = (ctx: Context) => [{ name: ifbName(ctx), kind: 'ifb' }];
+export const shapingLinks = (ctx: Context): HostLink[] => [{ name: ifbName(ctx), kind: 'ifb' }];
 
 /**
  * DEL of the chained tether-bandwidth, whose veth stays (the main plugin's DEL runs after it): the

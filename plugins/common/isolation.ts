@@ -2,8 +2,8 @@ import { networkGroup } from '../../lib/netlink/devgroups.js';
 import { Netlink } from '../../lib/netlink/handle.js';
 import { NETLINK_NETFILTER } from '../../lib/netlink/constants.js';
 import { NFPROTO_INET, nftGetTable } from '../../lib/netlink/nftables.js';
-import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, type SetChange, type SetElement } from '../../lib/netlink/nft-set.js';
-import { addToIP, cidrsOverlap, formatCIDR, formatIP, ipFromBytes, lastOf, networkOf, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
+import { NFT_SET_ELEM_INTERVAL_END, nftApplySetChanges, nftGetElement, nftListElements, prefixElements, type SetChange, type SetElement } from '../../lib/netlink/nft-set.js';
+import { cidrsOverlap, formatCIDR, formatIP, ipFromBytes, lastOf, networkOf, parseCIDR, type CIDR } from '../../lib/ip/addr.js';
 import { NetlinkError, NetlinkSocket } from '../../lib/netlink/socket.js';
 import { runNftScript } from '../../lib/nft-script.js';
 
@@ -112,11 +112,6 @@ function tagDevice(name: string, g: number): void {
   });
 }
 
-/** A spanning subnet in the interval set "spanned": its first address, and the end marker one past its last. */
-function spannedElements(c: CIDR): SetElement[] {
-  const past = addToIP(lastOf(c), 1);
-  return [{ key: Buffer.from(networkOf(c).bytes) }, ...(past ? [{ key: Buffer.from(past.bytes), flags: NFT_SET_ELEM_INTERVAL_END }] : [])];
-}
 /** A devgroup in a concatenated interval set: nftables keeps range fields in network byte order (the rule converts). */
 function rangeGroup(g: number): Buffer { const b = Buffer.alloc(4); b.writeUInt32BE(g); return b; }
 /** A subnet . group element of a concatenated interval set ("own", "spanpeers"): first and last address, each with the group. */
@@ -146,7 +141,7 @@ export function ensureIsolation(s: IsolationSettings, device = 'bridge' in s.mem
     (s.icc ? drop : want).push(change('add', 'noicc', [pair(g, g)]));
     if (spans.length) {
       // The network's own subnet on the other hosts; traffic between it and an allowed network here.
-      want.push({ ...change('add', 'spanned', []), elements: spans.flatMap(spannedElements) });
+      want.push({ ...change('add', 'spanned', []), elements: spans.flatMap(prefixElements) });
       want.push({ ...change('add', 'own', []), elements: spans.map((c) => subnetOf(c, g)) });
       if (others.length) want.push({ ...change('add', 'spanpeers', []), elements: spans.flatMap((c) => others.map((o) => subnetOf(c, o))) });
     }
@@ -175,7 +170,7 @@ export function removeIsolation(member: IsolationMember, spans: string[] = []): 
       change('delete', 'isolated', [group(g)]), change('delete', 'self', [pair(g, g)]), change('delete', 'internal', [group(g)]), change('delete', 'noicc', [pair(g, g)]),
       ...list('peers').filter((e) => groupAt(e.key, 0) || groupAt(e.key, 4)).map((e) => change('delete', 'peers', [e.key])),
       // An interval's start and end marker go together (the kernel finds the end by its start).
-      ...subnets.map((c) => ({ ...change('delete', 'spanned', []), elements: spannedElements(c) })),
+      ...subnets.map((c) => ({ ...change('delete', 'spanned', []), elements: prefixElements(c) })),
       ...['own', 'spanpeers'].flatMap((set) => list(set).filter((e) => e.key.subarray(4, 8).equals(rangeGroup(g)) || mine(e.key)).map((e) => ({ ...change('delete', set, []), elements: [{ key: e.key, keyEnd: e.keyEnd }] }))),
     ];
     for (const d of gone) {
@@ -241,7 +236,7 @@ export function syncForeignSpans(foreign: ForeignSpan[], local: string[]): void 
     }
     for (const { c, groups } of want) {
       apply(`foreign span ${formatCIDR(c)}`, [
-        { ...change('add', 'spanned', []), elements: spannedElements(c) },
+        { ...change('add', 'spanned', []), elements: prefixElements(c) },
         { ...change('add', 'spanpeers', []), elements: groups.map((g) => subnetOf(c, g)) },
       ]);
     }

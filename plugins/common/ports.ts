@@ -44,8 +44,8 @@ export async function publishPorts(ctx: Context, result: Result, rollback?: Roll
 /** DEL: whatever this attachment published, whatever the DEL's own config says. */
 export async function unpublishPorts(ctx: Context): Promise<void> {
   // Every DEL comes here: on a node where no port was ever published it stops at one lookup, before the
-  // port table's code is loaded and the ledger's key hashed (node:crypto costs milliseconds to load).
-  // removePortMappings itself needs no such check: with no table its lookups find nothing.
+  // port table's code is loaded. removePortMappings itself needs no such check: with no table its
+  // lookups find nothing.
   if (!nftGetTable(NFPROTO_INET, PORTS_TABLE)) return;
   const { removePortMappings } = await portTable();
   mark('del: ports loaded');

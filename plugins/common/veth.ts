@@ -66,6 +66,9 @@ function disableIPv6(ifname: string): void {
   }
 }
 
+/** A host-side link of an attachment besides its veth, by name and the kind it must be to be ours. */
+export interface HostLink { name: string; kind: string }
+
 /**
  * Removes this attachment's veth by its host end, whose name derives from container ID and interface
  * name: the container end goes with it. The container's interface is never looked up by name, so a DEL
@@ -74,7 +77,7 @@ function disableIPv6(ifname: string): void {
  * gone is fine. `alongWith` are the attachment's other host links (its ifb), each of the kind named:
  * deleted in the same kernel batch, which costs what deleting the veth alone does.
  */
-export function removeVeth(hostName: string, alongWith: { name: string; kind: string }[] = []): void {
+export function removeVeth(hostName: string, alongWith: HostLink[] = []): void {
   Netlink.within((host) => {
     const doomed = [{ name: hostName, kind: 'veth' }, ...alongWith].map((l) => {
       const link = host.linkByName(l.name);
@@ -89,7 +92,7 @@ export function removeVeth(hostName: string, alongWith: { name: string; kind: st
  * leak it), then the interface; whatever is already gone is fine. What lived on the host end (routes,
  * neighbour entries, the bridge port) goes with it.
  */
-export async function deleteVethAttachment(ctx: Context, hostName: string, alongWith: { name: string; kind: string }[] = []): Promise<void> {
+export async function deleteVethAttachment(ctx: Context, hostName: string, alongWith: HostLink[] = []): Promise<void> {
   mark('del');
   const ipamError = await release(ctx);
   mark('ipam');

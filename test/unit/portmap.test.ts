@@ -2,7 +2,8 @@ import test from 'ava';
 import { CniError } from '../../lib/cni/errors.js';
 import { parseBandwidth } from '../../lib/bandwidth/limits.js';
 import { parseIP, parseCIDR } from '../../lib/ip/addr.js';
-import { hostKey, portKey, prefixElements, target, wildKey } from '../../lib/portmap/elements.js';
+import { hostKey, portKey, target, wildKey } from '../../lib/portmap/elements.js';
+import { prefixElements } from '../../lib/netlink/nft-set.js';
 import { describeMapping, parsePortMappings } from '../../lib/portmap/mapping.js';
 
 test('portMappings: defaults, hostIP forms, and containerd\'s Go field names', (t) => {
