@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOutside, type Outside } from '../../conformance/lab.js';
@@ -66,6 +66,9 @@ export class DockerRig {
     unlinkSync(join(this.dir, 'dockerd.pid'));
     await this.script('start-dockerd.sh', [this.dir], { ...process.env, TDK_NETNS: this.netns });
   }
+
+  /** What the running dockerd has logged (start-dockerd.sh starts the log afresh with each dockerd). */
+  dockerdLog(): string { return readFileSync(join(this.dir, 'dockerd.log'), 'utf8'); }
 
   docker(args: string[], timeoutMs = 120_000): Promise<RunOutcome> {
     return runIn(undefined, DOCKER, args, timeoutMs, '', this.env);
@@ -136,6 +139,13 @@ export class DockerRig {
     try { await this.stopPlugin(); } catch { /* gone */ }
     if (this.outside) deleteNamedNetns(`${this.netns}-out`);
     if (existsSync(join(this.dir, 'netns'))) await this.script('stop-dockerd.sh', [this.dir]).catch((e: Error) => process.stderr.write(`${e.message}\n`));
+    // TETHER_TEST_KEEP_DOCKERD_LOG=DIR keeps each dockerd's log there (CI failures are read from it).
+    const keep = process.env.TETHER_TEST_KEEP_DOCKERD_LOG;
+    if (keep && existsSync(join(this.dir, 'dockerd.log'))) {
+      mkdirSync(keep, { recursive: true });
+      copyFileSync(join(this.dir, 'dockerd.log'), join(keep, `${this.dir.split('/').pop()}.dockerd.log`));
+      writeFileSync(join(keep, `${this.dir.split('/').pop()}.plugin.log`), this.pluginLog);
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
