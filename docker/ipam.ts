@@ -9,7 +9,7 @@ import {
 import { Allocator } from '../ipam/allocator.js';
 import { parseIpamConfig, type IpamConfig } from '../ipam/config.js';
 import { forgetNode } from '../ipam/retire.js';
-import { nodeLock, openStore, withStore } from '../ipam/store.js';
+import { openStore, withStore } from '../ipam/store.js';
 import type { EtcdConfig } from '../ipam/config.js';
 import type { Overlay } from './overlay.js';
 import {
@@ -57,6 +57,12 @@ function cidrArg(v: unknown, what: string): CIDR {
   return c;
 }
 
+/**
+ * Docker's IPAM on tether's allocator and stores. No allocation takes ipam/store.ts's node lock: that lock
+ * only spares concurrent allocators on a node each other's retries, and this driver's requests already run
+ * one at a time (the server's queue) on stores under its own --state-dir. Against any other writer (other
+ * hosts on etcd) the allocator's conditional transactions keep it correct, as they do with the lock.
+ */
 export class IpamDriver {
   constructor(private readonly state: DriverState, private readonly o: IpamOptions) {}
 
@@ -212,7 +218,7 @@ export class IpamDriver {
     const kv = openStore(cfg);
     const owner = { containerID: `${OWNER_PREFIX}${nodeCrypto().randomBytes(8).toString('hex')}`, ifname: OWNER_IFNAME };
     try {
-      const got = await withStore(kv, () => nodeLock(cfg, `docker RequestAddress on ${p.pool}`)(() => new Allocator(kv, cfg).allocate(owner, asked ? [asked] : [])));
+      const got = await withStore(kv, () => new Allocator(kv, cfg).allocate(owner, asked ? [asked] : []));
       return withPrefix(got.ips[0].ip);
     } catch (e) {
       if (e instanceof CniError && asked && /already held/.test(e.message)) throw new DriverError(`tether IPAM: ${r.Address} is already in use on this network`);
@@ -231,11 +237,11 @@ export class IpamDriver {
     }
     const cfg = this.config(p, false);
     const kv = openStore(cfg);
-    await withStore(kv, () => nodeLock(cfg, `docker ReleaseAddress ${r.Address}`)(async () => {
+    await withStore(kv, async () => {
       const a = new Allocator(kv, cfg);
       const holder = await a.holderOf(ip);
       if (holder) await a.release(holder);
-    }));
+    });
     return {};
   }
 
@@ -254,14 +260,14 @@ export class IpamDriver {
     for (const p of await this.state.pools()) {
       const cfg = this.config(p, false);
       const kv = openStore(cfg);
-      await withStore(kv, () => nodeLock(cfg, 'docker reconcile')(async () => {
+      await withStore(kv, async () => {
         const a = new Allocator(kv, cfg);
         for (const x of await this.ours(a, cfg)) {
           if (live.has(x.ip) || (x.since && now - Date.parse(x.since) < graceMs)) continue;
           await a.release({ containerID: x.containerID, ifname: x.ifname });
           released.push(x.ip);
         }
-      }));
+      });
     }
     return released;
   }
