@@ -1,16 +1,23 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitForLine } from '../conformance/spawn.js';
 import { DockerRig, IMAGE } from '../test/helpers/docker.js';
 import { stats, type Stats } from './stats.js';
 import type { BenchRow } from './throughput.js';
 
 // Docker on a tether network against Docker's own bridge driver, on the same private dockerd (the rig
 // of test/helpers/docker.ts: its own namespaces, --bridge=none, so Docker's bridge network is made with
-// `docker network create -d bridge`). Interleaved A B A B: `docker run -d` (returns once the container
-// runs, its network joined) and `docker rm -f`; then the driver's own per-call times, from Tether.Stats.
+// `docker network create -d bridge`). Interleaved, each round in a rotated order: `docker run -d` (returns
+// once the container runs, its network joined) and `docker rm -f`; then the driver's own per-call times,
+// from Tether.Stats. A third network's driver does no work at all (bench/docker-floor-driver.ts): what a
+// run costs with it is the remote protocol's own cost, the floor of any remote driver.
 
 const N = Number(process.env.BENCH_DOCKER_N ?? 20);
 const WARMUP = 2;
+const BUN = fileURLToPath(new URL('../../node_modules/.bin/bun', import.meta.url));
+const FLOOR = fileURLToPath(new URL('./docker-floor-driver.js', import.meta.url));
 
 function driverStats(socket: string): Promise<Record<string, { samplesMs: number[] }>> {
   return new Promise((resolve, reject) => {
@@ -26,23 +33,30 @@ function driverStats(socket: string): Promise<Record<string, { samplesMs: number
 
 export async function benchDocker(): Promise<BenchRow[]> {
   const rig = new DockerRig();
+  let floor: ChildProcess | undefined;
   try {
     await rig.start();
     await rig.startPlugin();
+    // In dockerd's namespaces, like tetherd's driver; stopped with the rig (its namespace goes, the process is killed).
+    floor = spawn('nsenter', ['--target', String(rig.dockerdPid), '--net', '--mount', '--', BUN, FLOOR, '/run/docker/plugins/tfloor.sock', String(WARMUP + N), '10.97.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await waitForLine(floor, 'floor driver: ready', 60_000);
     await rig.ok('network', 'create', '-d', 'tether', '--ipam-driver', 'tether', '--subnet', '10.95.0.0/24', 'bt');
     await rig.ok('network', 'create', '-d', 'bridge', '--subnet', '10.96.0.0/24', 'bb');
+    await rig.ok('network', 'create', '-d', 'tfloor', '--ipam-driver', 'tfloor', '--subnet', '10.97.0.0/24', 'bf');
     const timed = async (args: string[]) => { const t0 = performance.now(); await rig.ok(...args); return performance.now() - t0; };
-    const runT: number[] = []; const runB: number[] = []; const rmT: number[] = []; const rmB: number[] = [];
+    const nets = { t: 'bt', b: 'bb', f: 'bf' } as const;
+    const runs = { t: [] as number[], b: [] as number[], f: [] as number[] };
+    const rms = { t: [] as number[], b: [] as number[], f: [] as number[] };
+    // Whichever goes after another runs while the kernel still finishes the other's work: each driver
+    // takes each place in turn, so that order is out of the comparison.
+    const orders = [['t', 'b', 'f'], ['b', 'f', 't'], ['f', 't', 'b']] as const;
     for (let i = 0; i < WARMUP + N; i++) {
       const keep = i >= WARMUP;
-      // A B, then B A: whichever goes second runs right after the other's container started or went,
-      // while the kernel still finishes that work; alternating takes that order out of the comparison.
-      const tFirst = i % 2 === 0;
-      const pair = async (t: string[], b: string[]) => (tFirst ? [await timed(t), await timed(b)] : [await timed(b), await timed(t)].reverse());
-      const [a, b] = await pair(['run', '-d', '--name', `t${i}`, '--network', 'bt', IMAGE, 'sleep', '100000'], ['run', '-d', '--name', `b${i}`, '--network', 'bb', IMAGE, 'sleep', '100000']);
-      const [c, d] = await pair(['rm', '-f', `t${i}`], ['rm', '-f', `b${i}`]);
-      if (keep) { runT.push(a); runB.push(b); rmT.push(c); rmB.push(d); }
+      const order = orders[i % orders.length];
+      for (const w of order) { const ms = await timed(['run', '-d', '--name', `${w}${i}`, '--network', nets[w], IMAGE, 'sleep', '100000']); if (keep) runs[w].push(ms); }
+      for (const w of order) { const ms = await timed(['rm', '-f', `${w}${i}`]); if (keep) rms[w].push(ms); }
     }
+    const [runT, runB, rmT, rmB] = [runs.t, runs.b, rms.t, rms.b];
     const per = await driverStats(join(rig.dir, 'plugins', 'tether.sock'));
     const run = stats(runT);
     const rm = stats(rmT);
@@ -54,9 +68,12 @@ export async function benchDocker(): Promise<BenchRow[]> {
     return [
       { name: 'docker run -d --network N', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: run, sb: stats(runB), unit: 'ms' },
       { name: 'docker rm -f', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: rm, sb: stats(rmB), unit: 'ms' },
+      { name: 'docker run -d: the remote protocol\'s floor', a: 'a remote driver doing nothing', b: 'Docker bridge driver', sa: stats(runs.f), sb: stats(runB), unit: 'ms' },
+      { name: 'docker run -d: tether over that floor', a: 'tether driver + IPAM', b: 'a remote driver doing nothing', sa: run, sb: stats(runs.f), unit: 'ms' },
       ...calls.map(([m, whole]): BenchRow => ({ name: `  driver: ${m.split('.')[1]}`, a: 'tether, in the driver', b: whole === run ? 'the whole docker run' : 'the whole docker rm', sa: stats(per[m].samplesMs), sb: whole, unit: 'ms' })),
     ];
   } finally {
     await rig.stop();
+    floor?.kill();
   }
 }
