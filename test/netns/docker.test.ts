@@ -12,6 +12,7 @@ import { isolationGroup } from '../../plugins/common/isolation.js';
 import { NetlinkSocket } from '../../lib/netlink/socket.js';
 import { inNetns } from '../../lib/netns/netns.js';
 import { DockerRig, IMAGE } from '../helpers/docker.js';
+import { paced } from '../helpers/pace.js';
 import { until } from '../helpers/wait.js';
 
 // tether as Docker's network and IPAM driver, driven by a real dockerd 20.10 in its own namespaces
@@ -167,7 +168,7 @@ test.serial('dockerd restarted with running containers: --restart always ones co
 });
 
 test.serial('containers removed while the driver is down: cnictl gc --docker removes the endpoints, veths and addresses Docker no longer has, and nothing else', async (t) => {
-  t.timeout(600_000, 'dockerd retries each call to a driver that is down for ~15 s');
+  t.timeout(paced(600_000), 'dockerd retries each call to a driver that is down for ~15 s');
   await run('g1', 'nr');
   await run('g2', 'nr');
   await rig.stopPlugin('SIGKILL');
@@ -220,7 +221,7 @@ async function removeNetwork(t: ExecutionContext, n: string): Promise<void> {
 }
 
 test.serial('docker rm -f of 50 containers at once, then every network removed: nothing is left', async (t) => {
-  t.timeout(600_000, '50 docker runs and removals on a loaded 2-core machine');
+  t.timeout(paced(600_000), '50 docker runs and removals, and on a drifted endpoint count a dockerd restart, on a loaded 2-core machine');
   const ids: string[] = [];
   for (let i = 0; i < 50; i += 5) ids.push(...await Promise.all([0, 1, 2, 3, 4].map((k) => run(`m${i + k}`, 'n3'))));
   const results = await Promise.all(ids.map((id) => rig.docker(['rm', '-f', id])));
