@@ -56,19 +56,19 @@ export async function benchDocker(): Promise<BenchRow[]> {
       for (const w of order) { const ms = await timed(['run', '-d', '--name', `${w}${i}`, '--network', nets[w], IMAGE, 'sleep', '100000']); if (keep) runs[w].push(ms); }
       for (const w of order) { const ms = await timed(['rm', '-f', `${w}${i}`]); if (keep) rms[w].push(ms); }
     }
-    const [runT, runB, rmT, rmB] = [runs.t, runs.b, rms.t, rms.b];
     const per = await driverStats(join(rig.dir, 'plugins', 'tether.sock'));
-    const run = stats(runT);
-    const rm = stats(rmT);
+    const run = stats(runs.t);
+    const rm = stats(rms.t);
+    const bridgeRun = stats(runs.b);
     // Every call Docker made to the driver while containers came and went, in the order a run and an rm make them.
     const calls: [string, Stats][] = [
       'IpamDriver.RequestAddress', 'NetworkDriver.CreateEndpoint', 'NetworkDriver.Join', 'NetworkDriver.ProgramExternalConnectivity', 'NetworkDriver.EndpointOperInfo',
       'NetworkDriver.RevokeExternalConnectivity', 'NetworkDriver.Leave', 'NetworkDriver.DeleteEndpoint', 'IpamDriver.ReleaseAddress',
     ].filter((m) => per[m]?.samplesMs.length).map((m) => [m, m.startsWith('IpamDriver.Request') || /CreateEndpoint|Join|Program|OperInfo/.test(m) ? run : rm]);
     return [
-      { name: 'docker run -d --network N', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: run, sb: stats(runB), unit: 'ms' },
-      { name: 'docker rm -f', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: rm, sb: stats(rmB), unit: 'ms' },
-      { name: 'docker run -d: the remote protocol\'s floor', a: 'a remote driver doing nothing', b: 'Docker bridge driver', sa: stats(runs.f), sb: stats(runB), unit: 'ms' },
+      { name: 'docker run -d --network N', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: run, sb: bridgeRun, unit: 'ms' },
+      { name: 'docker rm -f', a: 'tether driver + IPAM', b: 'Docker bridge driver', sa: rm, sb: stats(rms.b), unit: 'ms' },
+      { name: 'docker run -d: the remote protocol\'s floor', a: 'a remote driver doing nothing', b: 'Docker bridge driver', sa: stats(runs.f), sb: bridgeRun, unit: 'ms' },
       { name: 'docker run -d: tether over that floor', a: 'tether driver + IPAM', b: 'a remote driver doing nothing', sa: run, sb: stats(runs.f), unit: 'ms' },
       ...calls.map(([m, whole]): BenchRow => ({ name: `  driver: ${m.split('.')[1]}`, a: 'tether, in the driver', b: whole === run ? 'the whole docker run' : 'the whole docker rm', sa: stats(per[m].samplesMs), sb: whole, unit: 'ms' })),
     ];

@@ -59,9 +59,10 @@ function cidrArg(v: unknown, what: string): CIDR {
 
 /**
  * Docker's IPAM on tether's allocator and stores. No allocation takes ipam/store.ts's node lock: that lock
- * only spares concurrent allocators on a node each other's retries, and this driver's requests already run
- * one at a time (the server's queue) on stores under its own --state-dir. Against any other writer (other
- * hosts on etcd) the allocator's conditional transactions keep it correct, as they do with the lock.
+ * only spares concurrent allocators on a node each other's retries; this driver's requests already run one
+ * at a time (the server's queue), and its lock file lay under its own --state-dir, so it never kept out any
+ * other process. Against every other writer (CNI pods and other hosts on a shared etcd) the allocator's
+ * conditional transactions keep it correct, with or without the lock.
  */
 export class IpamDriver {
   constructor(private readonly state: DriverState, private readonly o: IpamOptions) {}

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createOutside, type Outside } from '../../conformance/lab.js';
 import { runIn, waitForLine, type RunOutcome } from '../../conformance/spawn.js';
@@ -143,8 +143,8 @@ export class DockerRig {
     const keep = process.env.TETHER_TEST_KEEP_DOCKERD_LOG;
     if (keep && existsSync(join(this.dir, 'dockerd.log'))) {
       mkdirSync(keep, { recursive: true });
-      copyFileSync(join(this.dir, 'dockerd.log'), join(keep, `${this.dir.split('/').pop()}.dockerd.log`));
-      writeFileSync(join(keep, `${this.dir.split('/').pop()}.plugin.log`), this.pluginLog);
+      copyFileSync(join(this.dir, 'dockerd.log'), join(keep, `${basename(this.dir)}.dockerd.log`));
+      writeFileSync(join(keep, `${basename(this.dir)}.plugin.log`), this.pluginLog);
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
